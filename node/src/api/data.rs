@@ -1,0 +1,292 @@
+//! Data endpoints: upload, download (local or from the network), list, delete, exists, space.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tracing::{debug, info};
+
+use super::schema::{DataItem, DataList, Exists, Space};
+use super::{ApiError, AppState, ErrorBody};
+use crate::content::{ContentId, ContentKind, DEFAULT_BLOCK_SIZE, Manifest};
+use crate::download::DatasetStream;
+use crate::fetch::blocking;
+
+const LOG: &str = "vellum::api";
+/// Body chunks queued between the HTTP connection and the disk writer.
+const UPLOAD_QUEUE: usize = 32;
+
+fn parse_cid(text: &str) -> Result<ContentId, ApiError> {
+    Ok(text.parse::<ContentId>()?)
+}
+
+/// Reads `filename` from a Content-Disposition header; `Err` when present but unusable.
+fn filename_from(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(header::CONTENT_DISPOSITION) else { return Ok(None) };
+    let value = value.to_str().map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "content-disposition is not text"))?;
+    let Some(pos) = value.find("filename=") else { return Ok(None) };
+    let raw = value[pos + "filename=".len()..].split(';').next().unwrap_or_default().trim();
+    let name = raw.trim_matches('"');
+    if name.is_empty() || name.len() > 255 || name.chars().any(|c| c.is_control() || c == '/' || c == '\\') {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("invalid filename {name:?}")));
+    }
+    Ok(Some(name.to_owned()))
+}
+
+/// Reads the media type; `application/octet-stream` means "none given".
+fn mimetype_from(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else { return Ok(None) };
+    let text = value.to_str().map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "content-type is not text"))?;
+    let essence = text.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let valid = essence.len() <= 127
+        && essence.split_once('/').is_some_and(|(t, s)| {
+            let token = |x: &str| !x.is_empty() && x.chars().all(|c| c.is_ascii_alphanumeric() || "!#$&-^_.+".contains(c));
+            token(t) && token(s)
+        });
+    if !valid {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("invalid content-type {text:?}")));
+    }
+    Ok((essence != "application/octet-stream").then_some(essence))
+}
+
+async fn store_upload(state: &AppState, headers: &HeaderMap, body: Body) -> Result<(ContentId, Manifest), ApiError> {
+    let filename = filename_from(headers)?;
+    let mimetype = mimetype_from(headers)?;
+    let mut writer = state.store.begin_upload(DEFAULT_BLOCK_SIZE)?;
+    // The disk side runs on the blocking pool; a bounded queue carries the body to it, so a fast
+    // client waits for the disk instead of filling memory.
+    let (tx, mut rx) = mpsc::channel::<Bytes>(UPLOAD_QUEUE);
+    let disk = tokio::task::spawn_blocking(move || {
+        while let Some(chunk) = rx.blocking_recv() {
+            writer.write(&chunk)?;
+        }
+        Ok::<_, crate::store::StoreError>(writer)
+    });
+    let mut stream = body.into_data_stream();
+    let mut received = 0u64;
+    let mut failure = None;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(bytes) => {
+                received += bytes.len() as u64;
+                if tx.send(bytes).await.is_err() {
+                    break; // the writer failed; its error is reported below
+                }
+            }
+            Err(e) => {
+                failure = Some(ApiError::bad_request(format!("upload interrupted after {received} bytes: {e}")));
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let writer = disk.await.map_err(|e| ApiError::internal(e.to_string()))??;
+    if let Some(f) = failure {
+        // Dropping the writer discards the partial upload.
+        drop(writer);
+        return Err(f);
+    }
+    let (cid, manifest) = tokio::task::spawn_blocking(move || writer.finish(filename, mimetype))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    state.metrics.uploads.inc();
+    state.metrics.upload_bytes.inc_by(manifest.dataset_size);
+    info!(target: LOG, %cid, bytes = manifest.dataset_size, "upload stored");
+    let net = state.net.clone();
+    let tree = manifest.tree()?;
+    tokio::spawn(async move {
+        let _ = net.provide(&cid).await;
+        let _ = net.provide(&tree).await;
+    });
+    Ok((cid, manifest))
+}
+
+/// Upload a file (the whitepaper's endpoint); answers its CID as text.
+#[utoipa::path(post, path = "/upload", tag = "Data",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, description = "CID of the uploaded file", body = String, content_type = "text/plain"),
+              (status = 400, description = "Upload interrupted", body = ErrorBody),
+              (status = 422, description = "Invalid filename or content type", body = ErrorBody),
+              (status = 507, description = "Storage quota exceeded", body = ErrorBody)))]
+pub(super) async fn upload(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<String, ApiError> {
+    let (cid, _) = store_upload(&state, &headers, body).await?;
+    Ok(cid.to_string())
+}
+
+/// Upload a file in a streaming manner; answers its CID as text.
+#[utoipa::path(post, path = "/data", tag = "Data",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, description = "CID of the uploaded file", body = String, content_type = "text/plain"),
+              (status = 400, description = "Upload interrupted", body = ErrorBody),
+              (status = 422, description = "Invalid filename or content type", body = ErrorBody),
+              (status = 507, description = "Storage quota exceeded", body = ErrorBody)))]
+pub(super) async fn upload_data(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<String, ApiError> {
+    upload(State(state), headers, body).await
+}
+
+/// List the datasets held completely by this node.
+#[utoipa::path(get, path = "/data", tag = "Data",
+    responses((status = 200, description = "Datasets held locally", body = DataList)))]
+pub(super) async fn list(State(state): State<AppState>) -> Result<Json<DataList>, ApiError> {
+    let store = Arc::clone(&state.store);
+    let items = blocking(move || store.list()).await?;
+    Ok(Json(DataList { content: items.iter().map(|(c, m)| DataItem::new(c, m)).collect() }))
+}
+
+fn stream_response(manifest: &Manifest, stream: DatasetStream) -> Response {
+    let mut headers = HeaderMap::new();
+    let ctype = manifest.mimetype.as_deref().unwrap_or("application/octet-stream");
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(ctype).unwrap_or(HeaderValue::from_static("application/octet-stream")));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(manifest.dataset_size));
+    if let Some(name) = &manifest.filename
+        && let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+    {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    (headers, Body::from_stream(stream)).into_response()
+}
+
+/// Streams a dataset, from the local store or, if `network`, fetching it from peers.
+async fn serve_dataset(state: &AppState, cid_text: &str, network: bool) -> Result<Response, ApiError> {
+    let cid = parse_cid(cid_text)?;
+    if cid.kind() == ContentKind::Tree {
+        let store = Arc::clone(&state.store);
+        let record = blocking(move || store.dataset(&cid)).await?
+            .ok_or_else(|| ApiError::not_found(format!("{cid} is a tree CID not held here; download by manifest CID")))?;
+        let manifest = Manifest::new(cid, record.block_size, record.dataset_size);
+        let (file, _) = state.store.open_data(&cid)?;
+        state.metrics.downloads.inc();
+        return Ok(stream_response(&manifest, DatasetStream::local(Arc::new(file), manifest.dataset_size)));
+    }
+    let manifest = if network {
+        state.fetcher.manifest(&cid).await?
+    } else {
+        let store = Arc::clone(&state.store);
+        blocking(move || store.manifest(&cid)).await?.ok_or_else(|| ApiError::not_found(format!("{cid} is not held locally")))?
+    };
+    let tree = manifest.tree()?;
+    let store = Arc::clone(&state.store);
+    let local = blocking(move || store.dataset(&tree)).await?.is_some();
+    state.metrics.downloads.inc();
+    if local {
+        let (file, _) = state.store.open_data(&tree)?;
+        return Ok(stream_response(&manifest, DatasetStream::local(Arc::new(file), manifest.dataset_size)));
+    }
+    if !network {
+        return Err(ApiError::not_found(format!("{cid} is not held locally")));
+    }
+    match state.fetcher.fetch(cid, manifest.clone())? {
+        Some(job) => Ok(stream_response(&manifest, DatasetStream::following(&job))),
+        None => {
+            let (file, _) = state.store.open_data(&tree)?;
+            Ok(stream_response(&manifest, DatasetStream::local(Arc::new(file), manifest.dataset_size)))
+        }
+    }
+}
+
+/// Download a dataset by CID (the whitepaper's endpoint); fetched from the network if not local.
+#[utoipa::path(get, path = "/download/{cid}", tag = "Data",
+    params(("cid" = String, Path, description = "Manifest CID")),
+    responses((status = 200, description = "The content", body = Vec<u8>, content_type = "application/octet-stream"),
+              (status = 400, description = "Invalid CID", body = ErrorBody),
+              (status = 404, description = "Not found locally or in the network", body = ErrorBody)))]
+pub(super) async fn download(State(state): State<AppState>, Path(cid): Path<String>) -> Result<Response, ApiError> {
+    serve_dataset(&state, &cid, true).await
+}
+
+/// Download a dataset from the network in a streaming manner.
+#[utoipa::path(get, path = "/data/{cid}/network/stream", tag = "Data",
+    params(("cid" = String, Path, description = "Manifest CID")),
+    responses((status = 200, description = "The content", body = Vec<u8>, content_type = "application/octet-stream"),
+              (status = 400, description = "Invalid CID", body = ErrorBody),
+              (status = 404, description = "Not found", body = ErrorBody)))]
+pub(super) async fn download_network_stream(State(state): State<AppState>, Path(cid): Path<String>) -> Result<Response, ApiError> {
+    serve_dataset(&state, &cid, true).await
+}
+
+/// Download a dataset held locally; 404 if it is not.
+#[utoipa::path(get, path = "/data/{cid}", tag = "Data",
+    params(("cid" = String, Path, description = "Manifest or tree CID")),
+    responses((status = 200, description = "The content", body = Vec<u8>, content_type = "application/octet-stream"),
+              (status = 400, description = "Invalid CID", body = ErrorBody),
+              (status = 404, description = "Not held locally", body = ErrorBody)))]
+pub(super) async fn download_local(State(state): State<AppState>, Path(cid): Path<String>) -> Result<Response, ApiError> {
+    serve_dataset(&state, &cid, false).await
+}
+
+/// Delete a dataset (by manifest or tree CID) from this node.
+#[utoipa::path(delete, path = "/data/{cid}", tag = "Data",
+    params(("cid" = String, Path, description = "Manifest or tree CID")),
+    responses((status = 204, description = "Deleted (or was not here)"),
+              (status = 400, description = "Invalid CID", body = ErrorBody)))]
+pub(super) async fn delete(State(state): State<AppState>, Path(cid): Path<String>) -> Result<StatusCode, ApiError> {
+    let cid = parse_cid(&cid)?;
+    let store = Arc::clone(&state.store);
+    let removed = blocking(move || store.delete(&cid)).await?;
+    debug!(target: LOG, %cid, removed, "delete");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Start fetching a dataset from the network in the background.
+#[utoipa::path(post, path = "/data/{cid}/network", tag = "Data",
+    params(("cid" = String, Path, description = "Manifest CID")),
+    responses((status = 200, description = "Fetch started (or already complete)", body = DataItem),
+              (status = 400, description = "Invalid CID", body = ErrorBody),
+              (status = 404, description = "Manifest not found", body = ErrorBody)))]
+pub(super) async fn fetch_background(State(state): State<AppState>, Path(cid): Path<String>) -> Result<Json<DataItem>, ApiError> {
+    let cid = manifest_cid(&cid)?;
+    let manifest = state.fetcher.manifest(&cid).await?;
+    state.fetcher.fetch(cid, manifest.clone())?;
+    Ok(Json(DataItem::new(&cid, &manifest)))
+}
+
+/// Fetch only a dataset's manifest.
+#[utoipa::path(get, path = "/data/{cid}/network/manifest", tag = "Data",
+    params(("cid" = String, Path, description = "Manifest CID")),
+    responses((status = 200, description = "The manifest", body = DataItem),
+              (status = 400, description = "Invalid CID", body = ErrorBody),
+              (status = 404, description = "Manifest not found", body = ErrorBody)))]
+pub(super) async fn fetch_manifest(State(state): State<AppState>, Path(cid): Path<String>) -> Result<Json<DataItem>, ApiError> {
+    let cid = manifest_cid(&cid)?;
+    let manifest = state.fetcher.manifest(&cid).await?;
+    Ok(Json(DataItem::new(&cid, &manifest)))
+}
+
+fn manifest_cid(text: &str) -> Result<ContentId, ApiError> {
+    let cid = parse_cid(text)?;
+    if cid.kind() != ContentKind::Manifest {
+        return Err(ApiError::bad_request(format!("{cid} is not a manifest CID")));
+    }
+    Ok(cid)
+}
+
+/// Whether this node holds the dataset (manifest or tree CID) completely.
+#[utoipa::path(get, path = "/data/{cid}/exists", tag = "Data",
+    params(("cid" = String, Path, description = "Manifest or tree CID")),
+    responses((status = 200, description = "Whether it is held", body = Exists),
+              (status = 400, description = "Invalid CID", body = ErrorBody)))]
+pub(super) async fn exists(State(state): State<AppState>, Path(cid): Path<String>) -> Result<Json<Exists>, ApiError> {
+    let cid = parse_cid(&cid)?;
+    let store = Arc::clone(&state.store);
+    let has = blocking(move || store.has_complete(&cid)).await?;
+    Ok(Json(Exists { has }))
+}
+
+/// Storage space summary.
+#[utoipa::path(get, path = "/space", tag = "Data",
+    responses((status = 200, description = "Space in use", body = Space)))]
+pub(super) async fn space(State(state): State<AppState>) -> Result<Json<Space>, ApiError> {
+    let store = Arc::clone(&state.store);
+    let s = blocking(move || store.space()).await?;
+    Ok(Json(Space {
+        total_blocks: s.total_blocks,
+        quota_max_bytes: s.quota_max_bytes,
+        quota_used_bytes: s.quota_used_bytes,
+        quota_reserved_bytes: s.quota_reserved_bytes,
+    }))
+}

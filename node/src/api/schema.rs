@@ -1,0 +1,178 @@
+//! The JSON shapes of the REST API, with the reference implementation's field names.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::content::{ContentId, Manifest};
+
+/// `GET /info`: who this node is and how to reach it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct NodeInfo {
+    /// Peer id.
+    pub id: String,
+    /// Addresses the node listens on.
+    pub addrs: Vec<String>,
+    /// The data directory.
+    pub repo: String,
+    /// Signed peer record, `spr:…`.
+    pub spr: String,
+}
+
+/// A manifest as the API shows it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestItem {
+    /// CID of the content tree.
+    pub tree_cid: String,
+    /// Bytes in the dataset.
+    pub dataset_size: u64,
+    /// Block size.
+    pub block_size: u32,
+    /// Whether the dataset is erasure-coded.
+    pub protected: bool,
+    /// Original file name.
+    pub filename: Option<String>,
+    /// Original media type.
+    pub mimetype: Option<String>,
+}
+
+impl ManifestItem {
+    /// The API view of a manifest.
+    pub fn from_manifest(m: &Manifest) -> Self {
+        Self {
+            tree_cid: m.tree().map(|t| t.to_string()).unwrap_or_default(),
+            dataset_size: m.dataset_size,
+            block_size: m.block_size,
+            protected: m.is_protected(),
+            filename: m.filename.clone(),
+            mimetype: m.mimetype.clone(),
+        }
+    }
+}
+
+/// A dataset and its manifest.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DataItem {
+    /// Manifest CID.
+    pub cid: String,
+    /// The manifest.
+    pub manifest: ManifestItem,
+}
+
+impl DataItem {
+    /// The API view of a stored dataset.
+    pub fn new(cid: &ContentId, m: &Manifest) -> Self {
+        Self { cid: cid.to_string(), manifest: ManifestItem::from_manifest(m) }
+    }
+}
+
+/// `GET /data`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DataList {
+    /// Datasets held completely by this node.
+    pub content: Vec<DataItem>,
+}
+
+/// `GET /data/{cid}/exists`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Exists {
+    /// Whether the node holds it.
+    pub has: bool,
+}
+
+/// `GET /space`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Space {
+    /// Blocks stored.
+    pub total_blocks: u64,
+    /// The quota in bytes.
+    pub quota_max_bytes: u64,
+    /// Bytes in use.
+    pub quota_used_bytes: u64,
+    /// Bytes reserved for storage contracts.
+    pub quota_reserved_bytes: u64,
+}
+
+/// `GET /spr` as JSON.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SprRead {
+    /// The SPR.
+    pub spr: String,
+}
+
+/// `GET /peerid` as JSON.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PeerIdRead {
+    /// The peer id.
+    pub id: String,
+}
+
+/// A routing-table entry in `/debug/info`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TableNode {
+    /// DHT node id (the peer id here).
+    pub node_id: String,
+    /// Peer id.
+    pub peer_id: String,
+    /// A record of the node (its first address).
+    pub record: String,
+    /// Its address.
+    pub address: String,
+    /// Whether it is connected now.
+    pub seen: bool,
+}
+
+/// The routing table in `/debug/info`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PeersTable {
+    /// This node.
+    pub local_node: TableNode,
+    /// Known peers.
+    pub nodes: Vec<TableNode>,
+}
+
+/// Version information.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Version {
+    /// Vellum's version.
+    pub version: String,
+    /// Source revision, if known at build time.
+    pub revision: String,
+}
+
+/// Block-exchange counters (a Vellum extension of `/debug/info`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExchangeStats {
+    /// Blocks sent to peers.
+    pub blocks_served: u64,
+    /// Verified blocks received.
+    pub blocks_fetched: u64,
+    /// Blocks refused because their proof failed.
+    pub blocks_rejected: u64,
+}
+
+/// `GET /debug/info`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DebugInfo {
+    /// Peer id.
+    pub id: String,
+    /// Listen addresses.
+    pub addrs: Vec<String>,
+    /// Data directory.
+    pub repo: String,
+    /// Signed peer record.
+    pub spr: String,
+    /// Addresses announced to others.
+    pub announce_addresses: Vec<String>,
+    /// The DHT routing table.
+    pub table: PeersTable,
+    /// Version (the reference calls this field `codex`).
+    pub codex: Version,
+    /// Block-exchange counters.
+    pub exchange: ExchangeStats,
+}

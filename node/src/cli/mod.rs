@@ -1,0 +1,196 @@
+//! The `vellum` command line: `node`, `upload`, `download` and `bench`.
+//!
+//! Every flag can also come from a `VELLUM_*` environment variable or from the TOML file named
+//! by `--config` (see [`config_file`]); the command line wins over the environment, which wins
+//! over the file.
+
+mod bench;
+mod client;
+pub mod config_file;
+mod logging;
+mod size;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::process::READY_PREFIX;
+use crate::service::{self, NodeConfig};
+pub use self::size::parse_size;
+
+/// Vellum: a decentralized storage network with erasure coding and SNARK storage proofs.
+#[derive(Debug, Parser)]
+#[command(name = "vellum", version, about, args_override_self = true)]
+pub struct Cli {
+    /// TOML file with flag values (keys are the long flag names, e.g. `data-dir = "D1"`).
+    #[arg(long, global = true, env = "VELLUM_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a storage node.
+    Node(NodeArgs),
+    /// Upload a file to a node; prints its CID.
+    Upload(UploadArgs),
+    /// Download a dataset by CID from a node (which fetches it from the network if needed).
+    Download(DownloadArgs),
+    /// Benchmarks that print tables.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// Flags of `vellum node`.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Directory for the node's key, metadata and data.
+    #[arg(long, env = "VELLUM_DATA_DIR", default_value = "vellum-data")]
+    pub data_dir: PathBuf,
+    /// IP address to listen on and announce.
+    #[arg(short = 'i', long, env = "VELLUM_LISTEN_IP", default_value = "0.0.0.0")]
+    pub listen_ip: IpAddr,
+    /// REST API port (0 picks a free one).
+    #[arg(long, env = "VELLUM_API_PORT", default_value_t = 8080)]
+    pub api_port: u16,
+    /// Address the REST API binds to; keep it on loopback unless the API must be reachable.
+    #[arg(long, env = "VELLUM_API_BINDADDR", default_value = "127.0.0.1")]
+    pub api_bindaddr: IpAddr,
+    /// UDP port for QUIC and discovery (0 picks a free one).
+    #[arg(long, env = "VELLUM_UDP_PORT", default_value_t = 8090)]
+    pub udp_port: u16,
+    /// TCP port for libp2p (0 picks a free one).
+    #[arg(long, env = "VELLUM_TCP_PORT", default_value_t = 0)]
+    pub tcp_port: u16,
+    /// A node to join the network through: `spr:…` or a multiaddr ending in `/p2p/<peer id>`.
+    /// Repeatable; in the environment, separate entries with commas.
+    #[arg(long = "bootstrap-node", env = "VELLUM_BOOTSTRAP_NODE", value_delimiter = ',')]
+    pub bootstrap_node: Vec<String>,
+    /// Log level (TRACE, DEBUG, INFO, NOTICE, WARN, ERROR) or a filter like `info,vellum::net=debug`.
+    #[arg(long, env = "VELLUM_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Serve Prometheus metrics.
+    #[arg(long, env = "VELLUM_METRICS")]
+    pub metrics: bool,
+    /// Address the metrics endpoint binds to.
+    #[arg(long, env = "VELLUM_METRICS_ADDRESS", default_value = "127.0.0.1")]
+    pub metrics_address: IpAddr,
+    /// Port of the metrics endpoint.
+    #[arg(long, env = "VELLUM_METRICS_PORT", default_value_t = 8008)]
+    pub metrics_port: u16,
+    /// Storage quota, e.g. `20GiB`.
+    #[arg(long, env = "VELLUM_STORAGE_QUOTA", default_value = "20GiB", value_parser = parse_size)]
+    pub storage_quota: u64,
+    /// Fault injection for tests: corrupt every block served to peers.
+    #[arg(long, env = "VELLUM_FAULT_CORRUPT_SERVED_BLOCKS", hide = true)]
+    pub fault_corrupt_served_blocks: bool,
+}
+
+/// Where the client commands find the node.
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    /// Base URL of the node's REST API.
+    #[arg(long, env = "VELLUM_API", default_value = "http://127.0.0.1:8080/api/codex/v1")]
+    pub api: String,
+}
+
+/// Flags of `vellum upload`.
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    /// The file to upload.
+    pub file: PathBuf,
+    /// The node.
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// Flags of `vellum download`.
+#[derive(Debug, Args)]
+pub struct DownloadArgs {
+    /// The dataset's CID.
+    pub cid: String,
+    /// Where to write it.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// The node.
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// Benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Upload through one node's REST API and download node-to-node on loopback.
+    Transfer(bench::TransferArgs),
+}
+
+/// Runs the command line; the binary's `main`.
+pub fn main() -> ExitCode {
+    let args = match config_file::args_with_config(std::env::args_os().collect()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("vellum: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(args);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("vellum: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Node(args) => run_node(args).await,
+            Command::Upload(args) => client::upload(args).await,
+            Command::Download(args) => client::download(args).await,
+            Command::Bench(BenchCommand::Transfer(args)) => bench::transfer(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vellum: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
+    let control = logging::init(&args.log_level)?;
+    let config = NodeConfig {
+        data_dir: args.data_dir,
+        listen_ip: args.listen_ip,
+        api_bindaddr: args.api_bindaddr,
+        api_port: args.api_port,
+        tcp_port: args.tcp_port,
+        udp_port: args.udp_port,
+        bootstrap: args.bootstrap_node,
+        metrics: args.metrics.then_some(std::net::SocketAddr::new(args.metrics_address, args.metrics_port)),
+        quota: args.storage_quota,
+        corrupt_served_blocks: args.fault_corrupt_served_blocks,
+    };
+    let node = service::start(config, Some(control)).await?;
+    println!("Vellum node {}", node.net.peer_id());
+    if let Some(spr) = node.net.spr() {
+        println!("SPR {spr}");
+    }
+    if let Some(m) = node.metrics_addr {
+        println!("Metrics at http://{m}/metrics");
+    }
+    println!("{READY_PREFIX}http://{}{}", node.api_addr, crate::api::API_PREFIX);
+    tokio::select! {
+        r = node.wait() => r,
+        _ = tokio::signal::ctrl_c() => {
+            tracing::info!(target: "vellum::node", "interrupted; stopping");
+            Ok(())
+        }
+    }
+}

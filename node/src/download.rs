@@ -1,0 +1,124 @@
+//! Streams a dataset's bytes to a reader: straight from a complete data file, or following a
+//! fetch job, sending each stretch as soon as its blocks are in. Reads go in 1 MiB pieces on the
+//! blocking pool, so memory per download is one piece whatever the dataset's size.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures::Stream;
+use tokio::sync::watch;
+
+use crate::fetch::{FetchJob, FetchState};
+
+const PIECE: u64 = 1 << 20;
+
+type BoxStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+
+/// A dataset's bytes as a stream of pieces.
+pub struct DatasetStream(BoxStream);
+
+impl std::fmt::Debug for DatasetStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatasetStream")
+    }
+}
+
+struct Cursor {
+    file: Arc<File>,
+    pos: u64,
+    size: u64,
+    block_size: u64,
+    progress: Option<watch::Receiver<FetchState>>,
+}
+
+impl Cursor {
+    /// How far the file can be read now, waiting for the fetch if it must.
+    async fn readable_end(&mut self) -> io::Result<u64> {
+        let Some(rx) = self.progress.as_mut() else { return Ok(self.size) };
+        loop {
+            let state = rx.borrow_and_update().clone();
+            match state {
+                FetchState::Done => return Ok(self.size),
+                FetchState::Failed(reason) => return Err(io::Error::other(reason)),
+                FetchState::Running(blocks) => {
+                    let end = (blocks * self.block_size).min(self.size);
+                    if end > self.pos {
+                        return Ok(end);
+                    }
+                }
+            }
+            if rx.changed().await.is_err() {
+                // The job ended without a final word; only trust a complete count.
+                return match &*rx.borrow() {
+                    FetchState::Done => Ok(self.size),
+                    _ => Err(io::Error::other("fetch stopped")),
+                };
+            }
+        }
+    }
+
+    async fn next_piece(mut self) -> Option<(io::Result<Bytes>, Self)> {
+        if self.pos >= self.size {
+            return None;
+        }
+        let end = match self.readable_end().await {
+            Ok(e) => e,
+            Err(e) => {
+                self.pos = self.size; // end the stream after the error
+                return Some((Err(e), self));
+            }
+        };
+        let len = (end - self.pos).min(PIECE);
+        let file = Arc::clone(&self.file);
+        let pos = self.pos;
+        let read = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; len as usize];
+            file.read_exact_at(&mut buf, pos).map(|()| Bytes::from(buf))
+        })
+        .await
+        .unwrap_or_else(|e| Err(io::Error::other(e)));
+        match read {
+            Ok(b) => {
+                self.pos += len;
+                Some((Ok(b), self))
+            }
+            Err(e) => {
+                self.pos = self.size;
+                Some((Err(e), self))
+            }
+        }
+    }
+}
+
+impl DatasetStream {
+    /// The whole of a complete data file.
+    pub fn local(file: Arc<File>, size: u64) -> Self {
+        let cursor = Cursor { file, pos: 0, size, block_size: 1, progress: None };
+        Self(Box::pin(futures::stream::unfold(cursor, Cursor::next_piece)))
+    }
+
+    /// A dataset still arriving: each stretch is sent once its blocks are in.
+    pub fn following(job: &FetchJob) -> Self {
+        let cursor = Cursor {
+            file: Arc::clone(&job.file),
+            pos: 0,
+            size: job.manifest.dataset_size,
+            block_size: u64::from(job.manifest.block_size),
+            progress: Some(job.state.clone()),
+        };
+        Self(Box::pin(futures::stream::unfold(cursor, Cursor::next_piece)))
+    }
+}
+
+impl Stream for DatasetStream {
+    type Item = io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.as_mut().poll_next(cx)
+    }
+}

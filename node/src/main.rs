@@ -1,0 +1,5 @@
+//! The `vellum` binary: see `vellum --help`.
+
+fn main() -> std::process::ExitCode {
+    node::cli::main()
+}

@@ -1,0 +1,97 @@
+//! The node's Prometheus metrics and the `/metrics` endpoint (text exposition format).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tracing::{info, warn};
+
+const LOG: &str = "vellum::metrics";
+
+/// Counters and gauges of one node.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Bytes accepted by uploads.
+    pub upload_bytes: Counter,
+    /// Datasets uploaded.
+    pub uploads: Counter,
+    /// Blocks sent to peers.
+    pub blocks_served: Counter,
+    /// Blocks received from peers that verified.
+    pub blocks_fetched: Counter,
+    /// Blocks received from peers that failed verification.
+    pub blocks_rejected: Counter,
+    /// Datasets completed from the network.
+    pub fetches_completed: Counter,
+    /// Downloads served over the REST API.
+    pub downloads: Counter,
+    /// Fetches in progress.
+    pub fetches_active: Gauge,
+}
+
+impl Metrics {
+    /// A fresh set of metrics in its own registry.
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("vellum");
+        let m = |registry: &mut Registry, name: &str, help: &str| {
+            let c = Counter::default();
+            registry.register(name, help, c.clone());
+            c
+        };
+        let upload_bytes = m(&mut registry, "upload_bytes", "Bytes accepted by uploads");
+        let uploads = m(&mut registry, "uploads", "Datasets uploaded");
+        let blocks_served = m(&mut registry, "blocks_served", "Blocks sent to peers");
+        let blocks_fetched = m(&mut registry, "blocks_fetched", "Verified blocks received from peers");
+        let blocks_rejected = m(&mut registry, "blocks_rejected", "Blocks from peers that failed verification");
+        let fetches_completed = m(&mut registry, "fetches_completed", "Datasets completed from the network");
+        let downloads = m(&mut registry, "downloads", "Downloads served over the REST API");
+        let fetches_active = Gauge::default();
+        registry.register("fetches_active", "Network fetches in progress", fetches_active.clone());
+        Arc::new(Self {
+            registry,
+            upload_bytes,
+            uploads,
+            blocks_served,
+            blocks_fetched,
+            blocks_rejected,
+            fetches_completed,
+            downloads,
+            fetches_active,
+        })
+    }
+
+    /// The metrics in Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            warn!(target: LOG, "could not encode metrics");
+        }
+        out
+    }
+}
+
+/// Serves `GET /metrics` on `addr` until the process ends.
+pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<SocketAddr> {
+    async fn handler(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
+        ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], m.render())
+    }
+    let app = Router::new().route("/metrics", get(handler)).with_state(metrics);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    info!(target: LOG, %bound, "metrics listening");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            warn!(target: LOG, error = %e, "metrics server stopped");
+        }
+    });
+    Ok(bound)
+}

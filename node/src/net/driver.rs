@@ -1,0 +1,318 @@
+//! The task that owns the `Swarm`: it turns commands into swarm calls and swarm events into
+//! replies, and hands inbound block requests to the [`BlockServer`](super::serve::BlockServer)
+//! through a bounded queue (a full queue answers `Busy` at once, so a flood of requests costs a
+//! peer its answers, not our memory).
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::{DialError, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, identify, kad, noise, request_response, tcp, yamux};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use super::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
+use super::exchange::{Response, Status};
+use super::serve::{BlockServer, InboundRequest};
+use super::{COMMAND_QUEUE, Command, NetError, NetInfo, NetworkConfig, NetworkHandle, Published, TableEntry, spr};
+
+const LOG: &str = "vellum::net";
+/// Inbound requests waiting for the block server.
+const SERVE_QUEUE: usize = 256;
+
+fn listen_addr(ip: IpAddr, tcp: Option<u16>, udp: Option<u16>) -> Multiaddr {
+    let mut a = Multiaddr::empty();
+    a.push(match ip {
+        IpAddr::V4(v4) => Protocol::Ip4(v4),
+        IpAddr::V6(v6) => Protocol::Ip6(v6),
+    });
+    if let Some(p) = tcp {
+        a.push(Protocol::Tcp(p));
+    }
+    if let Some(p) = udp {
+        a.push(Protocol::Udp(p));
+        a.push(Protocol::QuicV1);
+    }
+    a
+}
+
+/// Starts the swarm task and the block server; returns the handle.
+pub fn spawn(config: NetworkConfig, server: BlockServer) -> Result<NetworkHandle, NetError> {
+    let keypair = config.keypair.clone();
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair.clone())
+        .with_tokio()
+        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .map_err(|e| NetError::Setup(e.to_string()))?
+        .with_quic()
+        .with_behaviour(|key| Behaviour::new(key))
+        .map_err(|e| NetError::Setup(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(600)))
+        .build();
+
+    swarm
+        .listen_on(listen_addr(config.listen_ip, Some(config.tcp_port), None))
+        .map_err(|e| NetError::Setup(format!("TCP listen: {e}")))?;
+    swarm
+        .listen_on(listen_addr(config.listen_ip, None, Some(config.udp_port)))
+        .map_err(|e| NetError::Setup(format!("QUIC listen: {e}")))?;
+
+    for (peer, addrs) in &config.bootstrap {
+        for a in addrs {
+            swarm.behaviour_mut().kad.add_address(peer, a.clone());
+        }
+        if let Err(e) = swarm.dial(DialOpts::peer_id(*peer).addresses(addrs.clone()).build()) {
+            warn!(target: LOG, %peer, error = %e, "could not dial bootstrap node");
+        }
+    }
+    if !config.bootstrap.is_empty() {
+        let _ = swarm.behaviour_mut().kad.bootstrap();
+    }
+
+    let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
+    let (serve_tx, serve_rx) = mpsc::channel(SERVE_QUEUE);
+    let published = Arc::new(RwLock::new(Published::default()));
+    let handle = NetworkHandle { peer_id: keypair.public().to_peer_id(), commands, published: Arc::clone(&published) };
+    server.spawn(serve_rx, handle.clone());
+    let driver = Driver {
+        swarm,
+        keypair,
+        published,
+        serve_tx,
+        pending_dials: HashMap::new(),
+        pending_requests: HashMap::new(),
+        provider_searches: HashMap::new(),
+        peer_searches: HashMap::new(),
+    };
+    tokio::spawn(driver.run(command_rx));
+    Ok(handle)
+}
+
+struct Driver {
+    swarm: Swarm<Behaviour>,
+    keypair: libp2p::identity::Keypair,
+    published: Arc<RwLock<Published>>,
+    serve_tx: mpsc::Sender<InboundRequest>,
+    pending_dials: HashMap<PeerId, Vec<oneshot::Sender<Result<(), String>>>>,
+    pending_requests: HashMap<request_response::OutboundRequestId, oneshot::Sender<Result<Response, String>>>,
+    provider_searches: HashMap<kad::QueryId, (mpsc::Sender<PeerId>, HashSet<PeerId>)>,
+    peer_searches: HashMap<kad::QueryId, PeerId>,
+}
+
+impl Driver {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_event(event),
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.on_command(cmd),
+                    None => break,
+                },
+            }
+        }
+        debug!(target: LOG, "network task stopped");
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Dial { peer, addrs, reply } => self.dial(peer, addrs, reply),
+            Command::Provide { key } => {
+                if let Err(e) = self.swarm.behaviour_mut().kad.start_providing(key.into()) {
+                    warn!(target: LOG, error = %e, "could not record provider");
+                }
+            }
+            Command::FindProviders { key, found } => {
+                let id = self.swarm.behaviour_mut().kad.get_providers(key.into());
+                self.provider_searches.insert(id, (found, HashSet::new()));
+            }
+            Command::Request { peer, request, reply } => {
+                let id = self.swarm.behaviour_mut().exchange.send_request(&peer, request);
+                self.pending_requests.insert(id, reply);
+            }
+            Command::Respond { channel, response } => {
+                // Fails only if the peer went away; nothing to do then.
+                let _ = self.swarm.behaviour_mut().exchange.send_response(channel, response);
+            }
+            Command::Info { reply } => {
+                let _ = reply.send(self.info());
+            }
+        }
+    }
+
+    fn dial(&mut self, peer: PeerId, addrs: Vec<Multiaddr>, reply: oneshot::Sender<Result<(), String>>) {
+        if self.swarm.is_connected(&peer) {
+            let _ = reply.send(Ok(()));
+            return;
+        }
+        if peer == *self.swarm.local_peer_id() {
+            let _ = reply.send(Err("cannot connect to ourselves".into()));
+            return;
+        }
+        for a in &addrs {
+            self.swarm.behaviour_mut().kad.add_address(&peer, a.clone());
+        }
+        self.pending_dials.entry(peer).or_default().push(reply);
+        match self.swarm.dial(DialOpts::peer_id(peer).addresses(addrs).build()) {
+            Ok(()) => {}
+            Err(DialError::NoAddresses) => {
+                debug!(target: LOG, %peer, "no address known; asking the DHT");
+                let id = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
+                self.peer_searches.insert(id, peer);
+            }
+            Err(e) => self.resolve_dial(peer, Err(e.to_string())),
+        }
+    }
+
+    fn resolve_dial(&mut self, peer: PeerId, result: Result<(), String>) {
+        for reply in self.pending_dials.remove(&peer).unwrap_or_default() {
+            let _ = reply.send(result.clone());
+        }
+    }
+
+    fn info(&mut self) -> NetInfo {
+        let listen_addrs = self.swarm.listeners().cloned().collect();
+        let external_addrs = self.swarm.external_addresses().cloned().collect();
+        let mut table = Vec::new();
+        for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
+            for entry in bucket.iter() {
+                let peer = *entry.node.key.preimage();
+                table.push(TableEntry { peer, addrs: entry.node.value.iter().cloned().collect(), connected: false });
+            }
+        }
+        for e in &mut table {
+            e.connected = self.swarm.is_connected(&e.peer);
+        }
+        NetInfo { listen_addrs, external_addrs, table }
+    }
+
+    fn publish_addresses(&mut self) {
+        let listen: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
+        let mut external: Vec<Multiaddr> = self.swarm.external_addresses().cloned().collect();
+        // TCP first: on loopback and LANs it is the faster of the two transports here.
+        external.sort_by_key(|a| a.iter().any(|p| matches!(p, Protocol::Udp(_))));
+        let record = match spr::encode(&self.keypair, external) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                warn!(target: LOG, error = %e, "could not sign peer record");
+                None
+            }
+        };
+        if let Ok(mut p) = self.published.write() {
+            p.listen_addrs = listen;
+            p.spr = record;
+        }
+    }
+
+    fn on_event(&mut self, event: SwarmEvent<super::behaviour::BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!(target: LOG, %address, "listening");
+                let unspecified = address.iter().any(|p| match p {
+                    Protocol::Ip4(ip) => ip.is_unspecified(),
+                    Protocol::Ip6(ip) => ip.is_unspecified(),
+                    _ => false,
+                });
+                if !unspecified {
+                    self.swarm.add_external_address(address);
+                }
+                self.publish_addresses();
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.swarm.remove_external_address(&address);
+                self.publish_addresses();
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
+                debug!(target: LOG, peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
+                self.resolve_dial(peer_id, Ok(()));
+            }
+            SwarmEvent::ConnectionClosed { peer_id, cause, .. } => {
+                debug!(target: LOG, peer = %peer_id, ?cause, "connection closed");
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. } => {
+                if !self.swarm.is_connected(&peer) {
+                    debug!(target: LOG, %peer, %error, "dial failed");
+                    self.resolve_dial(peer, Err(error.to_string()));
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
+                if info.protocols.contains(&KAD_PROTOCOL) {
+                    for addr in info.listen_addrs {
+                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => self.on_kad(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Exchange(event)) => self.on_exchange(event),
+            _ => {}
+        }
+    }
+
+    fn on_kad(&mut self, event: kad::Event) {
+        let kad::Event::OutboundQueryProgressed { id, result, step, .. } = event else { return };
+        match result {
+            kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders { providers, .. })) => {
+                let me = *self.swarm.local_peer_id();
+                if let Some((tx, seen)) = self.provider_searches.get_mut(&id) {
+                    for p in providers {
+                        if p != me && seen.insert(p) && tx.try_send(p).is_err() {
+                            debug!(target: LOG, "provider search receiver full or gone");
+                        }
+                    }
+                }
+            }
+            kad::QueryResult::GetClosestPeers(result) => {
+                if let Some(peer) = self.peer_searches.remove(&id) {
+                    let addrs: Vec<Multiaddr> = match result {
+                        Ok(ok) => ok.peers.into_iter().filter(|p| p.peer_id == peer).flat_map(|p| p.addrs).collect(),
+                        Err(_) => Vec::new(),
+                    };
+                    if addrs.is_empty() {
+                        self.resolve_dial(peer, Err("peer not found in the DHT".into()));
+                    } else if let Err(e) = self.swarm.dial(DialOpts::peer_id(peer).addresses(addrs).build()) {
+                        self.resolve_dial(peer, Err(e.to_string()));
+                    }
+                }
+            }
+            kad::QueryResult::StartProviding(Err(e)) => debug!(target: LOG, error = ?e, "provider announcement incomplete"),
+            _ => {}
+        }
+        if step.last {
+            // Dropping the sender closes the search's channel.
+            self.provider_searches.remove(&id);
+        }
+    }
+
+    fn on_exchange(&mut self, event: request_response::Event<super::exchange::Request, Response>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    if let Err(e) = self.serve_tx.try_send(InboundRequest { peer, request, channel }) {
+                        let InboundRequest { channel, .. } = match e {
+                            mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r) => r,
+                        };
+                        let _ = self.swarm.behaviour_mut().exchange.send_response(channel, Response::status(Status::Busy));
+                    }
+                }
+                request_response::Message::Response { request_id, response } => {
+                    if let Some(reply) = self.pending_requests.remove(&request_id) {
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure { request_id, error, peer, .. } => {
+                debug!(target: LOG, %peer, %error, "block request failed");
+                if let Some(reply) = self.pending_requests.remove(&request_id) {
+                    let _ = reply.send(Err(error.to_string()));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(target: LOG, %peer, %error, "inbound block request dropped");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+}

@@ -1,0 +1,469 @@
+//! The block store: datasets on disk under the node's data dir, with crash-safe metadata.
+//!
+//! Layout (see `docs/design.md`, "Block store"):
+//! - `meta.redb` — manifests and the index of complete datasets (redb, ACID, fsync on commit);
+//! - `datasets/<tree-cid>.data` — a dataset's blocks back to back, so uploads and downloads are
+//!   sequential file I/O rather than one database row per block;
+//! - `datasets/<tree-cid>.tree` — every level of its content tree, so a block's proof is read,
+//!   never recomputed;
+//! - `tmp/` — uploads and network fetches in progress.
+//!
+//! A dataset becomes visible only when its files are synced, renamed into `datasets/` and its
+//! record committed in one redb transaction. A crash at any point leaves either nothing or the
+//! whole dataset; start-up removes what a crash left in `tmp/` and any file without a record.
+//! This module never talks to the network and never trusts a block it did not check.
+
+mod partial;
+mod writer;
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use tracing::{info, warn};
+
+pub use self::partial::PartialDataset;
+pub use self::writer::DatasetWriter;
+use crate::content::{BlockProof, ContentId, ContentKind, Manifest, MerkleTree, TreeError};
+
+const LOG: &str = "vellum::store";
+
+/// manifest CID bytes → manifest protobuf.
+const MANIFESTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("manifests");
+/// tree CID bytes → [`DatasetRecord`] encoding.
+const DATASETS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("datasets");
+
+/// How many content trees are kept in memory for serving proofs.
+const TREE_CACHE_ENTRIES: usize = 64;
+
+/// Errors of the block store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// File-system error.
+    #[error("block store I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// Metadata database error.
+    #[error("block store database: {0}")]
+    Db(String),
+    /// The node's storage quota would be exceeded.
+    #[error("storage quota exceeded: {needed} more bytes needed, {available} available")]
+    QuotaExceeded {
+        /// Bytes the operation needs.
+        needed: u64,
+        /// Bytes left under the quota.
+        available: u64,
+    },
+    /// A stored tree or manifest is damaged.
+    #[error("corrupt metadata: {0}")]
+    Corrupt(String),
+    /// The dataset or block is not stored here.
+    #[error("not found")]
+    NotFound,
+    /// A received dataset does not match its manifest.
+    #[error("dataset does not match its manifest: {0}")]
+    Mismatch(String),
+}
+
+impl From<TreeError> for StoreError {
+    fn from(e: TreeError) -> Self {
+        Self::Corrupt(e.to_string())
+    }
+}
+
+macro_rules! db_err {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self { Self::Db(e.to_string()) }
+        }
+    )*};
+}
+db_err!(redb::Error, redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+
+/// What the index keeps of a complete dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DatasetRecord {
+    /// Bytes in the dataset.
+    pub dataset_size: u64,
+    /// Block size.
+    pub block_size: u32,
+}
+
+impl DatasetRecord {
+    fn encode(&self) -> [u8; 12] {
+        let mut out = [0u8; 12];
+        out[..8].copy_from_slice(&self.dataset_size.to_le_bytes());
+        out[8..].copy_from_slice(&self.block_size.to_le_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        let (size, bs) = bytes
+            .split_first_chunk::<8>()
+            .and_then(|(s, rest)| Some((s, rest.first_chunk::<4>()?)))
+            .ok_or_else(|| StoreError::Corrupt("short dataset record".into()))?;
+        Ok(Self { dataset_size: u64::from_le_bytes(*size), block_size: u32::from_le_bytes(*bs) })
+    }
+
+    /// Number of blocks.
+    pub fn block_count(&self) -> u64 {
+        self.dataset_size.div_ceil(u64::from(self.block_size.max(1)))
+    }
+
+    /// Bytes on disk, tree included.
+    fn disk_bytes(&self) -> u64 {
+        self.dataset_size + tree_bytes(self.block_count())
+    }
+}
+
+fn tree_bytes(leaves: u64) -> u64 {
+    // Every level halves: fewer than 2 · leaves nodes of 32 bytes.
+    leaves * 64
+}
+
+/// A summary of the space the store uses, as `GET /space` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpaceSummary {
+    /// Blocks stored.
+    pub total_blocks: u64,
+    /// The quota.
+    pub quota_max_bytes: u64,
+    /// Bytes used by complete datasets and transfers in progress.
+    pub quota_used_bytes: u64,
+    /// Bytes promised to future storage contracts.
+    pub quota_reserved_bytes: u64,
+}
+
+/// The node's block store. Cheap to share behind an `Arc`; all methods block on disk I/O, so
+/// async callers run them on the blocking pool.
+pub struct BlockStore {
+    root: PathBuf,
+    db: Database,
+    quota: u64,
+    used: AtomicU64,
+    trees: Mutex<HashMap<ContentId, Arc<MerkleTree>>>,
+}
+
+impl std::fmt::Debug for BlockStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockStore").field("root", &self.root).field("quota", &self.quota).finish()
+    }
+}
+
+impl BlockStore {
+    /// Opens (or creates) the store in `root`, recovering from any crash.
+    pub fn open(root: &Path, quota: u64) -> Result<Arc<Self>, StoreError> {
+        fs::create_dir_all(root.join("datasets"))?;
+        let tmp = root.join("tmp");
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp)?;
+        }
+        fs::create_dir_all(&tmp)?;
+        let db = Database::create(root.join("meta.redb"))?;
+        {
+            let tx = db.begin_write()?;
+            tx.open_table(MANIFESTS)?;
+            tx.open_table(DATASETS)?;
+            tx.commit()?;
+        }
+        let store = Self { root: root.to_path_buf(), db, quota, used: AtomicU64::new(0), trees: Mutex::default() };
+        store.recover()?;
+        Ok(Arc::new(store))
+    }
+
+    /// Removes dataset files without a committed record and totals the space in use.
+    fn recover(&self) -> Result<(), StoreError> {
+        let records = self.datasets()?;
+        let known: HashMap<String, DatasetRecord> = records.iter().map(|(c, r)| (c.to_string(), *r)).collect();
+        for entry in fs::read_dir(self.root.join("datasets"))? {
+            let path = entry?.path();
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+            if !known.contains_key(stem) {
+                warn!(target: LOG, path = %path.display(), "removing file left by an interrupted write");
+                fs::remove_file(&path)?;
+            }
+        }
+        let used = records.iter().map(|(_, r)| r.disk_bytes()).sum();
+        self.used.store(used, Ordering::Relaxed);
+        info!(target: LOG, datasets = records.len(), used_bytes = used, "block store open");
+        Ok(())
+    }
+
+    /// The directory the store lives in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn data_path(&self, tree: &ContentId) -> PathBuf {
+        self.root.join("datasets").join(format!("{tree}.data"))
+    }
+
+    fn tree_path(&self, tree: &ContentId) -> PathBuf {
+        self.root.join("datasets").join(format!("{tree}.tree"))
+    }
+
+    fn tmp_path(&self, suffix: &str) -> PathBuf {
+        self.root.join("tmp").join(format!("{:016x}.{suffix}", rand::random::<u64>()))
+    }
+
+    /// Claims `bytes` of the quota for a transfer in progress.
+    fn reserve(&self, bytes: u64) -> Result<(), StoreError> {
+        let mut current = self.used.load(Ordering::Relaxed);
+        loop {
+            let available = self.quota.saturating_sub(current);
+            if bytes > available {
+                return Err(StoreError::QuotaExceeded { needed: bytes, available });
+            }
+            match self.used.compare_exchange_weak(current, current + bytes, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return Ok(()),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    fn release(&self, bytes: u64) {
+        let _ = self.used.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |u| Some(u.saturating_sub(bytes)));
+    }
+
+    /// Starts an upload of a new dataset with the given block size.
+    pub fn begin_upload(self: &Arc<Self>, block_size: u32) -> Result<DatasetWriter, StoreError> {
+        DatasetWriter::new(Arc::clone(self), block_size)
+    }
+
+    /// Starts receiving the blocks of a dataset described by `manifest` from the network.
+    pub fn begin_fetch(self: &Arc<Self>, manifest: &Manifest) -> Result<PartialDataset, StoreError> {
+        PartialDataset::new(Arc::clone(self), manifest)
+    }
+
+    /// Makes a fully written, synced dataset visible: renames its files into place and commits
+    /// its record and manifest in one transaction. `reserved` is what the transfer claimed.
+    fn commit_dataset(
+        &self,
+        data_tmp: &Path,
+        tree: &MerkleTree,
+        manifest: &Manifest,
+        reserved: u64,
+    ) -> Result<ContentId, StoreError> {
+        let tree_cid = ContentId::for_tree(&tree.root());
+        let record = DatasetRecord { dataset_size: manifest.dataset_size, block_size: manifest.block_size };
+        let already = self.dataset(&tree_cid)?.is_some();
+        if already {
+            fs::remove_file(data_tmp)?;
+        } else {
+            let tree_tmp = self.tmp_path("tree");
+            write_synced(&tree_tmp, &tree.to_bytes())?;
+            fs::rename(&tree_tmp, self.tree_path(&tree_cid))?;
+            fs::rename(data_tmp, self.data_path(&tree_cid))?;
+            File::open(self.root.join("datasets"))?.sync_all()?;
+        }
+        let encoded = manifest.to_bytes();
+        let manifest_cid = ContentId::for_manifest(&encoded);
+        let tx = self.db.begin_write()?;
+        {
+            tx.open_table(DATASETS)?.insert(tree_cid.to_bytes().as_slice(), record.encode().as_slice())?;
+            tx.open_table(MANIFESTS)?.insert(manifest_cid.to_bytes().as_slice(), encoded.as_slice())?;
+        }
+        tx.commit()?;
+        // Swap the transfer's claim for the dataset's real footprint.
+        self.release(reserved);
+        if !already {
+            self.used.fetch_add(record.disk_bytes(), Ordering::AcqRel);
+        }
+        info!(target: LOG, manifest = %manifest_cid, tree = %tree_cid, bytes = manifest.dataset_size, "dataset stored");
+        Ok(manifest_cid)
+    }
+
+    /// Stores a manifest received from a peer (after its CID was checked).
+    pub fn put_manifest(&self, manifest: &Manifest) -> Result<ContentId, StoreError> {
+        let encoded = manifest.to_bytes();
+        let cid = ContentId::for_manifest(&encoded);
+        let tx = self.db.begin_write()?;
+        tx.open_table(MANIFESTS)?.insert(cid.to_bytes().as_slice(), encoded.as_slice())?;
+        tx.commit()?;
+        Ok(cid)
+    }
+
+    /// The manifest named `cid`, if known here.
+    pub fn manifest(&self, cid: &ContentId) -> Result<Option<Manifest>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(MANIFESTS)?;
+        let Some(bytes) = table.get(cid.to_bytes().as_slice())? else { return Ok(None) };
+        Manifest::decode_checked(bytes.value()).map(Some).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    /// The record of the complete dataset with tree `tree`, if stored here.
+    pub fn dataset(&self, tree: &ContentId) -> Result<Option<DatasetRecord>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(DATASETS)?;
+        let value = table.get(tree.to_bytes().as_slice())?;
+        value.map(|v| DatasetRecord::decode(v.value())).transpose()
+    }
+
+    fn datasets(&self) -> Result<Vec<(ContentId, DatasetRecord)>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(DATASETS)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (k, v) = row?;
+            let cid = ContentId::from_bytes(k.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            out.push((cid, DatasetRecord::decode(v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Every manifest whose dataset is complete here.
+    pub fn list(&self) -> Result<Vec<(ContentId, Manifest)>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let manifests = tx.open_table(MANIFESTS)?;
+        let datasets = tx.open_table(DATASETS)?;
+        let mut out = Vec::new();
+        for row in manifests.iter()? {
+            let (k, v) = row?;
+            let cid = ContentId::from_bytes(k.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let manifest = Manifest::decode_checked(v.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if datasets.get(manifest.tree_cid.as_slice())?.is_some() {
+                out.push((cid, manifest));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether the manifest or tree `cid` is held here with all of its data.
+    pub fn has_complete(&self, cid: &ContentId) -> Result<bool, StoreError> {
+        match cid.kind() {
+            ContentKind::Tree => Ok(self.dataset(cid)?.is_some()),
+            ContentKind::Manifest => match self.manifest(cid)? {
+                Some(m) => Ok(self.dataset(&m.tree().map_err(|e| StoreError::Corrupt(e.to_string()))?)?.is_some()),
+                None => Ok(false),
+            },
+        }
+    }
+
+    /// The content tree of a complete dataset.
+    pub fn tree(&self, tree: &ContentId) -> Result<Arc<MerkleTree>, StoreError> {
+        if let Some(t) = self.trees.lock().map_err(|_| StoreError::Db("tree cache poisoned".into()))?.get(tree) {
+            return Ok(Arc::clone(t));
+        }
+        let record = self.dataset(tree)?.ok_or(StoreError::NotFound)?;
+        let bytes = fs::read(self.tree_path(tree))?;
+        let loaded = Arc::new(MerkleTree::from_bytes(&bytes, record.block_count())?);
+        if loaded.root() != tree.digest() {
+            return Err(StoreError::Corrupt(format!("tree file of {tree} has another root")));
+        }
+        let mut cache = self.trees.lock().map_err(|_| StoreError::Db("tree cache poisoned".into()))?;
+        if cache.len() >= TREE_CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(*tree, Arc::clone(&loaded));
+        Ok(loaded)
+    }
+
+    /// Opens a complete dataset's data file for reading.
+    pub fn open_data(&self, tree: &ContentId) -> Result<(File, DatasetRecord), StoreError> {
+        let record = self.dataset(tree)?.ok_or(StoreError::NotFound)?;
+        Ok((File::open(self.data_path(tree))?, record))
+    }
+
+    /// Reads blocks `start..start+count` of a complete dataset, each with its proof.
+    pub fn blocks_with_proofs(
+        &self,
+        tree: &ContentId,
+        start: u64,
+        count: u64,
+    ) -> Result<Vec<(u64, Vec<u8>, BlockProof)>, StoreError> {
+        let (file, record) = self.open_data(tree)?;
+        let merkle = self.tree(tree)?;
+        let end = start.saturating_add(count).min(record.block_count());
+        let bs = u64::from(record.block_size);
+        let mut out = Vec::with_capacity(end.saturating_sub(start) as usize);
+        for index in start..end {
+            let len = record.dataset_size.saturating_sub(index * bs).min(bs) as usize;
+            let mut data = vec![0u8; len];
+            file.read_exact_at(&mut data, index * bs)?;
+            out.push((index, data, merkle.proof(index)?));
+        }
+        Ok(out)
+    }
+
+    /// Deletes a dataset (by tree CID) or a manifest (by manifest CID; its data goes too unless
+    /// another manifest still names it). Returns whether anything was removed.
+    pub fn delete(&self, cid: &ContentId) -> Result<bool, StoreError> {
+        let tx = self.db.begin_write()?;
+        let mut removed = false;
+        let mut doomed_tree: Option<Vec<u8>> = None;
+        {
+            let mut manifests = tx.open_table(MANIFESTS)?;
+            let tree = match cid.kind() {
+                ContentKind::Tree => Some(cid.to_bytes()),
+                ContentKind::Manifest => {
+                    let old = manifests.remove(cid.to_bytes().as_slice())?;
+                    removed |= old.is_some();
+                    old.and_then(|v| Manifest::decode_checked(v.value()).ok()).map(|m| m.tree_cid)
+                }
+            };
+            if let Some(t) = tree {
+                let mut naming = Vec::new();
+                for row in manifests.iter()? {
+                    let (k, v) = row?;
+                    if Manifest::decode_checked(v.value()).is_ok_and(|m| m.tree_cid == t) {
+                        naming.push(k.value().to_vec());
+                    }
+                }
+                if cid.kind() == ContentKind::Tree {
+                    for k in naming {
+                        manifests.remove(k.as_slice())?;
+                        removed = true;
+                    }
+                    doomed_tree = Some(t);
+                } else if naming.is_empty() {
+                    doomed_tree = Some(t);
+                }
+            }
+        }
+        let mut freed = None;
+        if let Some(t) = doomed_tree {
+            if let Some(v) = tx.open_table(DATASETS)?.remove(t.as_slice())? {
+                freed = Some((DatasetRecord::decode(v.value())?, t));
+            }
+        }
+        tx.commit()?;
+        if let Some((record, t)) = freed {
+            removed = true;
+            let tree_cid = ContentId::from_bytes(&t).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            self.trees.lock().map_err(|_| StoreError::Db("tree cache poisoned".into()))?.remove(&tree_cid);
+            for path in [self.data_path(&tree_cid), self.tree_path(&tree_cid)] {
+                if let Err(e) = fs::remove_file(&path) {
+                    warn!(target: LOG, path = %path.display(), error = %e, "could not remove dataset file");
+                }
+            }
+            self.release(record.disk_bytes());
+            info!(target: LOG, tree = %tree_cid, "dataset deleted");
+        }
+        Ok(removed)
+    }
+
+    /// Space used, for `GET /space`.
+    pub fn space(&self) -> Result<SpaceSummary, StoreError> {
+        let total_blocks = self.datasets()?.iter().map(|(_, r)| r.block_count()).sum();
+        Ok(SpaceSummary {
+            total_blocks,
+            quota_max_bytes: self.quota,
+            quota_used_bytes: self.used.load(Ordering::Relaxed),
+            quota_reserved_bytes: 0,
+        })
+    }
+}
+
+/// Writes `bytes` to a new file and syncs it.
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let f = File::create(path)?;
+    f.write_all_at(bytes, 0)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
