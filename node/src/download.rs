@@ -34,6 +34,7 @@ struct Cursor {
     size: u64,
     block_size: u64,
     progress: Option<watch::Receiver<FetchState>>,
+    job: Option<Arc<FetchJob>>,
 }
 
 impl Cursor {
@@ -62,9 +63,19 @@ impl Cursor {
         }
     }
 
+    /// Waits until the fetch job has committed the dataset, so that a reader who saw the last
+    /// byte can rely on the node holding it.
+    async fn committed(&mut self) -> io::Result<()> {
+        match self.job.take() {
+            Some(job) => job.finished().await.map_err(io::Error::other),
+            None => Ok(()),
+        }
+    }
+
     async fn next_piece(mut self) -> Option<(io::Result<Bytes>, Self)> {
         if self.pos >= self.size {
-            return None;
+            let result = self.committed().await;
+            return result.err().map(|e| (Err(e), self));
         }
         let end = match self.readable_end().await {
             Ok(e) => e,
@@ -98,18 +109,19 @@ impl Cursor {
 impl DatasetStream {
     /// The whole of a complete data file.
     pub fn local(file: Arc<File>, size: u64) -> Self {
-        let cursor = Cursor { file, pos: 0, size, block_size: 1, progress: None };
+        let cursor = Cursor { file, pos: 0, size, block_size: 1, progress: None, job: None };
         Self(Box::pin(futures::stream::unfold(cursor, Cursor::next_piece)))
     }
 
     /// A dataset still arriving: each stretch is sent once its blocks are in.
-    pub fn following(job: &FetchJob) -> Self {
+    pub fn following(job: &Arc<FetchJob>) -> Self {
         let cursor = Cursor {
             file: Arc::clone(&job.file),
             pos: 0,
             size: job.manifest.dataset_size,
             block_size: u64::from(job.manifest.block_size),
             progress: Some(job.state.clone()),
+            job: Some(Arc::clone(job)),
         };
         Self(Box::pin(futures::stream::unfold(cursor, Cursor::next_piece)))
     }

@@ -83,6 +83,26 @@ pub struct FetchJob {
     pub state: watch::Receiver<FetchState>,
 }
 
+impl FetchJob {
+    /// Waits until the job has committed the dataset, or failed.
+    pub async fn finished(&self) -> Result<(), String> {
+        let mut rx = self.state.clone();
+        loop {
+            match &*rx.borrow_and_update() {
+                FetchState::Done => return Ok(()),
+                FetchState::Failed(reason) => return Err(reason.clone()),
+                FetchState::Running(_) => {}
+            }
+            if rx.changed().await.is_err() {
+                return match &*rx.borrow() {
+                    FetchState::Done => Ok(()),
+                    _ => Err("fetch stopped".into()),
+                };
+            }
+        }
+    }
+}
+
 /// Starts and tracks fetch jobs.
 #[derive(Debug)]
 pub struct Fetcher {
@@ -131,7 +151,9 @@ impl Fetcher {
                             Err(e) => warn!(target: LOG, %peer, error = %e, "peer sent an invalid manifest"),
                         }
                     }
-                    Some(ResponseKind::Manifest(_)) => warn!(target: LOG, %peer, "peer sent a manifest that does not match its CID"),
+                    Some(ResponseKind::Manifest(_)) => {
+                        warn!(target: LOG, %peer, "peer sent a manifest that does not match its CID")
+                    }
                     other => debug!(target: LOG, %peer, ?other, "peer did not send the manifest"),
                 },
                 Err(e) => debug!(target: LOG, %peer, error = %e, "manifest request failed"),
@@ -146,7 +168,11 @@ impl Fetcher {
 
     /// The running job for the dataset of `manifest`, starting one if none runs. Returns `None`
     /// when the dataset is already complete locally.
-    pub fn fetch(self: &Arc<Self>, manifest_cid: ContentId, manifest: Manifest) -> Result<Option<Arc<FetchJob>>, FetchError> {
+    pub fn fetch(
+        self: &Arc<Self>,
+        manifest_cid: ContentId,
+        manifest: Manifest,
+    ) -> Result<Option<Arc<FetchJob>>, FetchError> {
         let tree = manifest.tree().map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut jobs = self.jobs.lock().map_err(|_| StoreError::Db("fetch table poisoned".into()))?;
         if let Some(job) = jobs.get(&tree) {
@@ -249,7 +275,11 @@ impl Fetcher {
                 }
                 let net = self.net.clone();
                 let request = Request {
-                    kind: Some(RequestKind::Blocks(BlocksRequest { tree_cid: tree.to_bytes(), start, count: count as u32 })),
+                    kind: Some(RequestKind::Blocks(BlocksRequest {
+                        tree_cid: tree.to_bytes(),
+                        start,
+                        count: count as u32,
+                    })),
                 };
                 in_flight.push(async move { (peer, start, count, net.request(peer, request).await) });
             }

@@ -107,7 +107,13 @@ fn load_or_create_key(data_dir: &Path) -> Result<Keypair, StartError> {
             let key = Keypair::generate_ed25519();
             let bytes = key.to_protobuf_encoding().map_err(|_| StartError::Key(path.clone()))?;
             let tmp = data_dir.join("key.tmp");
-            let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(io)?;
             std::io::Write::write_all(&mut f, &bytes).map_err(io)?;
             f.sync_all().map_err(io)?;
             std::fs::rename(&tmp, &path).map_err(io)?;
@@ -135,7 +141,13 @@ pub async fn start(config: NodeConfig, log_control: Option<LogControl>) -> Resul
     let metrics = Metrics::new();
     let server = BlockServer::new(Arc::clone(&store), Arc::clone(&metrics), config.corrupt_served_blocks);
     let net = net::spawn(
-        NetworkConfig { keypair, listen_ip: config.listen_ip, tcp_port: config.tcp_port, udp_port: config.udp_port, bootstrap },
+        NetworkConfig {
+            keypair,
+            listen_ip: config.listen_ip,
+            tcp_port: config.tcp_port,
+            udp_port: config.udp_port,
+            bootstrap,
+        },
         server,
     )?;
     let fetcher = Fetcher::new(Arc::clone(&store), net.clone(), Arc::clone(&metrics));
@@ -153,7 +165,9 @@ pub async fn start(config: NodeConfig, log_control: Option<LogControl>) -> Resul
     }
 
     let metrics_addr = match config.metrics {
-        Some(addr) => Some(metrics::serve(addr, Arc::clone(&metrics)).await.map_err(|source| StartError::Bind { addr, source })?),
+        Some(addr) => {
+            Some(metrics::serve(addr, Arc::clone(&metrics)).await.map_err(|source| StartError::Bind { addr, source })?)
+        }
         None => None,
     };
 

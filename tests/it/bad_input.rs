@@ -34,7 +34,9 @@ async fn invalid_and_unknown_cids_and_unreachable_peers() -> anyhow::Result<()> 
 
     // A well-formed CID that nobody has.
     let unknown = ContentId::for_manifest(b"nobody has this").to_string();
-    for path in [format!("/download/{unknown}"), format!("/data/{unknown}"), format!("/data/{unknown}/network/manifest")] {
+    for path in
+        [format!("/download/{unknown}"), format!("/data/{unknown}"), format!("/data/{unknown}/network/manifest")]
+    {
         let resp = node.get(&path).await?;
         assert_eq!(resp.status(), 404, "{path}");
     }
@@ -78,11 +80,19 @@ impl request_response::Codec for RawCodec {
     type Request = Vec<u8>;
     type Response = Vec<u8>;
 
-    async fn read_request<T: futures::AsyncRead + Unpin + Send>(&mut self, _: &StreamProtocol, _: &mut T) -> std::io::Result<Vec<u8>> {
+    async fn read_request<T: futures::AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        _: &mut T,
+    ) -> std::io::Result<Vec<u8>> {
         Err(std::io::Error::other("this client serves nothing"))
     }
 
-    async fn read_response<T: futures::AsyncRead + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<Vec<u8>> {
+    async fn read_response<T: futures::AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> std::io::Result<Vec<u8>> {
         let mut out = Vec::new();
         io.take(8 << 20).read_to_end(&mut out).await?;
         if out.is_empty() {
@@ -91,12 +101,22 @@ impl request_response::Codec for RawCodec {
         Ok(out)
     }
 
-    async fn write_request<T: futures::AsyncWrite + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T, req: Vec<u8>) -> std::io::Result<()> {
+    async fn write_request<T: futures::AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Vec<u8>,
+    ) -> std::io::Result<()> {
         io.write_all(&req).await?;
         io.close().await
     }
 
-    async fn write_response<T: futures::AsyncWrite + Unpin + Send>(&mut self, _: &StreamProtocol, _: &mut T, _: Vec<u8>) -> std::io::Result<()> {
+    async fn write_response<T: futures::AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        _: &mut T,
+        _: Vec<u8>,
+    ) -> std::io::Result<()> {
         Ok(())
     }
 }

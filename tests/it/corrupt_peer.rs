@@ -7,7 +7,8 @@ use vellum_tests::{TestNode, test_bytes};
 async fn corrupt_blocks_are_refused_and_the_download_completes() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let honest = TestNode::start(&dir.path().join("honest"), &[])?;
-    let liar = TestNode::start_bootstrapped(&dir.path().join("liar"), &honest, &["--fault-corrupt-served-blocks"]).await?;
+    let liar =
+        TestNode::start_bootstrapped(&dir.path().join("liar"), &honest, &["--fault-corrupt-served-blocks"]).await?;
     // 32 MiB: more block ranges than one peer may have in flight, so both providers are used.
     let data = test_bytes(32 << 20, 7);
     let cid = honest.upload(data.clone()).await?;

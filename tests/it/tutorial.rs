@@ -43,7 +43,8 @@ async fn two_nodes_share_files_through_the_dht() -> anyhow::Result<()> {
     let small = test_bytes(300_000, 9);
     let cid = node1.upload(small.clone()).await?;
     assert_eq!(node3.download(&format!("/download/{cid}")).await?, small);
-    let (len, got) = node3.download_hash(&format!("/data/{}/network/stream", node1_big_cid(&cid, &node1).await?)).await?;
+    let (len, got) =
+        node3.download_hash(&format!("/data/{}/network/stream", node1_big_cid(&cid, &node1).await?)).await?;
     assert_eq!(len, 300_000);
     assert_eq!(got, blake3::hash(&small));
     Ok(())

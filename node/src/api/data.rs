@@ -28,7 +28,9 @@ fn parse_cid(text: &str) -> Result<ContentId, ApiError> {
 /// Reads `filename` from a Content-Disposition header; `Err` when present but unusable.
 fn filename_from(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get(header::CONTENT_DISPOSITION) else { return Ok(None) };
-    let value = value.to_str().map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "content-disposition is not text"))?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "content-disposition is not text"))?;
     let Some(pos) = value.find("filename=") else { return Ok(None) };
     let raw = value[pos + "filename=".len()..].split(';').next().unwrap_or_default().trim();
     let name = raw.trim_matches('"');
@@ -41,11 +43,13 @@ fn filename_from(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 /// Reads the media type; `application/octet-stream` means "none given".
 fn mimetype_from(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else { return Ok(None) };
-    let text = value.to_str().map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "content-type is not text"))?;
+    let text =
+        value.to_str().map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "content-type is not text"))?;
     let essence = text.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     let valid = essence.len() <= 127
         && essence.split_once('/').is_some_and(|(t, s)| {
-            let token = |x: &str| !x.is_empty() && x.chars().all(|c| c.is_ascii_alphanumeric() || "!#$&-^_.+".contains(c));
+            let token =
+                |x: &str| !x.is_empty() && x.chars().all(|c| c.is_ascii_alphanumeric() || "!#$&-^_.+".contains(c));
             token(t) && token(s)
         });
     if !valid {
@@ -125,7 +129,11 @@ pub(super) async fn upload(State(state): State<AppState>, headers: HeaderMap, bo
               (status = 400, description = "Upload interrupted", body = ErrorBody),
               (status = 422, description = "Invalid filename or content type", body = ErrorBody),
               (status = 507, description = "Storage quota exceeded", body = ErrorBody)))]
-pub(super) async fn upload_data(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<String, ApiError> {
+pub(super) async fn upload_data(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<String, ApiError> {
     upload(State(state), headers, body).await
 }
 
@@ -141,7 +149,10 @@ pub(super) async fn list(State(state): State<AppState>) -> Result<Json<DataList>
 fn stream_response(manifest: &Manifest, stream: DatasetStream) -> Response {
     let mut headers = HeaderMap::new();
     let ctype = manifest.mimetype.as_deref().unwrap_or("application/octet-stream");
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(ctype).unwrap_or(HeaderValue::from_static("application/octet-stream")));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(ctype).unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(manifest.dataset_size));
     if let Some(name) = &manifest.filename
         && let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
@@ -156,8 +167,9 @@ async fn serve_dataset(state: &AppState, cid_text: &str, network: bool) -> Resul
     let cid = parse_cid(cid_text)?;
     if cid.kind() == ContentKind::Tree {
         let store = Arc::clone(&state.store);
-        let record = blocking(move || store.dataset(&cid)).await?
-            .ok_or_else(|| ApiError::not_found(format!("{cid} is a tree CID not held here; download by manifest CID")))?;
+        let record = blocking(move || store.dataset(&cid)).await?.ok_or_else(|| {
+            ApiError::not_found(format!("{cid} is a tree CID not held here; download by manifest CID"))
+        })?;
         let manifest = Manifest::new(cid, record.block_size, record.dataset_size);
         let (file, _) = state.store.open_data(&cid)?;
         state.metrics.downloads.inc();
@@ -167,7 +179,9 @@ async fn serve_dataset(state: &AppState, cid_text: &str, network: bool) -> Resul
         state.fetcher.manifest(&cid).await?
     } else {
         let store = Arc::clone(&state.store);
-        blocking(move || store.manifest(&cid)).await?.ok_or_else(|| ApiError::not_found(format!("{cid} is not held locally")))?
+        blocking(move || store.manifest(&cid))
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("{cid} is not held locally")))?
     };
     let tree = manifest.tree()?;
     let store = Arc::clone(&state.store);
@@ -181,7 +195,13 @@ async fn serve_dataset(state: &AppState, cid_text: &str, network: bool) -> Resul
         return Err(ApiError::not_found(format!("{cid} is not held locally")));
     }
     match state.fetcher.fetch(cid, manifest.clone())? {
-        Some(job) => Ok(stream_response(&manifest, DatasetStream::following(&job))),
+        Some(job) => {
+            if manifest.dataset_size == 0 {
+                // An empty body is never polled, so wait for the commit here.
+                job.finished().await.map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, e))?;
+            }
+            Ok(stream_response(&manifest, DatasetStream::following(&job)))
+        }
         None => {
             let (file, _) = state.store.open_data(&tree)?;
             Ok(stream_response(&manifest, DatasetStream::local(Arc::new(file), manifest.dataset_size)))
@@ -205,7 +225,10 @@ pub(super) async fn download(State(state): State<AppState>, Path(cid): Path<Stri
     responses((status = 200, description = "The content", body = Vec<u8>, content_type = "application/octet-stream"),
               (status = 400, description = "Invalid CID", body = ErrorBody),
               (status = 404, description = "Not found", body = ErrorBody)))]
-pub(super) async fn download_network_stream(State(state): State<AppState>, Path(cid): Path<String>) -> Result<Response, ApiError> {
+pub(super) async fn download_network_stream(
+    State(state): State<AppState>,
+    Path(cid): Path<String>,
+) -> Result<Response, ApiError> {
     serve_dataset(&state, &cid, true).await
 }
 
@@ -215,7 +238,10 @@ pub(super) async fn download_network_stream(State(state): State<AppState>, Path(
     responses((status = 200, description = "The content", body = Vec<u8>, content_type = "application/octet-stream"),
               (status = 400, description = "Invalid CID", body = ErrorBody),
               (status = 404, description = "Not held locally", body = ErrorBody)))]
-pub(super) async fn download_local(State(state): State<AppState>, Path(cid): Path<String>) -> Result<Response, ApiError> {
+pub(super) async fn download_local(
+    State(state): State<AppState>,
+    Path(cid): Path<String>,
+) -> Result<Response, ApiError> {
     serve_dataset(&state, &cid, false).await
 }
 
@@ -238,7 +264,10 @@ pub(super) async fn delete(State(state): State<AppState>, Path(cid): Path<String
     responses((status = 200, description = "Fetch started (or already complete)", body = DataItem),
               (status = 400, description = "Invalid CID", body = ErrorBody),
               (status = 404, description = "Manifest not found", body = ErrorBody)))]
-pub(super) async fn fetch_background(State(state): State<AppState>, Path(cid): Path<String>) -> Result<Json<DataItem>, ApiError> {
+pub(super) async fn fetch_background(
+    State(state): State<AppState>,
+    Path(cid): Path<String>,
+) -> Result<Json<DataItem>, ApiError> {
     let cid = manifest_cid(&cid)?;
     let manifest = state.fetcher.manifest(&cid).await?;
     state.fetcher.fetch(cid, manifest.clone())?;
@@ -251,7 +280,10 @@ pub(super) async fn fetch_background(State(state): State<AppState>, Path(cid): P
     responses((status = 200, description = "The manifest", body = DataItem),
               (status = 400, description = "Invalid CID", body = ErrorBody),
               (status = 404, description = "Manifest not found", body = ErrorBody)))]
-pub(super) async fn fetch_manifest(State(state): State<AppState>, Path(cid): Path<String>) -> Result<Json<DataItem>, ApiError> {
+pub(super) async fn fetch_manifest(
+    State(state): State<AppState>,
+    Path(cid): Path<String>,
+) -> Result<Json<DataItem>, ApiError> {
     let cid = manifest_cid(&cid)?;
     let manifest = state.fetcher.manifest(&cid).await?;
     Ok(Json(DataItem::new(&cid, &manifest)))

@@ -81,10 +81,13 @@ pub fn router(state: AppState) -> axum::Router {
     let (inner, openapi) = api.split_for_parts();
     let openapi = Arc::new(openapi);
     let inner = inner
-        .route("/openapi.json", get(move || {
-            let doc = Arc::clone(&openapi);
-            async move { Json(doc.as_ref().clone()) }
-        }))
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = Arc::clone(&openapi);
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .with_state(state)
         // Uploads stream to disk; their size is bounded by the storage quota, not by memory.

@@ -52,7 +52,8 @@ fn query_addrs(query: Option<&str>) -> Result<Vec<Multiaddr>, ApiError> {
     let mut out = Vec::new();
     for pair in query.unwrap_or_default().split('&') {
         let Some(value) = pair.strip_prefix("addrs=") else { continue };
-        let decoded = percent_decode(value).ok_or_else(|| ApiError::bad_request("addrs is not valid percent-encoding"))?;
+        let decoded =
+            percent_decode(value).ok_or_else(|| ApiError::bad_request("addrs is not valid percent-encoding"))?;
         for a in decoded.split(',').filter(|a| !a.trim().is_empty()) {
             out.push(a.trim().parse().map_err(|e| ApiError::bad_request(format!("invalid multiaddress {a:?}: {e}")))?);
         }
@@ -120,10 +121,15 @@ pub(super) async fn debug_info(State(state): State<AppState>) -> Result<Json<Deb
             nodes: info
                 .table
                 .iter()
-                .map(|e| node(e.peer.to_string(), e.addrs.first().map(ToString::to_string).unwrap_or_default(), e.connected))
+                .map(|e| {
+                    node(e.peer.to_string(), e.addrs.first().map(ToString::to_string).unwrap_or_default(), e.connected)
+                })
                 .collect(),
         },
-        codex: Version { version: env!("CARGO_PKG_VERSION").into(), revision: option_env!("VELLUM_REVISION").unwrap_or("").into() },
+        codex: Version {
+            version: env!("CARGO_PKG_VERSION").into(),
+            revision: option_env!("VELLUM_REVISION").unwrap_or("").into(),
+        },
         exchange: ExchangeStats {
             blocks_served: state.metrics.blocks_served.get(),
             blocks_fetched: state.metrics.blocks_fetched.get(),

@@ -28,7 +28,11 @@ pub(crate) fn init(level: &str) -> anyhow::Result<LogControl> {
     let (layer, handle) = reload::Layer::new(filter(level).map_err(anyhow::Error::msg)?);
     tracing_subscriber::registry()
         .with(layer)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
         .try_init()?;
     Ok(Arc::new(move |level: &str| {
         let f = filter(level)?;

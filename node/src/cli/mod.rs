@@ -16,9 +16,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use self::size::parse_size;
 use crate::process::READY_PREFIX;
 use crate::service::{self, NodeConfig};
-pub use self::size::parse_size;
 
 /// Vellum: a decentralized storage network with erasure coding and SNARK storage proofs.
 #[derive(Debug, Parser)]

@@ -79,11 +79,7 @@ impl ContentId {
             other => return Err(CidError::Unsupported(format!("codec {other:#x}"))),
         };
         if cid.hash().code() != expected_hash || cid.hash().size() != 32 {
-            return Err(CidError::Unsupported(format!(
-                "hash {:#x} of {} bytes",
-                cid.hash().code(),
-                cid.hash().size()
-            )));
+            return Err(CidError::Unsupported(format!("hash {:#x} of {} bytes", cid.hash().code(), cid.hash().size())));
         }
         Ok(Self(cid))
     }

@@ -131,9 +131,7 @@ impl Manifest {
         if m.block_size == 0 || m.block_size > MAX_BLOCK_SIZE {
             return Err(ManifestError::Invalid(format!("block size {}", m.block_size)));
         }
-        if m.filename.as_ref().is_some_and(|f| f.len() > 1024)
-            || m.mimetype.as_ref().is_some_and(|f| f.len() > 256)
-        {
+        if m.filename.as_ref().is_some_and(|f| f.len() > 1024) || m.mimetype.as_ref().is_some_and(|f| f.len() > 256) {
             return Err(ManifestError::Invalid("filename or mimetype too long".into()));
         }
         Ok(m)

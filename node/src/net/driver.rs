@@ -277,7 +277,9 @@ impl Driver {
                     }
                 }
             }
-            kad::QueryResult::StartProviding(Err(e)) => debug!(target: LOG, error = ?e, "provider announcement incomplete"),
+            kad::QueryResult::StartProviding(Err(e)) => {
+                debug!(target: LOG, error = ?e, "provider announcement incomplete")
+            }
             _ => {}
         }
         if step.last {
@@ -294,7 +296,8 @@ impl Driver {
                         let InboundRequest { channel, .. } = match e {
                             mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r) => r,
                         };
-                        let _ = self.swarm.behaviour_mut().exchange.send_response(channel, Response::status(Status::Busy));
+                        let _ =
+                            self.swarm.behaviour_mut().exchange.send_response(channel, Response::status(Status::Busy));
                     }
                 }
                 request_response::Message::Response { request_id, response } => {

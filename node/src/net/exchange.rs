@@ -143,11 +143,19 @@ impl libp2p::request_response::Codec for ExchangeCodec {
     type Request = Request;
     type Response = Response;
 
-    async fn read_request<T: AsyncRead + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Request> {
+    async fn read_request<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<Request> {
         read_framed(io, MAX_REQUEST_BYTES).await
     }
 
-    async fn read_response<T: AsyncRead + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Response> {
+    async fn read_response<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<Response> {
         read_framed(io, MAX_RESPONSE_BYTES).await
     }
 
@@ -185,7 +193,8 @@ mod tests {
 
     #[tokio::test]
     async fn frames_round_trip_and_limits_hold() {
-        let req = Request { kind: Some(RequestKind::Blocks(BlocksRequest { tree_cid: vec![1, 2], start: 5, count: 3 })) };
+        let req =
+            Request { kind: Some(RequestKind::Blocks(BlocksRequest { tree_cid: vec![1, 2], start: 5, count: 3 })) };
         let mut buf = Cursor::new(Vec::new());
         ExchangeCodec.write_request(&PROTOCOL, &mut buf, req.clone()).await.expect("write");
         let mut rd = Cursor::new(buf.into_inner());

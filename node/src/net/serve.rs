@@ -120,7 +120,11 @@ fn answer_blocking(store: &BlockStore, request: Request, corrupt: bool) -> Resul
                     if corrupt && !data.is_empty() {
                         data[0] ^= 0xff;
                     }
-                    DeliveredBlock { index, data: data.into(), proof: proof.siblings.iter().map(|s| s.to_vec()).collect() }
+                    DeliveredBlock {
+                        index,
+                        data: data.into(),
+                        proof: proof.siblings.iter().map(|s| s.to_vec()).collect(),
+                    }
                 })
                 .collect();
             Ok(Response { kind: Some(ResponseKind::Blocks(BlockBatch { blocks })) })

@@ -81,7 +81,14 @@ macro_rules! db_err {
         }
     )*};
 }
-db_err!(redb::Error, redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+db_err!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
 
 /// What the index keeps of a complete dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

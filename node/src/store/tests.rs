@@ -49,7 +49,11 @@ fn abandoned_and_crashed_writes_leave_nothing() {
         let (kept, _) = upload(&store, &sample(100_000));
         let mut w = store.begin_upload(DEFAULT_BLOCK_SIZE).expect("begin");
         w.write(&sample(200_000)).expect("write");
-        std::mem::forget(w); // as if the process died mid-upload
+        // As if the process died mid-upload: its temporary file stays behind.
+        let left_behind = dir.path().join("tmp").join("crashed.data");
+        std::fs::copy(&w.path, &left_behind).expect("copy");
+        drop(w);
+        assert!(left_behind.exists());
         // A data file renamed into place whose record never committed.
         std::fs::write(dir.path().join("datasets").join(format!("{}.data", ContentId::for_tree(&[9; 32]))), b"junk")
             .expect("orphan");

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{BlockStore, StoreError};
-use crate::content::{ContentId, Manifest, MerkleTree, leaf_hash};
 use crate::content::manifest::MAX_BLOCK_SIZE;
+use crate::content::{ContentId, Manifest, MerkleTree, leaf_hash};
 
 /// Bytes claimed from the quota at a time while an upload grows.
 const RESERVE_STEP: u64 = 64 * 1024 * 1024;
@@ -16,7 +16,7 @@ const RESERVE_STEP: u64 = 64 * 1024 * 1024;
 /// An upload in progress. Dropping it without [`DatasetWriter::finish`] discards everything.
 pub struct DatasetWriter {
     store: Arc<BlockStore>,
-    path: PathBuf,
+    pub(super) path: PathBuf,
     file: Option<BufWriter<File>>,
     block_size: usize,
     block: Vec<u8>,
@@ -64,9 +64,16 @@ impl DatasetWriter {
     pub fn write(&mut self, mut data: &[u8]) -> Result<(), StoreError> {
         let needed = self.size + data.len() as u64 + super::tree_bytes(self.leaves.len() as u64 + 2);
         if needed > self.reserved {
-            let step = (needed - self.reserved).max(RESERVE_STEP);
-            self.store.reserve(step)?;
-            self.reserved += step;
+            // Claim in large steps to touch the shared counter rarely; near the quota, claim
+            // exactly what is needed.
+            let want = needed - self.reserved;
+            let step = want.max(RESERVE_STEP);
+            if self.store.reserve(step).is_ok() {
+                self.reserved += step;
+            } else {
+                self.store.reserve(want)?;
+                self.reserved += want;
+            }
         }
         self.size += data.len() as u64;
         while !data.is_empty() {
@@ -91,7 +98,11 @@ impl DatasetWriter {
 
     /// Completes the upload: syncs the data, builds the tree and commits the dataset and its
     /// manifest. Returns the manifest's CID.
-    pub fn finish(mut self, filename: Option<String>, mimetype: Option<String>) -> Result<(ContentId, Manifest), StoreError> {
+    pub fn finish(
+        mut self,
+        filename: Option<String>,
+        mimetype: Option<String>,
+    ) -> Result<(ContentId, Manifest), StoreError> {
         if !self.block.is_empty() {
             self.flush_block()?;
         }
