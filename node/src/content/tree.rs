@@ -161,7 +161,7 @@ impl BlockProof {
             let has_sibling = (i ^ 1) < width;
             if has_sibling {
                 let Some(s) = siblings.next() else { return false };
-                acc = if i % 2 == 0 { node_hash(&acc, s) } else { node_hash(s, &acc) };
+                acc = if i.is_multiple_of(2) { node_hash(&acc, s) } else { node_hash(s, &acc) };
             }
             i /= 2;
             width = width.div_ceil(2);

@@ -49,7 +49,7 @@ pub fn spawn(config: NetworkConfig, server: BlockServer) -> Result<NetworkHandle
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
         .map_err(|e| NetError::Setup(e.to_string()))?
         .with_quic()
-        .with_behaviour(|key| Behaviour::new(key))
+        .with_behaviour(Behaviour::new)
         .map_err(|e| NetError::Setup(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(600)))
         .build();
@@ -232,17 +232,17 @@ impl Driver {
             SwarmEvent::ConnectionClosed { peer_id, cause, .. } => {
                 debug!(target: LOG, peer = %peer_id, ?cause, "connection closed");
             }
-            SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. } => {
-                if !self.swarm.is_connected(&peer) {
-                    debug!(target: LOG, %peer, %error, "dial failed");
-                    self.resolve_dial(peer, Err(error.to_string()));
-                }
+            SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. }
+                if !self.swarm.is_connected(&peer) =>
+            {
+                debug!(target: LOG, %peer, %error, "dial failed");
+                self.resolve_dial(peer, Err(error.to_string()));
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
-                if info.protocols.contains(&KAD_PROTOCOL) {
-                    for addr in info.listen_addrs {
-                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
-                    }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }))
+                if info.protocols.contains(&KAD_PROTOCOL) =>
+            {
+                for addr in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => self.on_kad(event),

@@ -431,10 +431,10 @@ impl BlockStore {
             }
         }
         let mut freed = None;
-        if let Some(t) = doomed_tree {
-            if let Some(v) = tx.open_table(DATASETS)?.remove(t.as_slice())? {
-                freed = Some((DatasetRecord::decode(v.value())?, t));
-            }
+        if let Some(t) = doomed_tree
+            && let Some(v) = tx.open_table(DATASETS)?.remove(t.as_slice())?
+        {
+            freed = Some((DatasetRecord::decode(v.value())?, t));
         }
         tx.commit()?;
         if let Some((record, t)) = freed {
