@@ -79,19 +79,8 @@ impl TestNode {
 
     /// Uploads bytes the way the whitepaper's curl does; returns the CID.
     pub async fn upload(&self, data: Vec<u8>) -> anyhow::Result<String> {
-        let resp = self
-            .http
-            .post(format!("{}/upload", self.process.api))
-            .header("content-type", "application/octet-stream")
-            .body(data)
-            .send()
-            .await?;
-        let status = resp.status();
-        let text = resp.text().await?;
-        if !status.is_success() {
-            bail!("upload failed: {status} {text}");
-        }
-        Ok(text.trim().to_owned())
+        let len = data.len() as u64;
+        self.post_upload(reqwest::Body::from(data), len).await
     }
 
     /// Uploads a file by streaming it; returns the CID.
@@ -99,6 +88,10 @@ impl TestNode {
         let file = tokio::fs::File::open(path).await?;
         let len = file.metadata().await?.len();
         let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
+        self.post_upload(body, len).await
+    }
+
+    async fn post_upload(&self, body: reqwest::Body, len: u64) -> anyhow::Result<String> {
         let resp = self
             .http
             .post(format!("{}/upload", self.process.api))

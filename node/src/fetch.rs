@@ -244,6 +244,13 @@ impl Fetcher {
                     tokio::time::sleep(Duration::from_millis(500 << searches)).await;
                 }
                 searches += 1;
+                // Peers dropped for failing (not for lying) get another chance.
+                for (peer, state) in peers.iter_mut() {
+                    if !banned.contains(peer) {
+                        state.dropped = false;
+                        state.failures = 0;
+                    }
+                }
                 for cid in [manifest_cid, tree] {
                     let mut rx = self.net.find_providers(&cid).await?;
                     let tx = found_tx.clone();

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 /// The line prefix a node prints when its API is up.
 pub const READY_PREFIX: &str = "REST API at ";
+/// The line prefix a node prints, before the ready line, when it serves metrics.
+pub const METRICS_PREFIX: &str = "Metrics at ";
 
 /// A `vellum node` child process.
 #[derive(Debug)]
@@ -18,6 +20,8 @@ pub struct NodeProcess {
     child: Child,
     /// Base URL of its API, `http://127.0.0.1:PORT/api/codex/v1`.
     pub api: String,
+    /// URL of its metrics endpoint, if enabled.
+    pub metrics: Option<String>,
 }
 
 impl NodeProcess {
@@ -34,16 +38,20 @@ impl NodeProcess {
         let (tx, rx) = mpsc::sync_channel(1);
         std::thread::spawn(move || {
             let mut sent = false;
+            let mut metrics = None;
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix(METRICS_PREFIX) {
+                    metrics = Some(url.trim().to_owned());
+                }
                 if !sent && let Some(url) = line.strip_prefix(READY_PREFIX) {
-                    let _ = tx.send(url.trim().to_owned());
+                    let _ = tx.send((url.trim().to_owned(), metrics.take()));
                     sent = true;
                 }
             }
         });
         match rx.recv_timeout(timeout) {
-            Ok(api) => Ok(Self { child, api }),
+            Ok((api, metrics)) => Ok(Self { child, api, metrics }),
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();

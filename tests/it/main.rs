@@ -1,6 +1,7 @@
 //! Vellum's end-to-end scenarios, compiled as one test binary (one module per scenario).
 //! Each starts real `vellum node` processes on loopback with free ports.
 
+mod api_surface;
 mod bad_input;
 mod corrupt_peer;
 mod crash_recovery;

@@ -17,13 +17,13 @@ use crate::process::NodeProcess;
 #[derive(Debug, Args)]
 pub struct TransferArgs {
     /// File sizes to run (repeatable), e.g. `--size 64MiB --size 1GiB`.
-    #[arg(long = "size", value_parser = parse_size, default_value = "1GiB")]
+    #[arg(long = "size", env = "VELLUM_BENCH_SIZE", value_delimiter = ',', value_parser = parse_size, default_value = "1GiB")]
     pub sizes: Vec<u64>,
     /// Runs per size; the table shows the median.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, env = "VELLUM_BENCH_RUNS", default_value_t = 1)]
     pub runs: usize,
     /// Directory for the nodes' data and the test file (default: a temporary directory).
-    #[arg(long)]
+    #[arg(long, env = "VELLUM_BENCH_DIR")]
     pub dir: Option<std::path::PathBuf>,
 }
 

@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 pub use self::size::parse_size;
-use crate::process::READY_PREFIX;
+use crate::process::{METRICS_PREFIX, READY_PREFIX};
 use crate::service::{self, NodeConfig};
 
 /// Vellum: a decentralized storage network with erasure coding and SNARK storage proofs.
@@ -115,7 +115,7 @@ pub struct DownloadArgs {
     /// The dataset's CID.
     pub cid: String,
     /// Where to write it.
-    #[arg(short, long)]
+    #[arg(short, long, env = "VELLUM_OUTPUT")]
     pub output: PathBuf,
     /// The node.
     #[command(flatten)]
@@ -183,7 +183,7 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         println!("SPR {spr}");
     }
     if let Some(m) = node.metrics_addr {
-        println!("Metrics at http://{m}/metrics");
+        println!("{METRICS_PREFIX}http://{m}/metrics");
     }
     println!("{READY_PREFIX}http://{}{}", node.api_addr, crate::api::API_PREFIX);
     tokio::select! {
