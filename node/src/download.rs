@@ -85,6 +85,15 @@ impl Cursor {
             }
         };
         let len = (end - self.pos).min(PIECE);
+        if self.pos + len == self.size
+            && let Err(e) = self.committed().await
+        {
+            // The last byte goes out only once the node has committed the dataset: an HTTP
+            // body with a length is complete at its last byte, so a client that has it may
+            // at once rely on the node holding the data.
+            self.pos = self.size;
+            return Some((Err(e), self));
+        }
         let file = Arc::clone(&self.file);
         let pos = self.pos;
         let read = tokio::task::spawn_blocking(move || {

@@ -1,6 +1,8 @@
 //! Bad input gets a clear error and the node keeps serving: invalid and unknown CIDs, dials to
 //! peers that cannot be reached, and malformed or oversized block-exchange messages.
 
+use std::io::Write;
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
@@ -68,6 +70,46 @@ async fn invalid_and_unknown_cids_and_unreachable_peers() -> anyhow::Result<()> 
     let space: serde_json::Value = node.get("/space").await?.json().await?;
     assert_eq!(space["quotaUsedBytes"], 0);
     assert_eq!(node.get("/no/such/endpoint").await?.status(), 404);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_and_over_quota_uploads_store_nothing() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let node = TestNode::start(&dir.path().join("n"), &["--storage-quota", "1MiB"])?;
+    let data_dir = dir.path().join("n");
+
+    // A client that promises 512 KiB, sends 100 KiB and hangs up.
+    let addr = node.process.api.trim_start_matches("http://").split('/').next().unwrap_or_default().to_owned();
+    let mut sock = TcpStream::connect(&addr)?;
+    write!(sock, "POST /api/codex/v1/upload HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n", 512 << 10)?;
+    sock.write_all(&test_bytes(100 << 10, 3))?;
+    sock.flush()?;
+    drop(sock);
+
+    // Over the quota: refused with 507, nothing kept.
+    let resp = node.http.post(format!("{}/upload", node.process.api)).body(test_bytes(2 << 20, 4)).send().await?;
+    assert_eq!(resp.status(), 507);
+    let body: serde_json::Value = resp.json().await?;
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("quota")), "{body}");
+
+    let mut clean = false;
+    for _ in 0..50 {
+        let space: serde_json::Value = node.get("/space").await?.json().await?;
+        let tmp = std::fs::read_dir(data_dir.join("tmp"))?.count();
+        if space["quotaUsedBytes"] == 0 && tmp == 0 {
+            clean = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(clean, "a truncated or refused upload left data behind");
+    let list: serde_json::Value = node.get("/data").await?.json().await?;
+    assert_eq!(list["content"].as_array().map(Vec::len), Some(0));
+    // Within the quota, uploads still work.
+    let small = test_bytes(300 << 10, 5);
+    let cid = node.upload(small.clone()).await?;
+    assert!(node.download(&format!("/data/{cid}")).await? == small);
     Ok(())
 }
 
