@@ -28,10 +28,10 @@ use crate::net::{NetError, NetworkHandle};
 use crate::store::{BlockStore, PartialDataset, StoreError};
 
 const LOG: &str = "vellum::fetch";
-/// Requests in flight per job.
-const WINDOW: usize = 32;
+/// Requests in flight per job (each answer is up to 1 MiB: this bounds a job's memory).
+const WINDOW: usize = 16;
 /// Requests in flight per peer and job.
-const PER_PEER: usize = 16;
+const PER_PEER: usize = 8;
 /// Failed requests after which a peer is dropped from a job.
 const MAX_PEER_FAILURES: u32 = 4;
 /// DHT searches a job makes before giving up for want of providers.

@@ -19,7 +19,7 @@ use crate::fetch::blocking;
 
 const LOG: &str = "vellum::api";
 /// Body chunks queued between the HTTP connection and the disk writer.
-const UPLOAD_QUEUE: usize = 32;
+const UPLOAD_QUEUE: usize = 4;
 
 fn parse_cid(text: &str) -> Result<ContentId, ApiError> {
     Ok(text.parse::<ContentId>()?)

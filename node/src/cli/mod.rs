@@ -139,7 +139,7 @@ pub fn main() -> ExitCode {
         }
     };
     let cli = Cli::parse_from(args);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().max_blocking_threads(16).enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("vellum: cannot start the async runtime: {e}");

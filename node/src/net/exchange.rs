@@ -123,10 +123,11 @@ async fn read_framed<T: AsyncRead + Unpin + Send, M: Message + Default>(io: &mut
     }
     let mut buf = vec![0u8; len];
     io.read_exact(&mut buf).await?;
-    M::decode(buf.as_slice()).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    // Decoding from `Bytes` lets block payloads share this buffer instead of copying it.
+    M::decode(bytes::Bytes::from(buf)).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
-async fn write_framed<T: AsyncWrite + Unpin + Send, M: Message>(io: &mut T, msg: &M, limit: usize) -> io::Result<()> {
+async fn write_framed<T: AsyncWrite + Unpin + Send, M: Message>(io: &mut T, msg: M, limit: usize) -> io::Result<()> {
     let len = msg.encoded_len();
     if len > limit {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("message of {len} bytes exceeds {limit}")));
@@ -134,6 +135,8 @@ async fn write_framed<T: AsyncWrite + Unpin + Send, M: Message>(io: &mut T, msg:
     let mut buf = Vec::with_capacity(4 + len);
     buf.extend_from_slice(&(len as u32).to_be_bytes());
     msg.encode(&mut buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // Free the message's own buffers before the (possibly slow) write.
+    drop(msg);
     io.write_all(&buf).await?;
     io.close().await
 }
@@ -165,7 +168,7 @@ impl libp2p::request_response::Codec for ExchangeCodec {
         io: &mut T,
         req: Request,
     ) -> io::Result<()> {
-        write_framed(io, &req, MAX_REQUEST_BYTES).await
+        write_framed(io, req, MAX_REQUEST_BYTES).await
     }
 
     async fn write_response<T: AsyncWrite + Unpin + Send>(
@@ -174,7 +177,7 @@ impl libp2p::request_response::Codec for ExchangeCodec {
         io: &mut T,
         res: Response,
     ) -> io::Result<()> {
-        write_framed(io, &res, MAX_RESPONSE_BYTES).await
+        write_framed(io, res, MAX_RESPONSE_BYTES).await
     }
 }
 

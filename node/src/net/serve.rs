@@ -116,15 +116,15 @@ fn answer_blocking(store: &BlockStore, request: Request, corrupt: bool) -> Resul
             }
             let blocks = blocks
                 .into_iter()
-                .map(|(index, mut data, proof)| {
-                    if corrupt && !data.is_empty() {
-                        data[0] ^= 0xff;
-                    }
-                    DeliveredBlock {
-                        index,
-                        data: data.into(),
-                        proof: proof.siblings.iter().map(|s| s.to_vec()).collect(),
-                    }
+                .map(|(index, data, proof)| {
+                    let data = if corrupt && !data.is_empty() {
+                        let mut bad = data.to_vec();
+                        bad[0] ^= 0xff;
+                        bad.into()
+                    } else {
+                        data
+                    };
+                    DeliveredBlock { index, data, proof: proof.siblings.iter().map(|s| s.to_vec()).collect() }
                 })
                 .collect();
             Ok(Response { kind: Some(ResponseKind::Blocks(BlockBatch { blocks })) })

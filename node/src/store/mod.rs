@@ -380,17 +380,25 @@ impl BlockStore {
         tree: &ContentId,
         start: u64,
         count: u64,
-    ) -> Result<Vec<(u64, Vec<u8>, BlockProof)>, StoreError> {
+    ) -> Result<Vec<(u64, bytes::Bytes, BlockProof)>, StoreError> {
         let (file, record) = self.open_data(tree)?;
         let merkle = self.tree(tree)?;
         let end = start.saturating_add(count).min(record.block_count());
+        if start >= end {
+            return Ok(Vec::new());
+        }
         let bs = u64::from(record.block_size);
-        let mut out = Vec::with_capacity(end.saturating_sub(start) as usize);
+        // One read for the whole run; the blocks are slices of it.
+        let from = start * bs;
+        let to = (end * bs).min(record.dataset_size);
+        let mut run = vec![0u8; (to - from) as usize];
+        file.read_exact_at(&mut run, from)?;
+        let run = bytes::Bytes::from(run);
+        let mut out = Vec::with_capacity((end - start) as usize);
         for index in start..end {
+            let at = ((index - start) * bs) as usize;
             let len = record.dataset_size.saturating_sub(index * bs).min(bs) as usize;
-            let mut data = vec![0u8; len];
-            file.read_exact_at(&mut data, index * bs)?;
-            out.push((index, data, merkle.proof(index)?));
+            out.push((index, run.slice(at..at + len), merkle.proof(index)?));
         }
         Ok(out)
     }

@@ -119,7 +119,7 @@ fn fetched_dataset_commits_only_when_complete_and_matching() {
     let dst2 = BlockStore::open(&dir.path().join("c"), 1 << 30).expect("open");
     let mut partial = dst2.begin_fetch(&manifest).expect("fetch");
     for (i, block, _) in &blocks {
-        let mut bad = block.clone();
+        let mut bad = block.to_vec();
         if *i == 1 {
             bad[0] ^= 1;
         }
