@@ -9,4 +9,4 @@ pub mod tree;
 
 pub use self::cid::{CidError, ContentId, ContentKind};
 pub use self::manifest::{DEFAULT_BLOCK_SIZE, Manifest, ManifestError};
-pub use self::tree::{BlockProof, MerkleTree, TreeError, leaf_hash};
+pub use self::tree::{BlockProof, Hash, MerkleTree, TreeError, leaf_hash};

@@ -40,15 +40,21 @@ pub fn leaf_hash(block: &[u8]) -> Hash {
     *blake3::Hasher::new_keyed(&LEAF_KEY).update(block).finalize().as_bytes()
 }
 
-fn node_hash(left: &Hash, right: &Hash) -> Hash {
+/// The hash of an inner node over its two children.
+pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     let mut h = blake3::Hasher::new_keyed(&NODE_KEY);
     h.update(left);
     h.update(right);
     *h.finalize().as_bytes()
 }
 
+/// The root of a tree with no leaves.
+pub fn empty_root() -> Hash {
+    *EMPTY_ROOT
+}
+
 /// Number of nodes in each level, from the leaves up to the root.
-fn level_sizes(leaves: u64) -> Vec<u64> {
+pub fn level_sizes(leaves: u64) -> Vec<u64> {
     let mut sizes = vec![leaves];
     let mut n = leaves;
     while n > 1 {

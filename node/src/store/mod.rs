@@ -14,21 +14,22 @@
 //! This module never talks to the network and never trusts a block it did not check.
 
 mod partial;
+mod tree_file;
 mod writer;
 
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tracing::{info, warn};
 
 pub use self::partial::PartialDataset;
 pub use self::writer::DatasetWriter;
-use crate::content::{BlockProof, ContentId, ContentKind, Manifest, MerkleTree, TreeError};
+use crate::content::{BlockProof, ContentId, ContentKind, Hash, Manifest, TreeError};
 
 const LOG: &str = "vellum::store";
 
@@ -36,9 +37,6 @@ const LOG: &str = "vellum::store";
 const MANIFESTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("manifests");
 /// tree CID bytes → [`DatasetRecord`] encoding.
 const DATASETS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("datasets");
-
-/// How many content trees are kept in memory for serving proofs.
-const TREE_CACHE_ENTRIES: usize = 64;
 
 /// Errors of the block store.
 #[derive(Debug, thiserror::Error)]
@@ -151,7 +149,6 @@ pub struct BlockStore {
     db: Database,
     quota: u64,
     used: AtomicU64,
-    trees: Mutex<HashMap<ContentId, Arc<MerkleTree>>>,
 }
 
 impl std::fmt::Debug for BlockStore {
@@ -176,7 +173,7 @@ impl BlockStore {
             tx.open_table(DATASETS)?;
             tx.commit()?;
         }
-        let store = Self { root: root.to_path_buf(), db, quota, used: AtomicU64::new(0), trees: Mutex::default() };
+        let store = Self { root: root.to_path_buf(), db, quota, used: AtomicU64::new(0) };
         store.recover()?;
         Ok(Arc::new(store))
     }
@@ -245,24 +242,27 @@ impl BlockStore {
         PartialDataset::new(Arc::clone(self), manifest)
     }
 
-    /// Makes a fully written, synced dataset visible: renames its files into place and commits
-    /// its record and manifest in one transaction. `reserved` is what the transfer claimed.
+    /// Makes a fully written dataset visible: syncs and renames its data and tree files into
+    /// place and commits its record and manifest in one transaction. `reserved` is what the
+    /// transfer claimed of the quota.
     fn commit_dataset(
         &self,
         data_tmp: &Path,
-        tree: &MerkleTree,
+        tree_tmp: &Path,
+        root: Hash,
         manifest: &Manifest,
         reserved: u64,
     ) -> Result<ContentId, StoreError> {
-        let tree_cid = ContentId::for_tree(&tree.root());
+        let tree_cid = ContentId::for_tree(&root);
         let record = DatasetRecord { dataset_size: manifest.dataset_size, block_size: manifest.block_size };
         let already = self.dataset(&tree_cid)?.is_some();
         if already {
             fs::remove_file(data_tmp)?;
+            fs::remove_file(tree_tmp)?;
         } else {
-            let tree_tmp = self.tmp_path("tree");
-            write_synced(&tree_tmp, &tree.to_bytes())?;
-            fs::rename(&tree_tmp, self.tree_path(&tree_cid))?;
+            File::open(data_tmp)?.sync_data()?;
+            File::open(tree_tmp)?.sync_data()?;
+            fs::rename(tree_tmp, self.tree_path(&tree_cid))?;
             fs::rename(data_tmp, self.data_path(&tree_cid))?;
             File::open(self.root.join("datasets"))?.sync_all()?;
         }
@@ -349,25 +349,6 @@ impl BlockStore {
         }
     }
 
-    /// The content tree of a complete dataset.
-    pub fn tree(&self, tree: &ContentId) -> Result<Arc<MerkleTree>, StoreError> {
-        if let Some(t) = self.trees.lock().map_err(|_| StoreError::Db("tree cache poisoned".into()))?.get(tree) {
-            return Ok(Arc::clone(t));
-        }
-        let record = self.dataset(tree)?.ok_or(StoreError::NotFound)?;
-        let bytes = fs::read(self.tree_path(tree))?;
-        let loaded = Arc::new(MerkleTree::from_bytes(&bytes, record.block_count())?);
-        if loaded.root() != tree.digest() {
-            return Err(StoreError::Corrupt(format!("tree file of {tree} has another root")));
-        }
-        let mut cache = self.trees.lock().map_err(|_| StoreError::Db("tree cache poisoned".into()))?;
-        if cache.len() >= TREE_CACHE_ENTRIES {
-            cache.clear();
-        }
-        cache.insert(*tree, Arc::clone(&loaded));
-        Ok(loaded)
-    }
-
     /// Opens a complete dataset's data file for reading.
     pub fn open_data(&self, tree: &ContentId) -> Result<(File, DatasetRecord), StoreError> {
         let record = self.dataset(tree)?.ok_or(StoreError::NotFound)?;
@@ -382,7 +363,6 @@ impl BlockStore {
         count: u64,
     ) -> Result<Vec<(u64, bytes::Bytes, BlockProof)>, StoreError> {
         let (file, record) = self.open_data(tree)?;
-        let merkle = self.tree(tree)?;
         let end = start.saturating_add(count).min(record.block_count());
         if start >= end {
             return Ok(Vec::new());
@@ -394,11 +374,12 @@ impl BlockStore {
         let mut run = vec![0u8; (to - from) as usize];
         file.read_exact_at(&mut run, from)?;
         let run = bytes::Bytes::from(run);
+        let proofs = tree_file::read_proofs(&File::open(self.tree_path(tree))?, record.block_count(), start, end)?;
         let mut out = Vec::with_capacity((end - start) as usize);
-        for index in start..end {
+        for (index, proof) in (start..end).zip(proofs) {
             let at = ((index - start) * bs) as usize;
             let len = record.dataset_size.saturating_sub(index * bs).min(bs) as usize;
-            out.push((index, run.slice(at..at + len), merkle.proof(index)?));
+            out.push((index, run.slice(at..at + len), proof));
         }
         Ok(out)
     }
@@ -448,7 +429,6 @@ impl BlockStore {
         if let Some((record, t)) = freed {
             removed = true;
             let tree_cid = ContentId::from_bytes(&t).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            self.trees.lock().map_err(|_| StoreError::Db("tree cache poisoned".into()))?.remove(&tree_cid);
             for path in [self.data_path(&tree_cid), self.tree_path(&tree_cid)] {
                 if let Err(e) = fs::remove_file(&path) {
                     warn!(target: LOG, path = %path.display(), error = %e, "could not remove dataset file");
@@ -470,14 +450,6 @@ impl BlockStore {
             quota_reserved_bytes: 0,
         })
     }
-}
-
-/// Writes `bytes` to a new file and syncs it.
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let f = File::create(path)?;
-    f.write_all_at(bytes, 0)?;
-    f.sync_all()?;
-    Ok(())
 }
 
 #[cfg(test)]

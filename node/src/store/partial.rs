@@ -1,23 +1,26 @@
 //! A dataset being received from the network: verified blocks are written at their offsets in a
-//! file in `tmp/`; once every block is in, the tree is rebuilt from the verified leaves and the
-//! dataset committed. Blocks are verified by the caller (against the manifest's tree root) before
-//! they reach this type; it re-checks the root at the end as a last line of defence.
+//! data file in `tmp/`, their leaf hashes at theirs in a tree file; once every block is in, the
+//! levels above are built from the file and the root must equal the manifest's before the
+//! dataset is committed. Blocks are verified by the caller against the manifest's root before
+//! they reach this type; the final root check is a last line of defence. Memory: one bit per block.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{BlockStore, StoreError};
-use crate::content::{ContentId, Manifest, MerkleTree};
+use super::{BlockStore, StoreError, tree_file};
+use crate::content::{ContentId, Manifest};
 
 /// A network download in progress. Dropping it without [`PartialDataset::finish`] discards it.
 pub struct PartialDataset {
     store: Arc<BlockStore>,
     path: PathBuf,
-    file: Option<File>,
+    tree_path: PathBuf,
+    files: Option<(File, File)>,
     manifest: Manifest,
-    leaves: Vec<Option<[u8; 32]>>,
+    received: Vec<u64>,
+    blocks: u64,
     missing: u64,
     reserved: u64,
 }
@@ -31,29 +34,40 @@ impl std::fmt::Debug for PartialDataset {
 impl PartialDataset {
     pub(super) fn new(store: Arc<BlockStore>, manifest: &Manifest) -> Result<Self, StoreError> {
         let blocks = manifest.block_count();
+        let words = usize::try_from(blocks.div_ceil(64)).map_err(|_| StoreError::Mismatch("too many blocks".into()))?;
         let reserved = manifest.dataset_size + super::tree_bytes(blocks);
-        let leaves = usize::try_from(blocks).map_err(|_| StoreError::Mismatch("too many blocks".into()))?;
         store.reserve(reserved)?;
         let path = store.tmp_path("fetch");
-        let file = match File::create(&path).and_then(|f| f.set_len(manifest.dataset_size).map(|()| f)) {
+        let tree_path = path.with_extension("tree");
+        let open = || -> std::io::Result<(File, File)> {
+            let data = File::options().read(true).write(true).create_new(true).open(&path)?;
+            data.set_len(manifest.dataset_size)?;
+            let tree = File::options().read(true).write(true).create_new(true).open(&tree_path)?;
+            Ok((data, tree))
+        };
+        let files = match open() {
             Ok(f) => f,
             Err(e) => {
                 store.release(reserved);
+                let _ = std::fs::remove_file(&path);
+                let _ = std::fs::remove_file(&tree_path);
                 return Err(e.into());
             }
         };
         Ok(Self {
             store,
             path,
-            file: Some(file),
+            tree_path,
+            files: Some(files),
             manifest: manifest.clone(),
-            leaves: vec![None; leaves],
+            received: vec![0; words],
+            blocks,
             missing: blocks,
             reserved,
         })
     }
 
-    /// The file being written (for streaming the received prefix to a reader).
+    /// The data file being written (for streaming the received prefix to a reader).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -65,24 +79,24 @@ impl PartialDataset {
 
     /// Whether block `index` is in.
     pub fn has(&self, index: u64) -> bool {
-        self.leaves.get(index as usize).is_some_and(Option::is_some)
+        index < self.blocks && self.received[(index / 64) as usize] & (1 << (index % 64)) != 0
     }
 
     /// Writes a block whose leaf hash the caller has verified against the manifest's root.
     pub fn write_block(&mut self, index: u64, data: &[u8], leaf: [u8; 32]) -> Result<(), StoreError> {
+        if index >= self.blocks {
+            return Err(StoreError::Mismatch(format!("block {index} out of range")));
+        }
         if data.len() as u64 != self.manifest.block_len(index) {
             return Err(StoreError::Mismatch(format!("block {index} has {} bytes", data.len())));
         }
-        let slot = self
-            .leaves
-            .get_mut(index as usize)
-            .ok_or_else(|| StoreError::Mismatch(format!("block {index} out of range")))?;
-        if slot.is_some() {
+        if self.has(index) {
             return Ok(());
         }
-        let file = self.file.as_ref().ok_or_else(|| StoreError::Corrupt("fetch already finished".into()))?;
+        let (file, tree) = self.files.as_ref().ok_or_else(|| StoreError::Corrupt("fetch already finished".into()))?;
         file.write_all_at(data, index * u64::from(self.manifest.block_size))?;
-        *slot = Some(leaf);
+        tree.write_all_at(&leaf, index * 32)?;
+        self.received[(index / 64) as usize] |= 1 << (index % 64);
         self.missing -= 1;
         Ok(())
     }
@@ -92,24 +106,26 @@ impl PartialDataset {
         if self.missing > 0 {
             return Err(StoreError::Mismatch(format!("{} blocks still missing", self.missing)));
         }
-        let leaves: Vec<[u8; 32]> = self.leaves.iter().flatten().copied().collect();
-        let tree = MerkleTree::from_leaves(leaves);
+        let (data, tree) = self.files.take().ok_or_else(|| StoreError::Corrupt("fetch already finished".into()))?;
+        drop(data);
+        let root = tree_file::build_levels(&tree, self.blocks)?;
+        drop(tree);
         let expected = self.manifest.tree().map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        if ContentId::for_tree(&tree.root()) != expected {
+        if ContentId::for_tree(&root) != expected {
             return Err(StoreError::Mismatch("rebuilt tree root differs from the manifest".into()));
         }
-        let file = self.file.take().ok_or_else(|| StoreError::Corrupt("fetch already finished".into()))?;
-        file.sync_data()?;
-        drop(file);
         let reserved = std::mem::take(&mut self.reserved);
-        self.store.commit_dataset(&self.path, &tree, &self.manifest, reserved)
+        self.store.commit_dataset(&self.path, &self.tree_path, root, &self.manifest, reserved)
     }
 }
 
 impl Drop for PartialDataset {
     fn drop(&mut self) {
-        if self.file.take().is_some() {
-            let _ = std::fs::remove_file(&self.path);
+        self.files = None;
+        for p in [&self.path, &self.tree_path] {
+            if p.exists() {
+                let _ = std::fs::remove_file(p);
+            }
         }
         self.store.release(self.reserved);
     }

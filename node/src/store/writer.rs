@@ -1,14 +1,16 @@
-//! Streaming upload of a new dataset: bytes in, blocks hashed and written sequentially to a file
-//! in `tmp/`, the content tree built at the end. Memory stays at one block plus 32 bytes per block.
+//! Streaming upload of a new dataset: bytes in, blocks hashed and written sequentially to a data
+//! file in `tmp/`, their leaf hashes appended to a tree file beside it; the levels above are
+//! built from the file at the end. Memory stays at one block and two write buffers, whatever the
+//! dataset's size.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{BlockStore, StoreError};
+use super::{BlockStore, StoreError, tree_file};
 use crate::content::manifest::MAX_BLOCK_SIZE;
-use crate::content::{ContentId, Manifest, MerkleTree, leaf_hash};
+use crate::content::{ContentId, Manifest, leaf_hash};
 
 /// Bytes claimed from the quota at a time while an upload grows.
 const RESERVE_STEP: u64 = 64 * 1024 * 1024;
@@ -17,10 +19,11 @@ const RESERVE_STEP: u64 = 64 * 1024 * 1024;
 pub struct DatasetWriter {
     store: Arc<BlockStore>,
     pub(super) path: PathBuf,
-    file: Option<BufWriter<File>>,
+    tree_path: PathBuf,
+    files: Option<(BufWriter<File>, BufWriter<File>)>,
     block_size: usize,
     block: Vec<u8>,
-    leaves: Vec<[u8; 32]>,
+    leaves: u64,
     size: u64,
     reserved: u64,
 }
@@ -37,14 +40,17 @@ impl DatasetWriter {
             return Err(StoreError::Mismatch(format!("block size {block_size}")));
         }
         let path = store.tmp_path("data");
-        let file = BufWriter::with_capacity(1 << 20, File::create(&path)?);
+        let tree_path = path.with_extension("tree");
+        let data = BufWriter::with_capacity(1 << 20, File::create(&path)?);
+        let tree = BufWriter::with_capacity(64 << 10, File::create(&tree_path)?);
         Ok(Self {
             store,
             path,
-            file: Some(file),
+            tree_path,
+            files: Some((data, tree)),
             block_size: block_size as usize,
             block: Vec::with_capacity(block_size as usize),
-            leaves: Vec::new(),
+            leaves: 0,
             size: 0,
             reserved: 0,
         })
@@ -62,7 +68,7 @@ impl DatasetWriter {
 
     /// Appends bytes to the dataset.
     pub fn write(&mut self, mut data: &[u8]) -> Result<(), StoreError> {
-        let needed = self.size + data.len() as u64 + super::tree_bytes(self.leaves.len() as u64 + 2);
+        let needed = self.size + data.len() as u64 + super::tree_bytes(self.leaves + 2);
         if needed > self.reserved {
             // Claim in large steps to touch the shared counter rarely; near the quota, claim
             // exactly what is needed.
@@ -88,15 +94,15 @@ impl DatasetWriter {
     }
 
     fn flush_block(&mut self) -> Result<(), StoreError> {
-        self.leaves.push(leaf_hash(&self.block));
-        if let Some(f) = self.file.as_mut() {
-            f.write_all(&self.block)?;
-        }
+        let (data, tree) = self.files.as_mut().ok_or_else(|| StoreError::Corrupt("upload already finished".into()))?;
+        tree.write_all(&leaf_hash(&self.block))?;
+        data.write_all(&self.block)?;
+        self.leaves += 1;
         self.block.clear();
         Ok(())
     }
 
-    /// Completes the upload: syncs the data, builds the tree and commits the dataset and its
+    /// Completes the upload: builds the tree, syncs both files and commits the dataset and its
     /// manifest. Returns the manifest's CID.
     pub fn finish(
         mut self,
@@ -106,24 +112,27 @@ impl DatasetWriter {
         if !self.block.is_empty() {
             self.flush_block()?;
         }
-        let file = self.file.take().ok_or_else(|| StoreError::Corrupt("upload already finished".into()))?;
-        let file = file.into_inner().map_err(|e| StoreError::Io(e.into_error()))?;
-        file.sync_data()?;
-        drop(file);
-        let tree = MerkleTree::from_leaves(std::mem::take(&mut self.leaves));
-        let mut manifest = Manifest::new(ContentId::for_tree(&tree.root()), self.block_size as u32, self.size);
+        let (data, tree) = self.files.take().ok_or_else(|| StoreError::Corrupt("upload already finished".into()))?;
+        drop(data.into_inner().map_err(|e| StoreError::Io(e.into_error()))?);
+        drop(tree.into_inner().map_err(|e| StoreError::Io(e.into_error()))?);
+        // Reopened for reading as well: the levels are built from the leaves just written.
+        let tree = File::options().read(true).write(true).open(&self.tree_path)?;
+        let root = tree_file::build_levels(&tree, self.leaves)?;
+        drop(tree);
+        let mut manifest = Manifest::new(ContentId::for_tree(&root), self.block_size as u32, self.size);
         manifest.filename = filename;
         manifest.mimetype = mimetype;
         let reserved = std::mem::take(&mut self.reserved);
-        let cid = self.store.commit_dataset(&self.path, &tree, &manifest, reserved)?;
+        let cid = self.store.commit_dataset(&self.path, &self.tree_path, root, &manifest, reserved)?;
         Ok((cid, manifest))
     }
 }
 
 impl Drop for DatasetWriter {
     fn drop(&mut self) {
-        if self.file.take().is_some() {
+        if self.files.take().is_some() || self.tree_path.exists() {
             let _ = std::fs::remove_file(&self.path);
+            let _ = std::fs::remove_file(&self.tree_path);
         }
         self.store.release(self.reserved);
     }
