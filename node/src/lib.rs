@@ -21,6 +21,7 @@ pub mod api;
 pub mod cli;
 pub mod content;
 pub mod download;
+pub mod erasure;
 pub mod fetch;
 pub mod metrics;
 pub mod net;
