@@ -5,6 +5,7 @@
 //! over the file.
 
 mod bench;
+mod bench_erasure;
 mod client;
 pub mod config_file;
 mod logging;
@@ -127,6 +128,8 @@ pub struct DownloadArgs {
 pub enum BenchCommand {
     /// Upload through one node's REST API and download node-to-node on loopback.
     Transfer(bench::TransferArgs),
+    /// Reed–Solomon encode and decode: raw library against the slot pipeline.
+    Erasure(bench_erasure::ErasureArgs),
 }
 
 /// Runs the command line; the binary's `main`.
@@ -152,6 +155,7 @@ pub fn main() -> ExitCode {
             Command::Upload(args) => client::upload(args).await,
             Command::Download(args) => client::download(args).await,
             Command::Bench(BenchCommand::Transfer(args)) => bench::transfer(args).await,
+            Command::Bench(BenchCommand::Erasure(args)) => tokio::task::block_in_place(|| bench_erasure::erasure(args)),
         }
     });
     match result {

@@ -66,6 +66,13 @@ fn read_batch<S: SlotReader>(
     }
 }
 
+/// Writes a cell, cut short at the end of the dataset; returns the bytes still to write.
+fn write_cell<W: Write>(output: &mut W, cell: &[u8], left: u64) -> std::io::Result<u64> {
+    let n = (cell.len() as u64).min(left) as usize;
+    output.write_all(&cell[..n])?;
+    Ok(left - n as u64)
+}
+
 /// Rebuilds the dataset from `slots` (K data then M parity; `None` for a missing slot) into
 /// `output`. `intact(slot, row, cell)` says whether a cell's bytes are genuine (for example, match
 /// its leaf in the slot tree); a cell that fails is an erasure.
@@ -90,6 +97,7 @@ pub fn decode<S: SlotReader, W: Write>(
     let total_rows = layout.rows();
     let mut first = 0u64;
     let mut batch: Batch = vec![None; k + m];
+    let mut missing = Vec::with_capacity(k);
     while first < total_rows {
         let rows = (total_rows - first).min(rows_per_batch as u64) as usize;
         read_batch(slots, 0..k, first, rows, cs, &mut batch);
@@ -99,69 +107,64 @@ pub fn decode<S: SlotReader, W: Write>(
             fn cell(b: &Batch, i: usize, r: usize, cs: usize) -> Option<&[u8]> {
                 b[i].as_ref().map(|buf| &buf[r * cs..(r + 1) * cs])
             }
-            let mut damaged = 0u64;
-            let missing: Vec<usize> = (0..k)
-                .filter(|&i| match cell(&batch, i, r, cs) {
-                    Some(c) if intact(i, row, c) => false,
-                    Some(_) => {
-                        damaged += 1;
-                        true
-                    }
-                    None => true,
-                })
-                .collect();
-            stats.cells_damaged += damaged;
-            let mut rebuilt: Vec<(usize, Vec<u8>)> = Vec::new();
-            if !missing.is_empty() {
-                if !parity_read {
-                    read_batch(slots, k..k + m, first, rows, cs, &mut batch);
-                    parity_read = true;
-                }
-                let mut available = 0;
-                for i in (0..k).filter(|i| !missing.contains(i)) {
-                    if let Some(c) = cell(&batch, i, r, cs) {
-                        decoder.add_original_shard(i, c)?;
-                        available += 1;
-                    }
-                }
-                for j in 0..m {
-                    if available >= k {
-                        break;
-                    }
-                    if let Some(c) = cell(&batch, k + j, r, cs) {
-                        if intact(k + j, row, c) {
-                            decoder.add_recovery_shard(j, c)?;
-                            available += 1;
-                        } else {
-                            stats.cells_damaged += 1;
-                        }
-                    }
-                }
-                if available < k {
-                    return Err(ErasureError::NotEnoughSlots { row, available, needed: k });
-                }
-                let result = decoder.decode()?;
-                for &i in &missing {
-                    let restored = result.restored_original(i).ok_or_else(|| {
-                        ErasureError::InvalidParams(format!("decoder did not restore cell {i} of row {row}"))
-                    })?;
-                    rebuilt.push((i, restored.to_vec()));
-                }
-                stats.rows_repaired += 1;
-                stats.cells_rebuilt += missing.len() as u64;
-            }
+            missing.clear();
             for i in 0..k {
-                if left == 0 {
+                match cell(&batch, i, r, cs) {
+                    Some(c) if intact(i, row, c) => {}
+                    Some(_) => {
+                        stats.cells_damaged += 1;
+                        missing.push(i);
+                    }
+                    None => missing.push(i),
+                }
+            }
+            if missing.is_empty() {
+                for i in 0..k {
+                    let bytes = cell(&batch, i, r, cs).unwrap_or_default();
+                    left = write_cell(&mut output, bytes, left)?;
+                }
+                continue;
+            }
+            if !parity_read {
+                read_batch(slots, k..k + m, first, rows, cs, &mut batch);
+                parity_read = true;
+            }
+            let mut available = 0;
+            for i in (0..k).filter(|i| !missing.contains(i)) {
+                if let Some(c) = cell(&batch, i, r, cs) {
+                    decoder.add_original_shard(i, c)?;
+                    available += 1;
+                }
+            }
+            for j in 0..m {
+                if available >= k {
                     break;
                 }
-                let bytes = match rebuilt.iter().find(|(j, _)| *j == i) {
-                    Some((_, b)) => b.as_slice(),
-                    None => cell(&batch, i, r, cs).unwrap_or_default(),
-                };
-                let n = (cs as u64).min(left) as usize;
-                output.write_all(&bytes[..n])?;
-                left -= n as u64;
+                if let Some(c) = cell(&batch, k + j, r, cs) {
+                    if intact(k + j, row, c) {
+                        decoder.add_recovery_shard(j, c)?;
+                        available += 1;
+                    } else {
+                        stats.cells_damaged += 1;
+                    }
+                }
             }
+            if available < k {
+                return Err(ErasureError::NotEnoughSlots { row, available, needed: k });
+            }
+            let result = decoder.decode()?;
+            for i in 0..k {
+                let bytes = if missing.contains(&i) {
+                    result.restored_original(i).ok_or_else(|| {
+                        ErasureError::InvalidParams(format!("decoder did not restore cell {i} of row {row}"))
+                    })?
+                } else {
+                    cell(&batch, i, r, cs).unwrap_or_default()
+                };
+                left = write_cell(&mut output, bytes, left)?;
+            }
+            stats.rows_repaired += 1;
+            stats.cells_rebuilt += missing.len() as u64;
         }
         first += rows as u64;
     }

@@ -29,7 +29,7 @@ impl SlotLayout {
         if !reed_solomon_simd::ReedSolomonEncoder::supports(k, m) {
             return Err(ErasureError::InvalidParams(format!("K = {k}, M = {m} is beyond the codec's limits")));
         }
-        if cell_size == 0 || cell_size % 2 != 0 || cell_size > MAX_CELL_SIZE as usize {
+        if cell_size == 0 || !cell_size.is_multiple_of(2) || cell_size > MAX_CELL_SIZE as usize {
             return Err(ErasureError::InvalidParams(format!(
                 "cell size {cell_size} must be even and at most {MAX_CELL_SIZE}"
             )));

@@ -16,7 +16,7 @@ mod layout;
 
 pub use self::decode::{DecodeStats, SlotReader, decode};
 pub use self::encode::{EncodeStats, encode};
-pub use self::layout::{DEFAULT_CELL_SIZE, SlotLayout};
+pub use self::layout::{DEFAULT_CELL_SIZE, MAX_CELL_SIZE, SlotLayout};
 
 /// Why coding failed.
 #[derive(Debug, thiserror::Error)]
