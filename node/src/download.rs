@@ -136,6 +136,13 @@ impl DatasetStream {
     }
 }
 
+impl DatasetStream {
+    /// Pieces produced elsewhere (a rebuild from slots) and sent down a bounded channel.
+    pub fn from_channel(rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>) -> Self {
+        Self(Box::pin(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })))
+    }
+}
+
 impl Stream for DatasetStream {
     type Item = io::Result<Bytes>;
 

@@ -27,4 +27,5 @@ pub mod metrics;
 pub mod net;
 pub mod process;
 pub mod service;
+pub mod slots;
 pub mod store;

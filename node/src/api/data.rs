@@ -16,8 +16,11 @@ use super::{ApiError, AppState, ErrorBody};
 use crate::content::{ContentId, ContentKind, DEFAULT_BLOCK_SIZE, Manifest};
 use crate::download::DatasetStream;
 use crate::fetch::blocking;
+use crate::store::StoreError;
 
 const LOG: &str = "vellum::api";
+/// Pieces queued between a slot rebuild and the HTTP body.
+const REBUILD_QUEUE: usize = 4;
 /// Body chunks queued between the HTTP connection and the disk writer.
 const UPLOAD_QUEUE: usize = 4;
 
@@ -191,6 +194,17 @@ async fn serve_dataset(state: &AppState, cid_text: &str, network: bool) -> Resul
         let (file, _) = state.store.open_data(&tree)?;
         return Ok(stream_response(&manifest, DatasetStream::local(Arc::new(file), manifest.dataset_size)));
     }
+    if manifest.is_protected() {
+        let store = Arc::clone(&state.store);
+        let m = manifest.clone();
+        let present =
+            blocking(move || crate::slots::slots_present(&store, &m).map_err(|e| StoreError::Corrupt(e.to_string())))
+                .await?;
+        let k = manifest.erasure.as_ref().map_or(0, |e| e.ec_k as usize);
+        if present >= k && present > 0 {
+            return Ok(stream_response(&manifest, rebuild_stream(Arc::clone(&state.store), manifest.clone())));
+        }
+    }
     if !network {
         return Err(ApiError::not_found(format!("{cid} is not held locally")));
     }
@@ -207,6 +221,109 @@ async fn serve_dataset(state: &AppState, cid_text: &str, network: bool) -> Resul
             Ok(stream_response(&manifest, DatasetStream::local(Arc::new(file), manifest.dataset_size)))
         }
     }
+}
+
+/// Streams a protected dataset rebuilt from its local slots.
+fn rebuild_stream(store: Arc<crate::store::BlockStore>, manifest: Manifest) -> DatasetStream {
+    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(REBUILD_QUEUE);
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChannelWriter { tx: tx.clone(), buf: Vec::with_capacity(1 << 20) };
+        let result = crate::slots::rebuild(&store, &manifest, &mut out);
+        let result = result.map_err(std::io::Error::other).and_then(|_| out.flush_piece());
+        match result {
+            Ok(()) => debug!(target: LOG, "protected dataset rebuilt from slots"),
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+            }
+        }
+    });
+    DatasetStream::from_channel(rx)
+}
+
+/// Sends what is written, in 1 MiB pieces, down a bounded channel (the HTTP body's source).
+struct ChannelWriter {
+    tx: mpsc::Sender<std::io::Result<Bytes>>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    fn flush_piece(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let piece = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(1 << 20)));
+        self.tx.blocking_send(Ok(piece)).map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+    }
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 1 << 20 {
+            self.flush_piece()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.flush_piece()
+    }
+}
+
+/// Query of `POST /data/{cid}/protect`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ProtectQuery {
+    /// Slots in all (K + M), as in a storage request; default 3.
+    nodes: Option<usize>,
+    /// Slots that may be lost (M); default 1.
+    tolerance: Option<usize>,
+    /// Cell (shard) size in bytes; default 2048.
+    cell_size: Option<usize>,
+}
+
+/// Erasure-code a dataset held here into K = nodes − tolerance data and M = tolerance parity
+/// slots with Poseidon2 slot trees (a Vellum extension; storage requests do this themselves).
+#[utoipa::path(post, path = "/data/{cid}/protect", tag = "Data",
+    params(("cid" = String, Path, description = "Manifest CID of a dataset held here"), ProtectQuery),
+    responses((status = 200, description = "The protected manifest", body = DataItem),
+              (status = 400, description = "Invalid CID", body = ErrorBody),
+              (status = 404, description = "Not held here", body = ErrorBody),
+              (status = 422, description = "Invalid erasure parameters", body = ErrorBody)))]
+pub(super) async fn protect(
+    State(state): State<AppState>,
+    Path(cid): Path<String>,
+    query: Result<axum::extract::Query<ProtectQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<DataItem>, ApiError> {
+    let axum::extract::Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let cid = manifest_cid(&cid)?;
+    let (nodes, tolerance) = (q.nodes.unwrap_or(3), q.tolerance.unwrap_or(1));
+    if tolerance == 0 || nodes <= tolerance {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("nodes ({nodes}) must exceed tolerance ({tolerance}), and tolerance must be at least 1"),
+        ));
+    }
+    let store = Arc::clone(&state.store);
+    let manifest = blocking(move || store.manifest(&cid))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("{cid} is not held here")))?;
+    let store = Arc::clone(&state.store);
+    let cell_size = q.cell_size.unwrap_or(crate::erasure::DEFAULT_CELL_SIZE as usize);
+    let (pcid, protected) = tokio::task::spawn_blocking(move || {
+        crate::slots::protect(&store, &manifest, nodes - tolerance, tolerance, cell_size, 2)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(|e| match e {
+        crate::slots::SlotError::Erasure(crate::erasure::ErasureError::InvalidParams(m)) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m)
+        }
+        crate::slots::SlotError::Manifest(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m),
+        crate::slots::SlotError::Store(s) => s.into(),
+        other => ApiError::internal(other.to_string()),
+    })?;
+    Ok(Json(DataItem::new(&pcid, &protected)))
 }
 
 /// Download a dataset by CID (the whitepaper's endpoint); fetched from the network if not local.

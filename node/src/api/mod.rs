@@ -71,6 +71,7 @@ pub fn router(state: AppState) -> axum::Router {
         .routes(routes!(data::download_network_stream))
         .routes(routes!(data::fetch_manifest))
         .routes(routes!(data::exists))
+        .routes(routes!(data::protect))
         .routes(routes!(data::space))
         .routes(routes!(node::info))
         .routes(routes!(node::spr))

@@ -6,6 +6,7 @@
 
 mod bench;
 mod bench_erasure;
+mod bench_hash;
 mod client;
 pub mod config_file;
 mod logging;
@@ -130,6 +131,8 @@ pub enum BenchCommand {
     Transfer(bench::TransferArgs),
     /// Reed–Solomon encode and decode: raw library against the slot pipeline.
     Erasure(bench_erasure::ErasureArgs),
+    /// Poseidon2 slot-tree hashing on one and two cores, and protecting a dataset end to end.
+    Hash(bench_hash::HashArgs),
 }
 
 /// Runs the command line; the binary's `main`.
@@ -156,6 +159,7 @@ pub fn main() -> ExitCode {
             Command::Download(args) => client::download(args).await,
             Command::Bench(BenchCommand::Transfer(args)) => bench::transfer(args).await,
             Command::Bench(BenchCommand::Erasure(args)) => tokio::task::block_in_place(|| bench_erasure::erasure(args)),
+            Command::Bench(BenchCommand::Hash(args)) => tokio::task::block_in_place(|| bench_hash::hash(args)),
         }
     });
     match result {

@@ -142,6 +142,27 @@ pub struct SpaceSummary {
     pub quota_reserved_bytes: u64,
 }
 
+/// Part of the quota held for work in progress; given back on drop unless [`QuotaClaim::keep`]
+/// turns it into space in use.
+#[derive(Debug)]
+pub(crate) struct QuotaClaim<'a> {
+    store: &'a BlockStore,
+    bytes: u64,
+}
+
+impl QuotaClaim<'_> {
+    /// Keeps the claimed bytes as used.
+    pub(crate) fn keep(mut self) {
+        self.bytes = 0;
+    }
+}
+
+impl Drop for QuotaClaim<'_> {
+    fn drop(&mut self) {
+        self.store.release(self.bytes);
+    }
+}
+
 /// The node's block store. Cheap to share behind an `Arc`; all methods block on disk I/O, so
 /// async callers run them on the blocking pool.
 pub struct BlockStore {
@@ -190,7 +211,7 @@ impl BlockStore {
                 fs::remove_file(&path)?;
             }
         }
-        let used = records.iter().map(|(_, r)| r.disk_bytes()).sum();
+        let used = records.iter().map(|(_, r)| r.disk_bytes()).sum::<u64>() + dir_bytes(&self.root.join("slots"))?;
         self.used.store(used, Ordering::Relaxed);
         info!(target: LOG, datasets = records.len(), used_bytes = used, "block store open");
         Ok(())
@@ -230,6 +251,12 @@ impl BlockStore {
 
     fn release(&self, bytes: u64) {
         let _ = self.used.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |u| Some(u.saturating_sub(bytes)));
+    }
+
+    /// Claims `bytes` of the quota; the claim is returned on drop unless kept.
+    pub(crate) fn claim(&self, bytes: u64) -> Result<QuotaClaim<'_>, StoreError> {
+        self.reserve(bytes)?;
+        Ok(QuotaClaim { store: self, bytes })
     }
 
     /// Starts an upload of a new dataset with the given block size.
@@ -450,6 +477,20 @@ impl BlockStore {
             quota_reserved_bytes: 0,
         })
     }
+}
+
+/// Bytes in the files of a directory and its subdirectories (the slots of protected datasets).
+fn dir_bytes(dir: &Path) -> Result<u64, StoreError> {
+    if !dir.exists() {
+        return Ok(0);
+    }
+    let mut total = 0;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() { dir_bytes(&entry.path())? } else { meta.len() };
+    }
+    Ok(total)
 }
 
 #[cfg(test)]
