@@ -1,11 +1,13 @@
 //! Streaming encoder: dataset bytes in, one cell per row appended to every slot.
 //!
-//! Two stages on two threads, joined by bounded queues that recycle their buffers: the first
-//! reads a batch of rows and computes its parity, the second appends the batch's data and parity
-//! cells to the slot writers. Coding and writing overlap, so the pipeline runs at close to the
-//! speed of the slower of the two rather than their sum.
+//! Coders on two threads take turns reading batches of rows and compute their parity; a writer
+//! appends each batch's data and parity cells to the slot writers, in order. Bounded queues that
+//! recycle their buffers join them. Coding and writing overlap and coding uses both cores, so the
+//! pipeline keeps up with the library coding on one.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
+use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use reed_solomon_simd::ReedSolomonEncoder;
@@ -15,7 +17,9 @@ use super::{ErasureError, SlotLayout};
 /// Bytes of input processed per batch of rows (a few MiB keeps reads and writes large).
 const BATCH_BYTES: usize = 4 << 20;
 /// Batches in flight between the stages.
-const BATCHES_IN_FLIGHT: usize = 2;
+const BATCHES_IN_FLIGHT: usize = 4;
+/// Coding threads (the writer is a third, lighter one).
+const CODERS: usize = 2;
 
 /// What an encode did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -40,40 +44,60 @@ fn read_full<R: Read>(input: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
-/// One batch: `rows` rows of data, row-major, and their parity, slot-major.
+/// One batch: `rows` rows of data, row-major, and their parity, slot-major; `seq` orders batches.
 struct Batch {
+    seq: u64,
     rows: usize,
     data: Vec<u8>,
     parity: Vec<Vec<u8>>,
 }
 
-/// Stage one: read rows and compute parity.
+/// The input and how far it has been read; coders take turns at it.
+struct Source<R> {
+    input: R,
+    left: u64,
+    rows_read: u64,
+    next_seq: u64,
+}
+
+/// A coder: takes an empty batch, reads the next rows into it (in turn with the other coders),
+/// computes their parity, and passes it on. Returns the rows it coded.
 fn code_batches<R: Read>(
     layout: &SlotLayout,
-    mut input: R,
+    source: &Mutex<Source<R>>,
     full: &SyncSender<Batch>,
-    empty: &Receiver<Batch>,
+    empty: &Mutex<Receiver<Batch>>,
 ) -> Result<u64, ErasureError> {
     let (k, m, cs) = (layout.k, layout.m, layout.cell_size);
     let row_bytes = k * cs;
     let mut encoder = ReedSolomonEncoder::new(k, m, cs)?;
-    let mut left = layout.dataset_size;
     let total_rows = layout.rows();
-    let mut done = 0u64;
-    while done < total_rows {
-        let Ok(mut batch) = empty.recv() else { break }; // the writer stopped: it reports why
-        let rows = (total_rows - done).min((batch.data.len() / row_bytes) as u64) as usize;
-        let want = (rows * row_bytes).min(usize::try_from(left).unwrap_or(usize::MAX));
-        let got = read_full(&mut input, &mut batch.data[..want])?;
-        if got < want {
-            return Err(ErasureError::Truncated {
-                expected: layout.dataset_size,
-                got: layout.dataset_size - left + got as u64,
-            });
+    let mut coded = 0u64;
+    loop {
+        let Ok(mut batch) = empty.lock().map_err(|_| ErasureError::InvalidParams("coder poisoned".into()))?.recv()
+        else {
+            break; // the writer stopped: it reports why
+        };
+        {
+            let mut src = source.lock().map_err(|_| ErasureError::InvalidParams("coder poisoned".into()))?;
+            if src.rows_read >= total_rows {
+                break;
+            }
+            let rows = (total_rows - src.rows_read).min((batch.data.len() / row_bytes) as u64) as usize;
+            let want = (rows * row_bytes).min(usize::try_from(src.left).unwrap_or(usize::MAX));
+            let got = read_full(&mut src.input, &mut batch.data[..want])?;
+            if got < want {
+                let expected = layout.dataset_size;
+                return Err(ErasureError::Truncated { expected, got: expected - src.left + got as u64 });
+            }
+            batch.data[want..rows * row_bytes].fill(0); // zero padding of the last row
+            src.left -= want as u64;
+            src.rows_read += rows as u64;
+            batch.seq = src.next_seq;
+            src.next_seq += 1;
+            batch.rows = rows;
         }
-        batch.data[want..rows * row_bytes].fill(0); // zero padding of the last row
-        left -= want as u64;
-        for (r, row) in batch.data[..rows * row_bytes].chunks_exact(row_bytes).enumerate() {
+        for (r, row) in batch.data[..batch.rows * row_bytes].chunks_exact(row_bytes).enumerate() {
             for cell in row.chunks_exact(cs) {
                 encoder.add_original_shard(cell)?;
             }
@@ -82,16 +106,15 @@ fn code_batches<R: Read>(
                 batch.parity[j][r * cs..(r + 1) * cs].copy_from_slice(parity);
             }
         }
-        batch.rows = rows;
-        done += rows as u64;
+        coded += batch.rows as u64;
         if full.send(batch).is_err() {
             break;
         }
     }
-    Ok(done)
+    Ok(coded)
 }
 
-/// Stage two: append each batch's cells to the slots.
+/// The writer: appends each batch's cells to the slots, in order.
 fn write_batches<W: Write>(
     layout: &SlotLayout,
     slots: &mut [W],
@@ -99,17 +122,23 @@ fn write_batches<W: Write>(
     empty: &SyncSender<Batch>,
 ) -> Result<(), ErasureError> {
     let (k, cs) = (layout.k, layout.cell_size);
+    let mut waiting: BTreeMap<u64, Batch> = BTreeMap::new();
+    let mut next = 0u64;
     while let Ok(batch) = full.recv() {
-        for (slot, writer) in slots.iter_mut().enumerate().take(k) {
-            for r in 0..batch.rows {
-                let at = (r * k + slot) * cs;
-                writer.write_all(&batch.data[at..at + cs])?;
+        waiting.insert(batch.seq, batch);
+        while let Some(batch) = waiting.remove(&next) {
+            for (slot, writer) in slots.iter_mut().enumerate().take(k) {
+                for r in 0..batch.rows {
+                    let at = (r * k + slot) * cs;
+                    writer.write_all(&batch.data[at..at + cs])?;
+                }
             }
+            for (parity, writer) in batch.parity.iter().zip(&mut slots[k..]) {
+                writer.write_all(&parity[..batch.rows * cs])?;
+            }
+            next += 1;
+            let _ = empty.send(batch); // the coders may have finished
         }
-        for (parity, writer) in batch.parity.iter().zip(&mut slots[k..]) {
-            writer.write_all(&parity[..batch.rows * cs])?;
-        }
-        let _ = empty.send(batch); // the coder may have finished
     }
     Ok(())
 }
@@ -133,19 +162,34 @@ pub fn encode<R: Read + Send, W: Write + Send>(
     let (empty_tx, empty_rx) = sync_channel::<Batch>(BATCHES_IN_FLIGHT);
     for _ in 0..BATCHES_IN_FLIGHT {
         let batch = Batch {
+            seq: 0,
             rows: 0,
             data: vec![0; rows_per_batch * row_bytes],
             parity: vec![vec![0; rows_per_batch * layout.cell_size]; layout.m],
         };
         let _ = empty_tx.send(batch);
     }
+    let source = Mutex::new(Source { input, left: layout.dataset_size, rows_read: 0, next_seq: 0 });
+    let empty_rx = Mutex::new(empty_rx);
     let (coded, written) = std::thread::scope(|scope| {
-        let coder = scope.spawn(move || code_batches(layout, input, &full_tx, &empty_rx));
+        let coders: Vec<_> = (0..CODERS)
+            .map(|_| {
+                let full = full_tx.clone();
+                let (source, empty) = (&source, &empty_rx);
+                scope.spawn(move || code_batches(layout, source, &full, empty))
+            })
+            .collect();
+        drop(full_tx);
         let written = write_batches(layout, slots, &full_rx, &empty_tx);
-        drop(full_rx); // unblocks the coder if the writer failed
-        (coder.join(), written)
+        drop(full_rx); // unblocks the coders if the writer failed
+        drop(empty_tx);
+        let coded: Vec<_> = coders.into_iter().map(|c| c.join()).collect();
+        (coded, written)
     });
+    let mut rows = 0;
+    for c in coded {
+        rows += c.map_err(|_| ErasureError::InvalidParams("encoder thread panicked".into()))??;
+    }
     written?;
-    let rows = coded.map_err(|_| ErasureError::InvalidParams("encoder thread panicked".into()))??;
     Ok(EncodeStats { rows, slot_bytes: rows * (layout.slot_count() * layout.cell_size) as u64 })
 }
