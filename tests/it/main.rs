@@ -5,4 +5,5 @@ mod api_surface;
 mod bad_input;
 mod corrupt_peer;
 mod crash_recovery;
+mod protect;
 mod tutorial;

@@ -233,6 +233,7 @@ fn rebuild_stream(store: Arc<crate::store::BlockStore>, manifest: Manifest) -> D
         match result {
             Ok(()) => debug!(target: LOG, "protected dataset rebuilt from slots"),
             Err(e) => {
+                tracing::warn!(target: LOG, error = %e, "rebuilding a protected dataset from its slots failed");
                 let _ = tx.blocking_send(Err(e));
             }
         }

@@ -90,3 +90,14 @@ fn empty_and_tiny_datasets_protect_and_rebuild() {
         assert!(rebuilt(&store, &protected).expect("rebuild").0 == data, "len {len}");
     }
 }
+
+#[test]
+fn rows_spanning_several_tree_levels_rebuild() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = BlockStore::open(dir.path(), 1 << 30).expect("open");
+    let data = sample(700_001, 31);
+    let (_, protected) = protect(&store, &stored(&store, &data), 4, 2, 2048, 2).expect("protect");
+    let (out, stats) = rebuilt(&store, &protected).expect("rebuild");
+    assert!(out == data);
+    assert_eq!(stats.cells_rebuilt, 0);
+}

@@ -348,7 +348,8 @@ impl BlockStore {
         Ok(out)
     }
 
-    /// Every manifest whose dataset is complete here.
+    /// Every manifest whose dataset is complete here, and every protected manifest (its data
+    /// lives in slots).
     pub fn list(&self) -> Result<Vec<(ContentId, Manifest)>, StoreError> {
         let tx = self.db.begin_read()?;
         let manifests = tx.open_table(MANIFESTS)?;
@@ -358,7 +359,7 @@ impl BlockStore {
             let (k, v) = row?;
             let cid = ContentId::from_bytes(k.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let manifest = Manifest::decode_checked(v.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            if datasets.get(manifest.tree_cid.as_slice())?.is_some() {
+            if manifest.is_protected() || datasets.get(manifest.tree_cid.as_slice())?.is_some() {
                 out.push((cid, manifest));
             }
         }
@@ -431,7 +432,8 @@ impl BlockStore {
                 let mut naming = Vec::new();
                 for row in manifests.iter()? {
                     let (k, v) = row?;
-                    if Manifest::decode_checked(v.value()).is_ok_and(|m| m.tree_cid == t) {
+                    // A protected manifest lives on from its slots; only plain ones go with the data.
+                    if Manifest::decode_checked(v.value()).is_ok_and(|m| m.tree_cid == t && !m.is_protected()) {
                         naming.push(k.value().to_vec());
                     }
                 }
