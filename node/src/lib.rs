@@ -29,3 +29,5 @@ pub mod process;
 pub mod service;
 pub mod slots;
 pub mod store;
+#[cfg(test)]
+mod test_support;

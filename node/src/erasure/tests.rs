@@ -2,17 +2,7 @@ use proptest::prelude::*;
 
 use super::*;
 
-fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s as u8
-        })
-        .collect()
-}
+use crate::test_support::pseudo_random_bytes as bytes;
 
 fn encode_to_vecs(layout: &SlotLayout, data: &[u8]) -> Vec<Vec<u8>> {
     let mut slots = vec![Vec::new(); layout.slot_count()];

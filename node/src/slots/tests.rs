@@ -3,17 +3,7 @@ use std::io::Write;
 use super::*;
 use crate::content::DEFAULT_BLOCK_SIZE;
 
-fn sample(len: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s as u8
-        })
-        .collect()
-}
+use crate::test_support::pseudo_random_bytes as sample;
 
 fn stored(store: &Arc<BlockStore>, data: &[u8]) -> Manifest {
     let mut w = store.begin_upload(DEFAULT_BLOCK_SIZE).expect("begin");
