@@ -110,7 +110,6 @@ fn hash_into(cells: &[u8], cell_size: usize, out: &mut [Fr], vector: bool) {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -498,7 +498,9 @@ mod tests {
         }
         for len in [0usize, 1, 30, 31, 32, 464, 465, 466, 2047, 2048, 4096 + 7] {
             let data: Vec<Vec<u8>> = (0..8u8)
-                .map(|lane| (0..len).map(|i| (i as u8).wrapping_mul(37).wrapping_add(lane.wrapping_mul(101)) ^ 0xff).collect())
+                .map(|lane| {
+                    (0..len).map(|i| (i as u8).wrapping_mul(37).wrapping_add(lane.wrapping_mul(101)) ^ 0xff).collect()
+                })
                 .collect();
             let cells: [&[u8]; 8] = std::array::from_fn(|i| data[i].as_slice());
             let got = hash_cells_x8(cells).expect("equal lengths");

@@ -60,7 +60,10 @@ pub(super) fn hash(args: HashArgs) -> anyhow::Result<()> {
                 let leaves = circuits::hash_cells_with(backend, &data, args.cell_size, threads);
                 let root = circuits::merkle_root(&leaves);
                 secs.push(started.elapsed().as_secs_f64());
-                anyhow::ensure!(*reference.get_or_insert(root) == root, "root depends on the implementation or thread count");
+                anyhow::ensure!(
+                    *reference.get_or_insert(root) == root,
+                    "root depends on the implementation or thread count"
+                );
             }
             let s = median(secs);
             let mbs = data.len() as f64 / s / 1e6;

@@ -1,24 +1,27 @@
 //! Streaming encoder: dataset bytes in, one cell per row appended to every slot.
 //!
-//! Coders on two threads take turns reading batches of rows and compute their parity; a writer
-//! appends each batch's data and parity cells to the slot writers, in order. Bounded queues that
-//! recycle their buffers join them. Coding and writing overlap and coding uses both cores, so the
-//! pipeline keeps up with the library coding on one.
+//! Rows are coded many at a time. Leopard codes every 64-byte stretch of its shards on its own, so
+//! when the cell size is a multiple of 64, one library call whose shards are the cells of B rows
+//! laid end to end (slot-major) gives exactly the parity of B separate per-row calls. Each row is
+//! still one codeword, but the library's fixed cost per call is paid once per B rows, and each
+//! slot's cells for the batch are one contiguous write. Other cell sizes code one row per call.
+//!
+//! Two coder threads take turns reading a batch (each cell read straight into its slot's place),
+//! code it, then wait for their turn to append it to the slot writers, in order, straight from the
+//! library's output. While one writes, the other codes. Memory is two batches plus the writers'
+//! buffers, whatever the dataset's size.
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::sync::Mutex;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Condvar, Mutex, PoisonError};
 
 use reed_solomon_simd::ReedSolomonEncoder;
 
 use super::{ErasureError, SlotLayout};
 
-/// Bytes of input processed per batch of rows (a few MiB keeps reads and writes large).
-const BATCH_BYTES: usize = 4 << 20;
-/// Batches in flight between the stages.
-const BATCHES_IN_FLIGHT: usize = 4;
-/// Coding threads (the writer is a third, lighter one).
+/// Bytes of input coded per library call (a few MiB keeps calls and writes large and the
+/// coder's working set near the caches).
+const BATCH_BYTES: usize = 256 << 10;
+/// Coding threads.
 const CODERS: usize = 2;
 
 /// What an encode did.
@@ -44,14 +47,6 @@ fn read_full<R: Read>(input: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
-/// One batch: `rows` rows of data, row-major, and their parity, slot-major; `seq` orders batches.
-struct Batch {
-    seq: u64,
-    rows: usize,
-    data: Vec<u8>,
-    parity: Vec<Vec<u8>>,
-}
-
 /// The input and how far it has been read; coders take turns at it.
 struct Source<R> {
     input: R,
@@ -60,87 +55,93 @@ struct Source<R> {
     next_seq: u64,
 }
 
-/// A coder: takes an empty batch, reads the next rows into it (in turn with the other coders),
-/// computes their parity, and passes it on. Returns the rows it coded.
-fn code_batches<R: Read>(
+/// The slot writers and whose turn it is to append.
+struct Sink<'a, W> {
+    slots: &'a mut [W],
+    next_seq: u64,
+    failed: bool,
+}
+
+/// Rows coded per library call: whole batches only when a cell is a whole number of Leopard's
+/// 64-byte chunks (see the module documentation).
+pub fn rows_per_call(layout: &SlotLayout) -> usize {
+    if layout.cell_size.is_multiple_of(64) { (BATCH_BYTES / (layout.k * layout.cell_size)).max(1) } else { 1 }
+}
+
+/// A coder: reads the next batch of rows (in turn with the other coder) into slot-major shards,
+/// computes their parity, and appends both to the slots when its turn comes. Returns the rows it
+/// coded.
+fn code_batches<R: Read, W: Write>(
     layout: &SlotLayout,
     source: &Mutex<Source<R>>,
-    full: &SyncSender<Batch>,
-    empty: &Mutex<Receiver<Batch>>,
+    sink: &(Mutex<Sink<'_, W>>, Condvar),
 ) -> Result<u64, ErasureError> {
     let (k, m, cs) = (layout.k, layout.m, layout.cell_size);
-    let row_bytes = k * cs;
-    let mut encoder = ReedSolomonEncoder::new(k, m, cs)?;
+    let per_call = rows_per_call(layout);
+    let stride = per_call * cs; // bytes of one slot's shard in `data`
+    let mut data = vec![0u8; k * stride];
+    let mut encoder = ReedSolomonEncoder::new(k, m, stride)?;
+    let mut shard_bytes = stride;
     let total_rows = layout.rows();
     let mut coded = 0u64;
     loop {
-        let Ok(mut batch) = empty.lock().map_err(|_| ErasureError::InvalidParams("coder poisoned".into()))?.recv()
-        else {
-            break; // the writer stopped: it reports why
-        };
-        {
-            let mut src = source.lock().map_err(|_| ErasureError::InvalidParams("coder poisoned".into()))?;
-            if src.rows_read >= total_rows {
+        let (seq, rows) = {
+            let mut src = source.lock().unwrap_or_else(PoisonError::into_inner);
+            if src.rows_read >= total_rows || sink.0.lock().unwrap_or_else(PoisonError::into_inner).failed {
                 break;
             }
-            let rows = (total_rows - src.rows_read).min((batch.data.len() / row_bytes) as u64) as usize;
-            let want = (rows * row_bytes).min(usize::try_from(src.left).unwrap_or(usize::MAX));
-            let got = read_full(&mut src.input, &mut batch.data[..want])?;
-            if got < want {
-                let expected = layout.dataset_size;
-                return Err(ErasureError::Truncated { expected, got: expected - src.left + got as u64 });
-            }
-            batch.data[want..rows * row_bytes].fill(0); // zero padding of the last row
-            src.left -= want as u64;
-            src.rows_read += rows as u64;
-            batch.seq = src.next_seq;
-            src.next_seq += 1;
-            batch.rows = rows;
-        }
-        for (r, row) in batch.data[..batch.rows * row_bytes].chunks_exact(row_bytes).enumerate() {
-            for cell in row.chunks_exact(cs) {
-                encoder.add_original_shard(cell)?;
-            }
-            let result = encoder.encode()?;
-            for (j, parity) in result.recovery_iter().enumerate() {
-                batch.parity[j][r * cs..(r + 1) * cs].copy_from_slice(parity);
-            }
-        }
-        coded += batch.rows as u64;
-        if full.send(batch).is_err() {
-            break;
-        }
-    }
-    Ok(coded)
-}
-
-/// The writer: appends each batch's cells to the slots, in order.
-fn write_batches<W: Write>(
-    layout: &SlotLayout,
-    slots: &mut [W],
-    full: &Receiver<Batch>,
-    empty: &SyncSender<Batch>,
-) -> Result<(), ErasureError> {
-    let (k, cs) = (layout.k, layout.cell_size);
-    let mut waiting: BTreeMap<u64, Batch> = BTreeMap::new();
-    let mut next = 0u64;
-    while let Ok(batch) = full.recv() {
-        waiting.insert(batch.seq, batch);
-        while let Some(batch) = waiting.remove(&next) {
-            for (slot, writer) in slots.iter_mut().enumerate().take(k) {
-                for r in 0..batch.rows {
-                    let at = (r * k + slot) * cs;
-                    writer.write_all(&batch.data[at..at + cs])?;
+            let rows = (total_rows - src.rows_read).min(per_call as u64) as usize;
+            for r in 0..rows {
+                for slot in 0..k {
+                    let cell = &mut data[slot * stride + r * cs..slot * stride + (r + 1) * cs];
+                    let want = (cs as u64).min(src.left) as usize;
+                    let got = read_full(&mut src.input, &mut cell[..want])?;
+                    if got < want {
+                        let expected = layout.dataset_size;
+                        return Err(ErasureError::Truncated { expected, got: expected - src.left + got as u64 });
+                    }
+                    cell[want..].fill(0); // zero padding of the last row
+                    src.left -= want as u64;
                 }
             }
-            for (parity, writer) in batch.parity.iter().zip(&mut slots[k..]) {
-                writer.write_all(&parity[..batch.rows * cs])?;
-            }
-            next += 1;
-            let _ = empty.send(batch); // the coders may have finished
+            src.rows_read += rows as u64;
+            src.next_seq += 1;
+            (src.next_seq - 1, rows)
+        };
+        if rows * cs != shard_bytes {
+            shard_bytes = rows * cs;
+            encoder.reset(k, m, shard_bytes)?;
         }
+        for slot in 0..k {
+            encoder.add_original_shard(&data[slot * stride..slot * stride + shard_bytes])?;
+        }
+        let parity = encoder.encode()?;
+
+        let (lock, turn) = sink;
+        let mut out = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        while out.next_seq != seq && !out.failed {
+            out = turn.wait(out).unwrap_or_else(PoisonError::into_inner);
+        }
+        if out.failed {
+            break;
+        }
+        let written = (|| {
+            for (slot, writer) in out.slots[..k].iter_mut().enumerate() {
+                writer.write_all(&data[slot * stride..slot * stride + shard_bytes])?;
+            }
+            for (j, writer) in out.slots[k..].iter_mut().enumerate() {
+                writer.write_all(parity.recovery(j).unwrap_or_default())?;
+            }
+            Ok::<_, std::io::Error>(())
+        })();
+        out.failed |= written.is_err();
+        out.next_seq += 1;
+        drop(out);
+        turn.notify_all();
+        written?;
+        coded += rows as u64;
     }
-    Ok(())
+    Ok(coded)
 }
 
 /// Encodes `layout.dataset_size` bytes from `input` into `slots` (K data then M parity writers).
@@ -156,40 +157,31 @@ pub fn encode<R: Read + Send, W: Write + Send>(
             layout.slot_count()
         )));
     }
-    let row_bytes = layout.k * layout.cell_size;
-    let rows_per_batch = (BATCH_BYTES / row_bytes).max(1);
-    let (full_tx, full_rx) = sync_channel::<Batch>(BATCHES_IN_FLIGHT);
-    let (empty_tx, empty_rx) = sync_channel::<Batch>(BATCHES_IN_FLIGHT);
-    for _ in 0..BATCHES_IN_FLIGHT {
-        let batch = Batch {
-            seq: 0,
-            rows: 0,
-            data: vec![0; rows_per_batch * row_bytes],
-            parity: vec![vec![0; rows_per_batch * layout.cell_size]; layout.m],
-        };
-        let _ = empty_tx.send(batch);
-    }
     let source = Mutex::new(Source { input, left: layout.dataset_size, rows_read: 0, next_seq: 0 });
-    let empty_rx = Mutex::new(empty_rx);
-    let (coded, written) = std::thread::scope(|scope| {
+    let sink = (Mutex::new(Sink { slots, next_seq: 0, failed: false }), Condvar::new());
+    let coded: Vec<_> = std::thread::scope(|scope| {
         let coders: Vec<_> = (0..CODERS)
             .map(|_| {
-                let full = full_tx.clone();
-                let (source, empty) = (&source, &empty_rx);
-                scope.spawn(move || code_batches(layout, source, &full, empty))
+                let (source, sink) = (&source, &sink);
+                scope.spawn(move || {
+                    let result = code_batches(layout, source, sink);
+                    if result.is_err() {
+                        // Let the other coder stop instead of waiting for a turn that never comes.
+                        sink.0.lock().unwrap_or_else(PoisonError::into_inner).failed = true;
+                        sink.1.notify_all();
+                    }
+                    result
+                })
             })
             .collect();
-        drop(full_tx);
-        let written = write_batches(layout, slots, &full_rx, &empty_tx);
-        drop(full_rx); // unblocks the coders if the writer failed
-        drop(empty_tx);
-        let coded: Vec<_> = coders.into_iter().map(|c| c.join()).collect();
-        (coded, written)
+        coders.into_iter().map(|c| c.join()).collect()
     });
     let mut rows = 0;
     for c in coded {
         rows += c.map_err(|_| ErasureError::InvalidParams("encoder thread panicked".into()))??;
     }
-    written?;
+    if rows != layout.rows() {
+        return Err(ErasureError::InvalidParams(format!("coded {rows} of {} rows", layout.rows())));
+    }
     Ok(EncodeStats { rows, slot_bytes: rows * (layout.slot_count() * layout.cell_size) as u64 })
 }

@@ -14,8 +14,8 @@ mod decode;
 mod encode;
 mod layout;
 
-pub use self::decode::{DecodeStats, SlotReader, decode};
-pub use self::encode::{EncodeStats, encode};
+pub use self::decode::{CellCheck, DecodeStats, SlotReader, decode, rows_per_batch, trust_all};
+pub use self::encode::{EncodeStats, encode, rows_per_call};
 pub use self::layout::{DEFAULT_CELL_SIZE, MAX_CELL_SIZE, SlotLayout};
 
 /// Why coding failed.

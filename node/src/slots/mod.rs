@@ -15,7 +15,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use circuits::{Fr, fr_from_bytes, fr_to_bytes, hash_cell};
+use circuits::{Fr, fr_from_bytes, fr_to_bytes, hash_cells};
 use tracing::info;
 
 use crate::content::manifest::{ErasureInfo, VerificationInfo};
@@ -188,8 +188,14 @@ pub fn rebuild<W: Write>(store: &BlockStore, manifest: &Manifest, output: W) -> 
         slots.push(cells);
         trees.push(tree);
     }
-    let intact = |slot: usize, row: u64, cell: &[u8]| -> bool {
-        trees[slot].as_ref().and_then(|t| tree::leaf(t, row).ok()).is_some_and(|leaf| leaf == hash_cell(cell))
+    // A batch of a slot's cells at a time: their hashes on both cores (eight cells per pass
+    // where the CPU has AVX-512 IFMA), their leaves in one read.
+    let cs = layout.cell_size;
+    let intact = |slot: usize, first_row: u64, cells: &[u8]| -> Vec<bool> {
+        let n = cells.len() / cs;
+        let leaves = trees[slot].as_ref().and_then(|t| tree::leaves(t, first_row, n).ok()).unwrap_or_default();
+        let hashes = hash_cells(&cells[..n * cs], cs, 2);
+        (0..n).map(|r| leaves.get(r).is_some_and(|leaf| *leaf == hashes[r])).collect()
     };
     Ok(erasure::decode(&layout, &slots, output, &intact)?)
 }
@@ -201,7 +207,7 @@ fn tree_root(tree_file: &File, leaves: u64) -> std::io::Result<Fr> {
     if leaves == 0 {
         return Ok(circuits::merkle_root(&[]));
     }
-    tree::leaf(tree_file, top)
+    tree::leaves(tree_file, top, 1)?.first().copied().ok_or_else(|| std::io::Error::other("empty tree file"))
 }
 
 #[cfg(test)]

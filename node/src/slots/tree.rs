@@ -67,7 +67,7 @@ pub(crate) fn build(
     }
 }
 
-/// The leaf (cell hash) at `index`.
-pub(crate) fn leaf(tree_file: &File, index: u64) -> io::Result<Fr> {
-    read_nodes(tree_file, index * 32, 1)?.first().copied().ok_or_else(|| io::Error::other("no leaf"))
+/// The `n` leaves (cell hashes) from `first` on.
+pub(crate) fn leaves(tree_file: &File, first: u64, n: usize) -> io::Result<Vec<Fr>> {
+    read_nodes(tree_file, first * 32, n)
 }
