@@ -102,6 +102,7 @@ mod field;
 mod ifma;
 mod pack;
 pub mod poseidon2;
+pub mod r1cs;
 mod sponge;
 mod tree;
 
