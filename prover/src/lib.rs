@@ -1,0 +1,28 @@
+//! # prover
+//!
+//! Vellum's storage proofs with Groth16 over BN254: the proof inputs read from a slot on disk
+//! (`slot.rs`), setup and key files named by their hash (`keys.rs`), proving and verifying
+//! (`groth16.rs`), the EVM encoding of keys and proofs and the block-hash-to-entropy rule
+//! (`evm.rs`), and how many samples a target needs (`samples.rs`).
+//!
+//! Proving spends per proof only what Groth16 must: the constraint matrices are laid out once per
+//! key (`circuits::r1cs::MatrixBuilder`, never re-synthesised), the witness is computed natively
+//! by the same circuit code in value-only mode (`circuits::r1cs::WitnessBuilder`, which also
+//! catches an unsatisfiable input before any group operation), and the rest is arkworks' FFTs and
+//! multi-scalar multiplications over rayon, on every core.
+
+mod evm;
+mod groth16;
+mod keys;
+mod samples;
+mod slot;
+
+pub use circuits::r1cs::{ProofInputs, ProofShape};
+pub use evm::{EvmProof, EvmVerifyingKey, Word, entropy_from_block_hash};
+pub use groth16::{Proof, Prover, ProverError, verify};
+pub use keys::{KeyError, Keys, VerifyingKey, matrices, read_proving_key, read_verifying_key, setup, write_keys};
+
+#[cfg(test)]
+mod tests;
+pub use samples::{pass_probability, samples_needed};
+pub use slot::{DiskSlot, SlotReadError};
