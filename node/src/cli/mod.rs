@@ -7,6 +7,7 @@
 mod bench;
 mod bench_erasure;
 mod bench_hash;
+mod bench_prove;
 mod client;
 pub mod config_file;
 mod logging;
@@ -133,6 +134,8 @@ pub enum BenchCommand {
     Erasure(bench_erasure::ErasureArgs),
     /// Poseidon2 slot-tree hashing on one and two cores, and protecting a dataset end to end.
     Hash(bench_hash::HashArgs),
+    /// Storage proofs: constraints, setup, proving and verifying times, key sizes, memory.
+    Prove(bench_prove::ProveArgs),
 }
 
 /// Runs the command line; the binary's `main`.
@@ -160,6 +163,7 @@ pub fn main() -> ExitCode {
             Command::Bench(BenchCommand::Transfer(args)) => bench::transfer(args).await,
             Command::Bench(BenchCommand::Erasure(args)) => tokio::task::block_in_place(|| bench_erasure::erasure(args)),
             Command::Bench(BenchCommand::Hash(args)) => tokio::task::block_in_place(|| bench_hash::hash(args)),
+            Command::Bench(BenchCommand::Prove(args)) => tokio::task::block_in_place(|| bench_prove::prove(args)),
         }
     });
     match result {
