@@ -5,10 +5,14 @@
 //! dataset tree; for each sample the cell's packed elements and its path in the slot tree.
 //!
 //! Shape: a slot has exactly 2^d cells (slots are padded to a power of two with zero cells), so
-//! every group of the slot tree is full except its top one, which has 2^(d − 3·(levels − 1))
-//! children, and every slot-tree key is a constant. The top node is formed once per proof from
-//! its children, which must give the slot root; each sample climbs the full levels and must land
-//! on the top child its index names.
+//! every group of the slot tree is full except its top one, and every slot-tree key is a
+//! constant. The top of the tree is formed once per proof: every node of one level (the "shared
+//! level", 2^(d − 3t) nodes at level t) is a witness, and the circuit compresses them up to the
+//! slot root; each sample climbs t levels and must land on the shared node its index names (a
+//! selection among 2^(d − 3t) nodes). Lowering t saves a 459-constraint compression per sample
+//! and costs more selection per sample and more compressions per proof, so the shape picks the t
+//! that minimises the total for its number of samples: at depth 19, the level of 16 nodes for 10
+//! samples, of 128 nodes for 100.
 //!
 //! Sample indices: permutation `k` of Poseidon2_16 over (entropy, slot root, k, 0, …, 0,
 //! [`DOMAIN_SAMPLE_INDEX`]) gives 16 lanes; each lane's canonical 254 bits are cut into
@@ -59,14 +63,34 @@ impl ProofShape {
         (self.slot_depth as usize).div_ceil(DIGIT_BITS).max(1)
     }
 
-    /// Full levels each sample climbs below the top group.
-    fn lower_levels(&self) -> usize {
-        self.slot_levels() - 1
+    /// Nodes at slot-tree level `t` (level 0 = the cells' leaves), for `t` below the root.
+    fn nodes_at(&self, t: usize) -> usize {
+        1 << (self.slot_depth as usize - DIGIT_BITS * t)
     }
 
-    /// Children of the slot tree's top group.
-    pub fn top_children(&self) -> usize {
-        1 << (self.slot_depth as usize - DIGIT_BITS * self.lower_levels())
+    /// Compressions that turn the nodes of level `t` into the root.
+    fn compressions_above(&self, t: usize) -> usize {
+        let sizes = crate::level_sizes(self.slot_cells());
+        sizes[t + 1..].iter().map(|&n| n as usize).sum()
+    }
+
+    /// The shared level: the one whose nodes are witnesses and from which the root is formed
+    /// once per proof (see the module documentation); the cheapest total for this many samples.
+    pub fn shared_level(&self) -> usize {
+        const COMPRESSION: usize = 459; // one t = 12 permutation
+        const CLIMB: usize = COMPRESSION + 7; // a compression and the child's selection
+        (0..self.slot_levels())
+            .filter(|&t| DIGIT_BITS * t <= self.slot_depth as usize)
+            .min_by_key(|&t| {
+                let per_sample = CLIMB * t + self.nodes_at(t) - 1;
+                self.samples * per_sample + COMPRESSION * self.compressions_above(t)
+            })
+            .unwrap_or(0)
+    }
+
+    /// Nodes at the shared level.
+    pub fn shared_nodes(&self) -> usize {
+        self.nodes_at(self.shared_level())
     }
 
     /// Indices cut from one lane.
@@ -97,7 +121,7 @@ impl ProofShape {
 pub struct SampleInputs {
     /// The cell's bytes (`cell_size` of them).
     pub cell: Vec<u8>,
-    /// For each full level from the leaves up, the 8 children of the cell's group there.
+    /// For each level from the leaves up to the shared level, the 8 children of the cell's group.
     pub path: Vec<[Fr; TREE_ARITY]>,
 }
 
@@ -115,8 +139,8 @@ pub struct ProofInputs {
     /// For each dataset-tree level from the slot roots up: the group's 8 children (zeros where
     /// the group is short) and how many are real.
     pub dataset_path: Vec<([Fr; TREE_ARITY], usize)>,
-    /// The children of the slot tree's top group.
-    pub slot_top: Vec<Fr>,
+    /// Every node of the slot tree's shared level ([`ProofShape::shared_level`]), in order.
+    pub slot_nodes: Vec<Fr>,
     /// One per sample, in index order.
     pub samples: Vec<SampleInputs>,
 }
@@ -131,9 +155,9 @@ impl ProofInputs {
             slot_index: 0,
             slot_root: Fr::zero(),
             dataset_path: vec![(zeros, TREE_ARITY); shape.dataset_levels],
-            slot_top: vec![Fr::zero(); shape.top_children()],
+            slot_nodes: vec![Fr::zero(); shape.shared_nodes()],
             samples: vec![
-                SampleInputs { cell: vec![0; shape.cell_size], path: vec![zeros; shape.lower_levels()] };
+                SampleInputs { cell: vec![0; shape.cell_size], path: vec![zeros; shape.shared_level()] };
                 shape.samples
             ],
         }
@@ -192,11 +216,11 @@ pub fn sample_indices(entropy: Fr, slot_root: Fr, slot_depth: u32, count: usize)
 /// Lays out the circuit on `cs` with `inputs` (use [`ProofInputs::blank`] for the matrices).
 pub fn synthesize<C: Cs>(cs: &mut C, shape: &ProofShape, inputs: &ProofInputs) -> Result<(), StorageProofError> {
     shape.check()?;
-    let lower = shape.lower_levels();
+    let shared = shape.shared_level();
     if inputs.dataset_path.len() != shape.dataset_levels
-        || inputs.slot_top.len() != shape.top_children()
+        || inputs.slot_nodes.len() != shape.shared_nodes()
         || inputs.samples.len() != shape.samples
-        || inputs.samples.iter().any(|s| s.cell.len() != shape.cell_size || s.path.len() != lower)
+        || inputs.samples.iter().any(|s| s.cell.len() != shape.cell_size || s.path.len() != shared)
     {
         return Err(StorageProofError::Inputs(format!("expected {shape:?}")));
     }
@@ -220,13 +244,25 @@ pub fn synthesize<C: Cs>(cs: &mut C, shape: &ProofShape, inputs: &ProofInputs) -
     }
     cs.enforce_equal(&node, &dataset_root);
 
-    // The slot tree's top node, once.
-    let top: Vec<C::V> = inputs.slot_top.iter().map(|c| cs.witness(*c)).collect();
-    let mut padded = top.clone();
-    padded.resize(TREE_ARITY, cs.constant(Fr::zero()));
-    let top_key = cs.constant(Fr::from(node_key(TreeKind::Slot, lower == 0, top.len())));
-    let top_node = compress(cs, &padded, &top_key);
-    cs.enforce_equal(&top_node, &slot_root);
+    // The slot tree above the shared level, once.
+    let shared_nodes: Vec<C::V> = inputs.slot_nodes.iter().map(|c| cs.witness(*c)).collect();
+    let mut level_nodes = shared_nodes.clone();
+    let mut level = shared;
+    loop {
+        let mut parents = Vec::with_capacity(level_nodes.len().div_ceil(TREE_ARITY));
+        for group in level_nodes.chunks(TREE_ARITY) {
+            let mut children = group.to_vec();
+            children.resize(TREE_ARITY, cs.constant(Fr::zero()));
+            let key = cs.constant(Fr::from(node_key(TreeKind::Slot, level == 0, group.len())));
+            parents.push(compress(cs, &children, &key));
+        }
+        level_nodes = parents;
+        level += 1;
+        if level_nodes.len() == 1 {
+            break;
+        }
+    }
+    cs.enforce_equal(&level_nodes[0], &slot_root);
 
     // Sample indices, as bits.
     let d = shape.slot_depth as usize;
@@ -252,7 +288,7 @@ pub fn synthesize<C: Cs>(cs: &mut C, shape: &ProofShape, inputs: &ProofInputs) -
     }
     sample_bits.resize(shape.samples, Vec::new()); // depth 0: no bits, index 0
 
-    // Each sample: hash the cell, climb the full levels, land on its top child.
+    // Each sample: hash the cell, climb to the shared level, land on the node its index names.
     let elements_per_cell = packed_len(shape.cell_size);
     for (sample, bits) in inputs.samples.iter().zip(&sample_bits) {
         let packed = pack_bytes(&sample.cell);
@@ -265,7 +301,7 @@ pub fn synthesize<C: Cs>(cs: &mut C, shape: &ProofShape, inputs: &ProofInputs) -
             let key = cs.constant(Fr::from(node_key(TreeKind::Slot, level == 0, TREE_ARITY)));
             node = compress(cs, &children, &key);
         }
-        enforce_selected(cs, &top, &bits[DIGIT_BITS * lower..], &node);
+        enforce_selected(cs, &shared_nodes, &bits[DIGIT_BITS * shared..], &node);
     }
     Ok(())
 }
@@ -308,16 +344,16 @@ pub fn build_inputs<S: SlotSource>(
     entropy: Fr,
     slot_index: u64,
 ) -> Result<ProofInputs, S::Error> {
-    let lower = shape.lower_levels();
-    let top_children = shape.top_children() as u64;
-    let slot_top = (0..top_children).map(|i| slot.node(lower, i)).collect::<Result<Vec<_>, _>>()?;
+    let shared = shape.shared_level();
+    let count = shape.shared_nodes() as u64;
+    let slot_nodes = (0..count).map(|i| slot.node(shared, i)).collect::<Result<Vec<_>, _>>()?;
     let slot_root = slot.node(shape.slot_levels(), 0)?;
     let mut samples = Vec::with_capacity(shape.samples);
     for index in sample_indices(entropy, slot_root, shape.slot_depth, shape.samples) {
         let cell = slot.cell(index)?;
-        let mut path = Vec::with_capacity(lower);
+        let mut path = Vec::with_capacity(shared);
         let mut idx = index;
-        for level in 0..lower {
+        for level in 0..shared {
             let first = idx / TREE_ARITY as u64 * TREE_ARITY as u64;
             let mut children = [Fr::zero(); TREE_ARITY];
             for (j, c) in children.iter_mut().enumerate() {
@@ -328,5 +364,5 @@ pub fn build_inputs<S: SlotSource>(
         }
         samples.push(SampleInputs { cell, path });
     }
-    Ok(ProofInputs { dataset_root, entropy, slot_index, slot_root, dataset_path, slot_top, samples })
+    Ok(ProofInputs { dataset_root, entropy, slot_index, slot_root, dataset_path, slot_nodes, samples })
 }

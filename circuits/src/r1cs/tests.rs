@@ -225,11 +225,15 @@ fn storage_circuit_accepts_the_data_and_nothing_else() {
         if depth > 0 {
             refused(&bad, "a wrong entropy");
         }
-        if depth > 3 {
-            let mut bad = inputs.clone();
-            bad.samples[0].path[0].swap(0, 1);
+        let mut bad = inputs.clone();
+        if let Some(level) = bad.samples[0].path.first_mut() {
+            level.swap(0, 1);
             refused(&bad, "swapped siblings");
+        } else if bad.slot_nodes.len() > 1 {
+            bad.slot_nodes.swap(0, 1);
+            refused(&bad, "swapped shared nodes");
         }
+        assert_eq!(inputs.samples[0].path.len(), shape.shared_level());
         let mut bad = inputs.clone();
         bad.dataset_path[0].0.swap(0, 1);
         refused(&bad, "swapped dataset siblings");
@@ -257,18 +261,22 @@ fn sample_indices_cover_the_slot() {
     let _ = (TreeKind::Slot, node_key(TreeKind::Slot, true, 8));
 }
 
-/// The goal: at most 6,000 constraints per sample at slot depth 19 (1 GiB of 2 KiB cells).
+/// The goal: at most 6,000 constraints per sample at slot depth 19 (1 GiB of 2 KiB cells),
+/// everything included (the dataset path, the shared top of the slot tree, the index lanes).
 #[test]
 fn constraints_per_sample_at_depth_19() {
     let count = |samples| {
         let shape = ProofShape { samples, slot_depth: 19, dataset_levels: 1, cell_size: 2048 };
         let mut m = MatrixBuilder::new();
         synthesize(&mut m, &shape, &ProofInputs::blank(&shape)).expect("shape");
-        m.finish().num_constraints()
+        (m.finish().num_constraints(), shape.shared_nodes())
     };
-    let (one, fourteen) = (count(1), count(14));
-    let per_sample = (fourteen - one) / 13; // one lane serves 13 samples: no new permutation
-    eprintln!("depth 19: {per_sample} constraints per sample, {} for one sample", one);
-    assert!(per_sample <= 6_000, "{per_sample} constraints per sample");
-    assert!(per_sample > 5_000, "{per_sample}: the cell and path hashes are missing");
+    let (ten, shared_ten) = count(10);
+    let (hundred, shared_hundred) = count(100);
+    eprintln!("depth 19: 10 samples {ten} ({shared_ten} shared nodes), 100 samples {hundred} ({shared_hundred})");
+    assert!(hundred / 100 <= 6_000 && ten / 10 <= 6_000, "{hundred} for 100 samples, {ten} for 10");
+    assert!(hundred / 100 > 4_000, "{hundred}: the cell and path hashes are missing");
+    // 100 samples fit a 2^19 evaluation domain (constraints plus the 4 instance rows).
+    assert!(hundred + 4 <= 1 << 19, "{hundred}");
+    assert_eq!((shared_ten, shared_hundred), (16, 128));
 }

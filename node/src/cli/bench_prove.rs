@@ -123,17 +123,21 @@ pub(super) fn prove(args: ProveArgs) -> anyhow::Result<()> {
         args.runs.max(1)
     );
     println!();
-    println!("| slot depth | cells per slot | constraints per sample | fixed per proof | 100 samples |");
-    println!("|---:|---:|---:|---:|---:|");
+    println!(
+        "| slot depth | cells per slot | 10 samples | 100 samples | per sample at 100, all included | shared slot-tree nodes (10 / 100 samples) |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|");
     for &depth in &args.count_depths {
-        let count = |samples| -> anyhow::Result<usize> {
+        let count = |samples| -> anyhow::Result<(usize, usize)> {
             let shape = ProofShape { samples, slot_depth: depth, dataset_levels: 1, cell_size: args.cell_size };
-            Ok(prover::matrices(&shape)?.num_constraints())
+            Ok((prover::matrices(&shape)?.num_constraints(), shape.shared_nodes()))
         };
-        let per_lane = 254 / depth.max(1) as usize;
-        let (one, many) = (count(1)?, count(1 + per_lane)?);
-        let per_sample = (many - one) / per_lane;
-        println!("| {depth} | {} | {per_sample} | {} | {} |", 1u64 << depth, one - per_sample, count(100)?);
+        let ((ten, shared_ten), (hundred, shared_hundred)) = (count(10)?, count(100)?);
+        println!(
+            "| {depth} | {} | {ten} | {hundred} | {} | {shared_ten} / {shared_hundred} |",
+            1u64 << depth,
+            hundred / 100
+        );
     }
 
     let tmp = std::env::temp_dir().join(format!("vellum-bench-prove-{}", std::process::id()));
