@@ -6,4 +6,5 @@ mod bad_input;
 mod corrupt_peer;
 mod crash_recovery;
 mod protect;
+mod prover_cli;
 mod tutorial;

@@ -11,6 +11,7 @@ mod bench_prove;
 mod client;
 pub mod config_file;
 mod logging;
+mod prover_cmd;
 mod size;
 
 use std::net::IpAddr;
@@ -47,6 +48,9 @@ pub enum Command {
     /// Benchmarks that print tables.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Storage-proof keys, proofs and their verification.
+    #[command(subcommand)]
+    Prover(prover_cmd::ProverCommand),
 }
 
 /// Flags of `vellum node`.
@@ -164,6 +168,7 @@ pub fn main() -> ExitCode {
             Command::Bench(BenchCommand::Erasure(args)) => tokio::task::block_in_place(|| bench_erasure::erasure(args)),
             Command::Bench(BenchCommand::Hash(args)) => tokio::task::block_in_place(|| bench_hash::hash(args)),
             Command::Bench(BenchCommand::Prove(args)) => tokio::task::block_in_place(|| bench_prove::prove(args)),
+            Command::Prover(command) => tokio::task::block_in_place(|| prover_cmd::run(command)),
         }
     });
     match result {
