@@ -1,12 +1,16 @@
 //! Proving and verifying.
 
-use ark_bn254::{Bn254, Fr};
-use ark_ff::UniformRand;
+use ark_bn254::{Bn254, Fr, G1Projective, G2Projective};
+use ark_ec::CurveGroup;
+use ark_ff::{PrimeField, UniformRand};
+use ark_groth16::r1cs_to_qap::{LibsnarkReduction, R1CSToQAP};
 use ark_groth16::{Groth16, PreparedVerifyingKey, prepare_verifying_key};
+use ark_poly::GeneralEvaluationDomain;
 use ark_relations::gr1cs::SynthesisError;
 use circuits::r1cs::{ProofInputs, StorageProofError, WitnessBuilder, public_inputs, synthesize};
 
 use crate::keys::{Keys, VerifyingKey, os_seeded_rng};
+use crate::msm::msm;
 
 /// A Groth16 proof over BN254 (128 bytes compressed, 256 uncompressed).
 pub type Proof = ark_groth16::Proof<Bn254>;
@@ -59,8 +63,39 @@ impl Prover {
         self.prove_assignment(&assignment)
     }
 
-    /// Proves from an assignment that [`Prover::witness`] made.
+    /// Proves from an assignment that [`Prover::witness`] made: the witness map (FFTs) from
+    /// arkworks, the five MSMs from `msm.rs` (batch-affine buckets), combined as Groth16's prover
+    /// does (A = α + Σ a_i·A_i + rδ, B = β + Σ a_i·B_i + sδ, C = Σ aux_i·L_i + H(τ)t(τ)/δ + sA + rB − rsδ).
     pub fn prove_assignment(&self, assignment: &[Fr]) -> Result<Proof, ProverError> {
+        let k = &self.keys;
+        let pk = &k.pk;
+        let mut rng = os_seeded_rng();
+        let (r, s) = (Fr::rand(&mut rng), Fr::rand(&mut rng));
+        let h = LibsnarkReduction::witness_map_from_matrices::<Fr, GeneralEvaluationDomain<Fr>>(
+            &k.matrices,
+            1 + k.num_inputs,
+            k.num_constraints,
+            assignment,
+        )?;
+        let h: Vec<_> = h.iter().map(|x| x.into_bigint()).collect();
+        let values: Vec<_> = assignment[1..].iter().map(|x| x.into_bigint()).collect(); // inputs, then witness
+        let aux = &values[k.num_inputs..];
+
+        let h_acc: G1Projective = msm(&pk.h_query, &h);
+        let l_acc: G1Projective = msm(&pk.l_query, aux);
+        let a_acc: G1Projective = msm(&pk.a_query[1..], &values);
+        let b1_acc: G1Projective = msm(&pk.b_g1_query[1..], &values);
+        let b2_acc: G2Projective = msm(&pk.b_g2_query[1..], &values);
+
+        let g_a = pk.delta_g1 * r + pk.a_query[0] + a_acc + pk.vk.alpha_g1;
+        let g1_b = pk.delta_g1 * s + pk.b_g1_query[0] + b1_acc + pk.beta_g1;
+        let g2_b = pk.vk.delta_g2 * s + pk.b_g2_query[0] + b2_acc + pk.vk.beta_g2;
+        let g_c = g_a * s + g1_b * r - pk.delta_g1 * (r * s) + l_acc + h_acc;
+        Ok(Proof { a: g_a.into_affine(), b: g2_b.into_affine(), c: g_c.into_affine() })
+    }
+
+    /// The same proof through arkworks' own prover (its MSMs), for comparison.
+    pub fn prove_assignment_arkworks(&self, assignment: &[Fr]) -> Result<Proof, ProverError> {
         let k = &self.keys;
         let mut rng = os_seeded_rng();
         let (r, s) = (Fr::rand(&mut rng), Fr::rand(&mut rng));

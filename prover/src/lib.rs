@@ -14,6 +14,7 @@
 mod evm;
 mod groth16;
 mod keys;
+mod msm;
 mod samples;
 mod slot;
 
@@ -24,5 +25,6 @@ pub use keys::{KeyError, Keys, VerifyingKey, matrices, read_proving_key, read_ve
 
 #[cfg(test)]
 mod tests;
+pub use msm::msm;
 pub use samples::{pass_probability, samples_needed};
 pub use slot::{DiskSlot, SlotReadError};
