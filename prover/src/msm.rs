@@ -6,19 +6,23 @@
 //! affine: a batch of up to [`BATCH`] additions into distinct buckets shares one field inversion
 //! (Montgomery's trick: 3 multiplications per element), after which each addition costs a
 //! multiplication for the slope, a squaring and a multiplication. That is about 6 products per
-//! addition instead of 11. A point whose bucket already has an addition pending in the batch waits
-//! for the next batch. Doubling (the same point twice) and cancellation (a point and its negation)
-//! are handled exactly. Signed digits in [−2^(c−1), 2^(c−1)] halve the buckets; windows run in
+//! addition instead of 11. A batch holds at most a quarter of the buckets' count, so few points
+//! find their bucket busy; those go into the bucket's projective overflow with a mixed addition,
+//! which keeps hot buckets (the top window, runs of equal scalars) as cheap as in arkworks.
+//! Doubling (the same point twice) and cancellation (a point and its negation) are exact. Signed digits in [−2^(c−1), 2^(c−1)] halve the buckets; windows run in
 //! parallel on rayon's threads.
 
 use ark_ec::AdditiveGroup;
 use ark_ec::AffineRepr;
 use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
-use ark_ff::{BigInteger, Field, PrimeField, Zero, batch_inversion};
+use ark_ff::{BigInteger, Field, PrimeField, Zero};
 use rayon::prelude::*;
 
-/// Additions per shared inversion.
+/// Most additions per shared inversion.
 const BATCH: usize = 2048;
+
+/// Batches hold at most this fraction of the buckets, so that few points find their bucket busy.
+const BATCH_PER_BUCKETS: usize = 4;
 
 /// Below this many points the plain double-and-add sum is used.
 const SMALL: usize = 32;
@@ -101,36 +105,42 @@ fn window_sum<P: SWCurveConfig>(bases: &[Affine<P>], digits: &[i32], c: usize) -
     acc.finish()
 }
 
-/// Affine buckets filled through batches of additions.
+/// Affine buckets filled through batches of additions, with a projective overflow per bucket.
 struct Buckets<P: SWCurveConfig> {
     buckets: Vec<Affine<P>>,
+    /// Points that met their bucket busy in the batch: summed per bucket with mixed additions at
+    /// the end. This keeps hot buckets cheap (the top window, which sees only the scalars' top
+    /// bits; witnesses with many equal values such as bits) and the bucket array small.
+    conflicts: Vec<(usize, Affine<P>)>,
     busy: Vec<bool>,
     batch: Vec<(usize, Affine<P>)>,
-    deferred: Vec<(usize, Affine<P>)>,
+    batch_size: usize,
     denominators: Vec<P::BaseField>,
 }
 
 impl<P: SWCurveConfig> Buckets<P> {
     fn new(count: usize) -> Self {
+        let batch_size = (count / BATCH_PER_BUCKETS).clamp(1, BATCH);
         Buckets {
             buckets: vec![Affine::identity(); count],
+            conflicts: Vec::new(),
             busy: vec![false; count],
-            batch: Vec::with_capacity(BATCH),
-            deferred: Vec::new(),
-            denominators: Vec::with_capacity(BATCH),
+            batch: Vec::with_capacity(batch_size),
+            batch_size,
+            denominators: Vec::with_capacity(batch_size),
         }
     }
 
     /// Adds `point` (not the identity) into bucket `b`.
     fn add(&mut self, b: usize, point: Affine<P>) {
         if self.busy[b] {
-            self.deferred.push((b, point));
+            self.conflicts.push((b, point));
         } else if self.buckets[b].is_zero() {
             self.buckets[b] = point;
         } else {
             self.busy[b] = true;
             self.batch.push((b, point));
-            if self.batch.len() == BATCH {
+            if self.batch.len() >= self.batch_size {
                 self.flush();
             }
         }
@@ -150,7 +160,7 @@ impl<P: SWCurveConfig> Buckets<P> {
             };
             self.denominators.push(den);
         }
-        batch_inversion(&mut self.denominators);
+        serial_batch_inversion(&mut self.denominators);
         for ((b, p), inv) in self.batch.iter().zip(&self.denominators) {
             let q = self.buckets[*b];
             self.busy[*b] = false;
@@ -169,26 +179,40 @@ impl<P: SWCurveConfig> Buckets<P> {
         self.batch.clear();
     }
 
-    /// Empties the batch and the waiting list, then sums the buckets: Σ (b + 1) · bucket[b].
+    /// Performs what is pending, then sums the buckets: Σ (b + 1) · bucket[b].
     fn finish(mut self) -> Projective<P> {
-        loop {
-            self.flush();
-            if self.deferred.is_empty() {
-                break;
-            }
-            for (b, p) in std::mem::take(&mut self.deferred) {
-                self.add(b, p);
-            }
-        }
+        self.flush();
+        self.conflicts.sort_unstable_by_key(|(b, _)| std::cmp::Reverse(*b));
+        let mut conflicts = self.conflicts.iter().peekable();
         let mut running = Projective::<P>::zero();
         let mut acc = Projective::<P>::zero();
-        for bucket in self.buckets.iter().rev() {
+        for (b, bucket) in self.buckets.iter().enumerate().rev() {
             if !bucket.is_zero() {
                 running += bucket;
+            }
+            while let Some((_, p)) = conflicts.next_if(|(c, _)| *c == b) {
+                running += p;
             }
             acc += running;
         }
         acc
+    }
+}
+
+/// Inverts every nonzero element with one field inversion (Montgomery's trick), on this thread
+/// (arkworks' version forks onto rayon, which costs more than it saves for a few thousand).
+fn serial_batch_inversion<F: Field>(v: &mut [F]) {
+    let mut prefix = Vec::with_capacity(v.len());
+    let mut acc = F::ONE;
+    for x in v.iter().filter(|x| !x.is_zero()) {
+        prefix.push(acc);
+        acc *= x;
+    }
+    let Some(mut inv) = acc.inverse() else { return };
+    for (x, before) in v.iter_mut().rev().filter(|x| !x.is_zero()).zip(prefix.into_iter().rev()) {
+        let next = inv * *x;
+        *x = inv * before;
+        inv = next;
     }
 }
 

@@ -213,8 +213,9 @@ pub(super) fn prove(args: ProveArgs) -> anyhow::Result<()> {
         let s = median(synth_s);
         let (synth, ratio) =
             if s > 0.0 { (format!("{s:.2}"), format!("{:.1}×", s / p)) } else { ("-".into(), "-".into()) };
+        let ark = if ark_s.is_empty() { "-".to_owned() } else { format!("{:.2}", median(ark_s)) };
         println!(
-            "| {samples} | {constraints} | {setup_s:.1} | {pk_mb:.0} | {vk_b} | {:.2} | {p:.2} | {:.2} | {synth} | {ratio} | {:.2} | {proof_bytes} | {:.0} |",
+            "| {samples} | {constraints} | {setup_s:.1} | {pk_mb:.0} | {vk_b} | {:.2} | {p:.2} | {:.2} | {ark} | {synth} | {ratio} | {:.2} | {proof_bytes} | {:.0} |",
             median(witness_s),
             p / (constraints as f64 / 1e6),
             median(verify_ms),
