@@ -46,7 +46,13 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
-/// Peak resident memory of this process so far, in MB.
+/// Starts a new peak-RSS measurement (Linux: writing 5 to clear_refs resets VmHWM); false if
+/// the kernel refused, in which case the peak covers the whole run.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// Peak resident memory of this process since the last reset (or start), in MB.
 fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kb = status
@@ -159,29 +165,36 @@ pub(super) fn prove(args: ProveArgs) -> anyhow::Result<()> {
 
     println!();
     println!(
-        "| samples | constraints | setup s | pk MB | vk B | witness s | prove s (witness + Groth16) | s per million constraints | arkworks prover, same witness s | arkworks with per-proof synthesis s | ratio | verify ms | proof B | peak RSS MB |"
+        "| samples | constraints | setup s | pk MB | vk B | witness s | prove s (witness + Groth16) | s per million constraints | arkworks prover, same witness s | arkworks with per-proof synthesis s | ratio | verify ms | proof B | peak RSS while proving MB | peak RSS of setup MB |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &samples in &args.samples {
         let shape = ProofShape { samples, slot_depth: args.depth, dataset_levels: 1, cell_size: args.cell_size };
+        reset_peak_rss();
         let started = Instant::now();
         let keys = prover::setup(&shape)?;
         let setup_s = started.elapsed().as_secs_f64();
+        let setup_peak = peak_rss_mb();
         let (pk_path, vk_path) = prover::write_keys(&keys, &dir.join("keys"))?;
         let (pk_mb, vk_b) = (std::fs::metadata(&pk_path)?.len() as f64 / 1e6, std::fs::metadata(&vk_path)?.len());
         let constraints = keys.num_constraints;
         let prover = Prover::new(keys);
         let (mut witness_s, mut prove_s, mut verify_ms, mut synth_s) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut ark_s = Vec::new();
+        let mut prove_peak_mb = Vec::new();
         let mut proof_bytes = 0;
         for run in 0..args.runs.max(1) {
             let entropy = prover::entropy_from_block_hash(&[run as u8 + 1; 32]);
             let inputs = build_inputs(&shape, &slot, dataset_path(&roots, 0), dataset_root, entropy, 0)?;
+            let reset = reset_peak_rss();
             let started = Instant::now();
             let assignment = prover.witness(&inputs)?;
             witness_s.push(started.elapsed().as_secs_f64());
             let proof = prover.prove_assignment(&assignment)?;
             prove_s.push(started.elapsed().as_secs_f64());
+            if reset {
+                prove_peak_mb.push(peak_rss_mb());
+            }
             let started = Instant::now();
             for _ in 0..10 {
                 anyhow::ensure!(prover.verify(dataset_root, entropy, 0, &proof), "the proof does not verify");
@@ -214,12 +227,15 @@ pub(super) fn prove(args: ProveArgs) -> anyhow::Result<()> {
         let (synth, ratio) =
             if s > 0.0 { (format!("{s:.2}"), format!("{:.1}×", s / p)) } else { ("-".into(), "-".into()) };
         let ark = if ark_s.is_empty() { "-".to_owned() } else { format!("{:.2}", median(ark_s)) };
+        let prove_peak =
+            if prove_peak_mb.is_empty() { "-".to_owned() } else { format!("{:.0}", median(prove_peak_mb)) };
         println!(
-            "| {samples} | {constraints} | {setup_s:.1} | {pk_mb:.0} | {vk_b} | {:.2} | {p:.2} | {:.2} | {ark} | {synth} | {ratio} | {:.2} | {proof_bytes} | {:.0} |",
+            "| {samples} | {constraints} | {setup_s:.1} | {pk_mb:.0} | {vk_b} | {:.2} | {p:.2} | {:.2} | {ark} | {synth} | {ratio} | {:.2} | {proof_bytes} | {} | {:.0} |",
             median(witness_s),
             p / (constraints as f64 / 1e6),
             median(verify_ms),
-            peak_rss_mb()
+            prove_peak,
+            setup_peak
         );
     }
     if args.dir.is_none() {
