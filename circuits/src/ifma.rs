@@ -111,6 +111,8 @@ mod x86 {
         r2: Limbs,
         /// floor(2^263 / p), under-estimated: the quotient estimate of [`reduce`].
         quot: u64,
+        /// 2^260 as a field element (for converting `Fr` values at the edges).
+        r260: Fr,
         ext_rc: [[Limbs; W]; FULL_ROUNDS],
         int_rc: Vec<Limbs>,
         diag: [Limbs; W],
@@ -148,6 +150,7 @@ mod x86 {
                 pinv: Fr::INV & MASK52,
                 r2: mont260(&r260, &r260),
                 quot: ((1u128 << 73) / denominator) as u64,
+                r260,
                 ext_rc: params.external_rc.map(|row| row.map(|c| mont260(&c, &r260))),
                 int_rc: params.internal_rc.iter().map(|c| mont260(c, &r260)).collect(),
                 diag: params.internal_diag_m1.map(|d| mont260(&d, &r260)),
@@ -419,10 +422,9 @@ mod x86 {
         let k = consts();
         let len = cells[0].len();
         let n = crate::pack::packed_len(len);
-        let r260 = Fr::from(2u64).pow([260]);
         let zero = _mm512_setzero_si512();
         let mut x = [F8([zero; 5]); W];
-        x[SPONGE_CAPACITY_LANE] = splat_limbs(&mont260(&sponge_iv(DOMAIN_CELL, n as u64), &r260));
+        x[SPONGE_CAPACITY_LANE] = splat_limbs(&mont260(&sponge_iv(DOMAIN_CELL, n as u64), &k.r260));
         let mut filled = 0;
         for index in 0..n {
             let element = to_mont(&cells.map(|c| packed_chunk(c, index)), k);
@@ -440,9 +442,8 @@ mod x86 {
     #[target_feature(enable = "avx512f,avx512ifma")]
     pub(super) fn permute_x8(states: &[[Fr; W]; 8]) -> [[Fr; W]; 8] {
         let k = consts();
-        let r260 = Fr::from(2u64).pow([260]);
         let mut x: [F8; W] = std::array::from_fn(|i| {
-            let limbs = states.map(|s| mont260(&s[i], &r260));
+            let limbs = states.map(|s| mont260(&s[i], &k.r260));
             F8(std::array::from_fn(|l| from_lanes(limbs.map(|v| v[l]))))
         });
         permute(&mut x, k);

@@ -84,11 +84,12 @@ fn write_cell<W: Write>(output: &mut W, cell: &[u8], left: u64) -> std::io::Resu
 
 /// Says which cells of a slot are genuine (for example, match their leaves in the slot tree):
 /// called with a slot, a first row and that slot's cells for consecutive rows from it, it returns
-/// one flag per cell (a missing flag counts as false). Whole batches at a time let a check hash
+/// one flag per cell (a missing flag counts as false; extra flags are ignored). Whole batches at a time let a check hash
 /// many cells at once.
 pub type CellCheck<'a> = dyn Fn(usize, u64, &[u8]) -> Vec<bool> + 'a;
 
-/// A [`CellCheck`] that trusts every cell.
+/// A [`CellCheck`] that trusts every cell (one flag per byte: at least one per cell whatever the
+/// cell size).
 pub fn trust_all(_slot: usize, _first_row: u64, cells: &[u8]) -> Vec<bool> {
     vec![true; cells.len()]
 }

@@ -12,6 +12,7 @@
 //! buffers, whatever the dataset's size.
 
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
 
 use reed_solomon_simd::ReedSolomonEncoder;
@@ -59,8 +60,12 @@ struct Source<R> {
 struct Sink<'a, W> {
     slots: &'a mut [W],
     next_seq: u64,
-    failed: bool,
 }
+
+/// The sink, the turn signal, and whether a coder failed. The flag is read without the sink's
+/// lock (a coder about to read its next batch must not wait for the other's write) and set only
+/// while holding it, so a coder waiting for its turn cannot miss it.
+type Shared<'a, W> = (Mutex<Sink<'a, W>>, Condvar, AtomicBool);
 
 /// Rows coded per library call: whole batches only when a cell is a whole number of Leopard's
 /// 64-byte chunks (see the module documentation).
@@ -74,7 +79,7 @@ pub fn rows_per_call(layout: &SlotLayout) -> usize {
 fn code_batches<R: Read, W: Write>(
     layout: &SlotLayout,
     source: &Mutex<Source<R>>,
-    sink: &(Mutex<Sink<'_, W>>, Condvar),
+    sink: &Shared<'_, W>,
 ) -> Result<u64, ErasureError> {
     let (k, m, cs) = (layout.k, layout.m, layout.cell_size);
     let per_call = rows_per_call(layout);
@@ -87,7 +92,7 @@ fn code_batches<R: Read, W: Write>(
     loop {
         let (seq, rows) = {
             let mut src = source.lock().unwrap_or_else(PoisonError::into_inner);
-            if src.rows_read >= total_rows || sink.0.lock().unwrap_or_else(PoisonError::into_inner).failed {
+            if src.rows_read >= total_rows || sink.2.load(Ordering::Acquire) {
                 break;
             }
             let rows = (total_rows - src.rows_read).min(per_call as u64) as usize;
@@ -117,12 +122,12 @@ fn code_batches<R: Read, W: Write>(
         }
         let parity = encoder.encode()?;
 
-        let (lock, turn) = sink;
+        let (lock, turn, failed) = sink;
         let mut out = lock.lock().unwrap_or_else(PoisonError::into_inner);
-        while out.next_seq != seq && !out.failed {
+        while out.next_seq != seq && !failed.load(Ordering::Acquire) {
             out = turn.wait(out).unwrap_or_else(PoisonError::into_inner);
         }
-        if out.failed {
+        if failed.load(Ordering::Acquire) {
             break;
         }
         let written = (|| {
@@ -134,7 +139,9 @@ fn code_batches<R: Read, W: Write>(
             }
             Ok::<_, std::io::Error>(())
         })();
-        out.failed |= written.is_err();
+        if written.is_err() {
+            failed.store(true, Ordering::Release);
+        }
         out.next_seq += 1;
         drop(out);
         turn.notify_all();
@@ -158,7 +165,7 @@ pub fn encode<R: Read + Send, W: Write + Send>(
         )));
     }
     let source = Mutex::new(Source { input, left: layout.dataset_size, rows_read: 0, next_seq: 0 });
-    let sink = (Mutex::new(Sink { slots, next_seq: 0, failed: false }), Condvar::new());
+    let sink: Shared<'_, W> = (Mutex::new(Sink { slots, next_seq: 0 }), Condvar::new(), AtomicBool::new(false));
     let coded: Vec<_> = std::thread::scope(|scope| {
         let coders: Vec<_> = (0..CODERS)
             .map(|_| {
@@ -167,7 +174,9 @@ pub fn encode<R: Read + Send, W: Write + Send>(
                     let result = code_batches(layout, source, sink);
                     if result.is_err() {
                         // Let the other coder stop instead of waiting for a turn that never comes.
-                        sink.0.lock().unwrap_or_else(PoisonError::into_inner).failed = true;
+                        let guard = sink.0.lock().unwrap_or_else(PoisonError::into_inner);
+                        sink.2.store(true, Ordering::Release);
+                        drop(guard);
                         sink.1.notify_all();
                     }
                     result

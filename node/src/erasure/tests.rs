@@ -150,3 +150,27 @@ fn batched_coding_equals_row_by_row() {
         assert_eq!(stats.cells_rebuilt, layout.rows() + damaged);
     }
 }
+
+/// A slot writer that fails partway: encode reports the error, and neither coder is left waiting
+/// for a turn that never comes.
+#[test]
+fn a_failing_slot_writer_stops_both_coders() {
+    struct FailsAfter(usize);
+    impl std::io::Write for FailsAfter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if buf.len() > self.0 {
+                return Err(std::io::Error::other("disk full"));
+            }
+            self.0 -= buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let layout = SlotLayout::new(4, 2, 2048, 8 << 20).expect("layout");
+    let data = bytes(8 << 20, 5);
+    let mut slots: Vec<FailsAfter> = (0..6).map(|i| FailsAfter(if i == 5 { 300_000 } else { usize::MAX })).collect();
+    let result = encode(&layout, data.as_slice(), &mut slots);
+    assert!(matches!(result, Err(ErasureError::Io(_))), "{result:?}");
+}
