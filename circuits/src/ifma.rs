@@ -3,24 +3,10 @@
 //!
 //! ## Arithmetic
 //!
-//! An element is five 52-bit limbs (radix 2^52; limb `i` of the eight lanes in one register) in
-//! Montgomery form with R = 2^260, which the radix dictates (ark-ff and `arith.rs` use 2^256; the
-//! two meet only at the edges: constants and inputs are converted on the way in, lane 0 of the
-//! final state on the way out). `vpmadd52luq` / `vpmadd52huq` multiply the low 52 bits of two
-//! 64-bit lanes and add the low or high half of the 104-bit product to a 64-bit accumulator, so one
-//! Montgomery product (operand scanning, five outer steps) is 50 multiply-adds for a·b and 55 for
-//! the reduction, for eight products at once; the scalar path spends 36 64×64-bit multiplications
-//! on one.
-//!
-//! Bounds, in units of p (p < 2^253.6, so R/p > 85):
-//! - a product of normalised (every limb below 2^52) inputs with a·b < 84p² comes out normalised
-//!   and below 2p, with no final subtraction: it is (a·b + m·p)/R with m < R;
-//! - sums are left unnormalised (limbs above 2^52 are fine in 64-bit lanes) and [`reduce`] brings
-//!   a value below 2^263 back below 2.1p, normalised, by subtracting an under-estimated multiple of p
-//!   taken from the top limb (one multiply-add for the quotient, ten for q·p);
-//! - so every multiplication input is normalised and below 6p, every S-box input below 2.1p, and
-//!   no sum exceeds 480p (the external layer's row sums are at most 96). The permutation tests below
-//!   compare random states against the scalar permutation.
+//! Radix 2^52, Montgomery form with R = 2^260, from `lanes.rs` (where its bounds are argued). The
+//! permutation keeps every multiplication input normalised and below 6p, every S-box input below
+//! 2.1p, and no sum above 480p (the external layer's row sums are at most 96). The permutation tests
+//! below compare random states against the scalar permutation.
 //!
 //! ## Safety
 //!
@@ -33,14 +19,7 @@ use ark_bn254::Fr;
 
 /// Whether this CPU can run the eight-lane path (AVX-512 F and IFMA).
 pub(crate) fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512ifma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    crate::lanes::available()
 }
 
 /// Hashes eight cells of one length, as [`crate::hash_cell`] would each; `None` when the CPU lacks
@@ -80,57 +59,30 @@ pub(crate) fn permute_x8(states: &[[Fr; 16]; 8]) -> Option<[[Fr; 16]; 8]> {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    use crate::lanes::{
+        F8, Limbs, Modulus, add, from_lanes, lanes, mul, normalize, reduce, shl, splat, splat_limbs, to_limbs52,
+        to_limbs64,
+    };
     use crate::pack::BYTES_PER_ELEMENT;
     use crate::poseidon2::{FULL_ROUNDS, POSEIDON2_T16};
     use crate::sponge::{DOMAIN_CELL, SPONGE_CAPACITY_LANE, SPONGE_RATE, SPONGE_WIDTH, sponge_iv};
     use ark_bn254::Fr;
     use ark_ff::{BigInt, BigInteger, Field, PrimeField};
-    use std::arch::x86_64::{
-        __m256i, __m512i, _mm256_extract_epi64, _mm512_add_epi64, _mm512_and_si512, _mm512_extracti64x4_epi64,
-        _mm512_madd52hi_epu64, _mm512_madd52lo_epu64, _mm512_set_epi64, _mm512_set1_epi64, _mm512_setzero_si512,
-        _mm512_slli_epi64, _mm512_srai_epi64, _mm512_srli_epi64, _mm512_sub_epi64,
-    };
+    use std::arch::x86_64::_mm512_setzero_si512;
     use std::sync::OnceLock;
 
     const W: usize = SPONGE_WIDTH;
-    const MASK52: u64 = (1 << 52) - 1;
-
-    /// Five 52-bit limbs of one value (little-endian).
-    type Limbs = [u64; 5];
-
-    /// Eight field elements, limb-major.
-    #[derive(Clone, Copy)]
-    struct F8([__m512i; 5]);
 
     /// Constants in radix 2^52, Montgomery-2^260 form where they are field elements.
     struct Consts {
-        p: Limbs,
-        /// -p^(-1) mod 2^52.
-        pinv: u64,
+        m: Modulus,
         /// 2^520 mod p: a product with it turns a plain integer into Montgomery form.
         r2: Limbs,
-        /// floor(2^263 / p), under-estimated: the quotient estimate of [`reduce`].
-        quot: u64,
         /// 2^260 as a field element (for converting `Fr` values at the edges).
         r260: Fr,
         ext_rc: [[Limbs; W]; FULL_ROUNDS],
         int_rc: Vec<Limbs>,
         diag: [Limbs; W],
-    }
-
-    fn to_limbs52(b: [u64; 4]) -> Limbs {
-        [
-            b[0] & MASK52,
-            ((b[0] >> 52) | (b[1] << 12)) & MASK52,
-            ((b[1] >> 40) | (b[2] << 24)) & MASK52,
-            ((b[2] >> 28) | (b[3] << 36)) & MASK52,
-            b[3] >> 16,
-        ]
-    }
-
-    /// Normalised limbs of a value below 2^256 back to four 64-bit limbs.
-    fn to_limbs64(l: Limbs) -> [u64; 4] {
-        [l[0] | (l[1] << 52), (l[1] >> 12) | (l[2] << 40), (l[2] >> 24) | (l[3] << 28), (l[3] >> 36) | (l[4] << 16)]
     }
 
     /// `x` in Montgomery-2^260 form, canonical, as limbs.
@@ -141,15 +93,11 @@ mod x86 {
     fn consts() -> &'static Consts {
         static CONSTS: OnceLock<Consts> = OnceLock::new();
         CONSTS.get_or_init(|| {
-            let p = Fr::MODULUS.0;
             let r260 = Fr::from(2u64).pow([260]);
             let params = &POSEIDON2_T16;
-            let denominator = (u128::from(p[3]) << 2 | u128::from(p[2] >> 62)) + 1; // > p / 2^190
             Consts {
-                p: to_limbs52(p),
-                pinv: Fr::INV & MASK52,
+                m: Modulus::new(Fr::MODULUS.0, Fr::INV),
                 r2: mont260(&r260, &r260),
-                quot: ((1u128 << 73) / denominator) as u64,
                 r260,
                 ext_rc: params.external_rc.map(|row| row.map(|c| mont260(&c, &r260))),
                 int_rc: params.internal_rc.iter().map(|c| mont260(c, &r260)).collect(),
@@ -158,109 +106,13 @@ mod x86 {
         })
     }
 
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn splat(x: u64) -> __m512i {
-        _mm512_set1_epi64(x as i64)
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn splat_limbs(l: &Limbs) -> F8 {
-        F8([splat(l[0]), splat(l[1]), splat(l[2]), splat(l[3]), splat(l[4])])
-    }
-
-    /// Limb-wise sum, unnormalised.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn add(a: F8, b: F8) -> F8 {
-        F8([
-            _mm512_add_epi64(a.0[0], b.0[0]),
-            _mm512_add_epi64(a.0[1], b.0[1]),
-            _mm512_add_epi64(a.0[2], b.0[2]),
-            _mm512_add_epi64(a.0[3], b.0[3]),
-            _mm512_add_epi64(a.0[4], b.0[4]),
-        ])
-    }
-
-    /// `2^s · a`, unnormalised.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn shl<const S: u32>(a: F8) -> F8 {
-        F8(a.0.map(|v| _mm512_slli_epi64::<S>(v)))
-    }
-
-    /// Carries every limb's bits above 52 into the next limb (the top limb keeps them).
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn normalize(mut a: F8) -> F8 {
-        let mask = splat(MASK52);
-        for i in 0..4 {
-            let carry = _mm512_srli_epi64::<52>(a.0[i]);
-            a.0[i] = _mm512_and_si512(a.0[i], mask);
-            a.0[i + 1] = _mm512_add_epi64(a.0[i + 1], carry);
-        }
-        a
-    }
-
-    /// A value below 2^263 (limbs unnormalised, each below 2^63) brought below 2.1p, normalised:
-    /// q = ⌊(top limb / 8) · ⌊2^263/p⌋ / 2^52⌋ never exceeds value/p and falls short of it by
-    /// less than value/(676p) + 1, so value − q·p is in [0, 2.1p).
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512ifma")]
-    fn reduce(a: F8, k: &Consts) -> F8 {
-        let a = normalize(a);
-        let zero = _mm512_setzero_si512();
-        let q = _mm512_madd52hi_epu64(zero, _mm512_srli_epi64::<3>(a.0[4]), splat(k.quot));
-        let mut r = a.0;
-        for i in 0..5 {
-            let pi = splat(k.p[i]);
-            r[i] = _mm512_sub_epi64(r[i], _mm512_madd52lo_epu64(zero, q, pi));
-            if i < 4 {
-                r[i + 1] = _mm512_sub_epi64(r[i + 1], _mm512_madd52hi_epu64(zero, q, pi));
-            }
-        }
-        let mask = splat(MASK52);
-        for i in 0..4 {
-            let carry = _mm512_srai_epi64::<52>(r[i]);
-            r[i] = _mm512_and_si512(r[i], mask);
-            r[i + 1] = _mm512_add_epi64(r[i + 1], carry);
-        }
-        F8(r)
-    }
-
-    /// Montgomery product a·b/2^260 of normalised inputs with a·b < 84p²: normalised, below 2p.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512ifma")]
-    fn mul(a: F8, b: F8, k: &Consts) -> F8 {
-        let zero = _mm512_setzero_si512();
-        let pinv = splat(k.pinv);
-        let p = [splat(k.p[0]), splat(k.p[1]), splat(k.p[2]), splat(k.p[3]), splat(k.p[4])];
-        let mut t = [zero; 6];
-        for bi in b.0 {
-            for j in 0..5 {
-                t[j] = _mm512_madd52lo_epu64(t[j], a.0[j], bi);
-                t[j + 1] = _mm512_madd52hi_epu64(t[j + 1], a.0[j], bi);
-            }
-            let m = _mm512_madd52lo_epu64(zero, t[0], pinv);
-            for j in 0..5 {
-                t[j] = _mm512_madd52lo_epu64(t[j], p[j], m);
-                t[j + 1] = _mm512_madd52hi_epu64(t[j + 1], p[j], m);
-            }
-            // t[0] is now a multiple of 2^52: shift the accumulator down one limb.
-            let carry = _mm512_srli_epi64::<52>(t[0]);
-            t = [_mm512_add_epi64(t[1], carry), t[2], t[3], t[4], t[5], zero];
-        }
-        normalize(F8([t[0], t[1], t[2], t[3], t[4]]))
-    }
-
     /// x^5 of a normalised input below 2.1p.
     #[inline]
     #[target_feature(enable = "avx512f,avx512ifma")]
     fn pow5(x: F8, k: &Consts) -> F8 {
-        let x2 = mul(x, x, k);
-        let x4 = mul(x2, x2, k);
-        mul(x4, x, k)
+        let x2 = mul(x, x, &k.m);
+        let x4 = mul(x2, x2, &k.m);
+        mul(x4, x, &k.m)
     }
 
     /// M4 on lanes `o..o+4` (the same chain as the scalar `m4`), unnormalised.
@@ -303,7 +155,7 @@ mod x86 {
     #[target_feature(enable = "avx512f,avx512ifma")]
     fn full_round(x: &mut [F8; W], rc: &[Limbs; W], k: &Consts) {
         for (v, c) in x.iter_mut().zip(rc) {
-            *v = pow5(reduce(add(*v, splat_limbs(c)), k), k);
+            *v = pow5(reduce(add(*v, splat_limbs(c)), &k.m), k);
         }
         external_layer(x);
     }
@@ -316,60 +168,28 @@ mod x86 {
             full_round(x, rc, k);
         }
         for v in x.iter_mut() {
-            *v = reduce(*v, k);
+            *v = reduce(*v, &k.m);
         }
         let diag = k.diag.map(|d| splat_limbs(&d));
         for c in &k.int_rc {
             // x0 and every x_j below 4.1p, normalised except x0.
-            x[0] = pow5(reduce(add(x[0], splat_limbs(c)), k), k);
+            x[0] = pow5(reduce(add(x[0], splat_limbs(c)), &k.m), k);
             let mut s = x[0];
             for v in &x[1..] {
                 s = add(s, *v);
             }
-            let s = reduce(s, k); // the sum is below 2p + 15·4.1p
-            x[0] = add(mul(x[0], diag[0], k), s);
+            let s = reduce(s, &k.m); // the sum is below 2p + 15·4.1p
+            x[0] = add(mul(x[0], diag[0], &k.m), s);
             for (v, d) in x[1..].iter_mut().zip(&diag[1..]) {
-                *v = normalize(add(mul(*v, *d, k), s));
+                *v = normalize(add(mul(*v, *d, &k.m), s));
             }
         }
         for rc in &k.ext_rc[FULL_ROUNDS / 2..] {
             full_round(x, rc, k);
         }
         for v in x.iter_mut() {
-            *v = reduce(*v, k);
+            *v = reduce(*v, &k.m);
         }
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn lanes(v: __m512i) -> [u64; 8] {
-        let lo: __m256i = _mm512_extracti64x4_epi64::<0>(v);
-        let hi: __m256i = _mm512_extracti64x4_epi64::<1>(v);
-        [
-            _mm256_extract_epi64::<0>(lo) as u64,
-            _mm256_extract_epi64::<1>(lo) as u64,
-            _mm256_extract_epi64::<2>(lo) as u64,
-            _mm256_extract_epi64::<3>(lo) as u64,
-            _mm256_extract_epi64::<0>(hi) as u64,
-            _mm256_extract_epi64::<1>(hi) as u64,
-            _mm256_extract_epi64::<2>(hi) as u64,
-            _mm256_extract_epi64::<3>(hi) as u64,
-        ]
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn from_lanes(l: [u64; 8]) -> __m512i {
-        _mm512_set_epi64(
-            l[7] as i64,
-            l[6] as i64,
-            l[5] as i64,
-            l[4] as i64,
-            l[3] as i64,
-            l[2] as i64,
-            l[1] as i64,
-            l[0] as i64,
-        )
     }
 
     /// Eight plain integers below 2^256 (four 64-bit limbs each) into Montgomery form.
@@ -378,14 +198,14 @@ mod x86 {
     fn to_mont(values: &[[u64; 4]; 8], k: &Consts) -> F8 {
         let limbs = values.map(to_limbs52);
         let plain = F8(std::array::from_fn(|i| from_lanes(limbs.map(|l| l[i]))));
-        mul(plain, splat_limbs(&k.r2), k)
+        mul(plain, splat_limbs(&k.r2), &k.m)
     }
 
     /// Out of Montgomery form, canonical, one `Fr` per lane.
     #[inline]
     #[target_feature(enable = "avx512f,avx512ifma")]
     fn to_fr(x: F8, k: &Consts) -> [Fr; 8] {
-        let plain = mul(x, F8([splat(1), splat(0), splat(0), splat(0), splat(0)]), k);
+        let plain = mul(x, F8([splat(1), splat(0), splat(0), splat(0), splat(0)]), &k.m);
         let limbs = [lanes(plain.0[0]), lanes(plain.0[1]), lanes(plain.0[2]), lanes(plain.0[3]), lanes(plain.0[4])];
         std::array::from_fn(|lane| {
             let mut b = BigInt(to_limbs64(limbs.map(|l| l[lane])));

@@ -13,6 +13,7 @@
 //! | [`poseidon2`] (`poseidon2/mod.rs`, `t3.rs`, `t8.rs`, `t12.rs`, `t16.rs`) | the permutation and its reference constants at t = 3, 8, 12, 16, with known-answer tests |
 //! | `arith.rs` | lazily reduced, branch-free Montgomery arithmetic (the scalar path) |
 //! | `ifma.rs` | the cell sponge on eight cells at once with AVX-512 IFMA (run-time dispatch) |
+//! | `lanes.rs` | eight-lane radix-2^52 Montgomery arithmetic (AVX-512 IFMA), shared with the prover's MSM |
 //! | `field.rs` | [`fr_to_bytes`] / [`fr_from_bytes`] (canonical 32-byte little-endian) |
 //! | `pack.rs` | [`pack_bytes`]: 31 bytes per element, `10*` byte padding |
 //! | `sponge.rs` | [`hash_elements`]: the t = 16, rate-15 sponge with a length-and-domain IV |
@@ -100,6 +101,7 @@ mod cells;
 mod compress;
 mod field;
 mod ifma;
+pub mod lanes;
 mod pack;
 pub mod poseidon2;
 pub mod r1cs;

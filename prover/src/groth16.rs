@@ -1,5 +1,7 @@
 //! Proving and verifying.
 
+use std::time::Instant;
+
 use ark_bn254::{Bn254, Fr, G1Projective, G2Projective};
 use ark_ec::CurveGroup;
 use ark_ff::{PrimeField, UniformRand};
@@ -10,6 +12,7 @@ use ark_relations::gr1cs::SynthesisError;
 use circuits::r1cs::{ProofInputs, StorageProofError, WitnessBuilder, public_inputs, synthesize};
 
 use crate::keys::{Keys, VerifyingKey, os_seeded_rng};
+use crate::msm::lanes::{LaneBases, msm as msm_lanes};
 use crate::msm::msm;
 
 /// A Groth16 proof over BN254 (128 bytes compressed, 256 uncompressed).
@@ -33,13 +36,32 @@ pub enum ProverError {
 pub struct Prover {
     keys: Keys,
     pvk: PreparedVerifyingKey<Bn254>,
+    /// The query bases in lane form, where the CPU has AVX-512 IFMA.
+    lanes: Option<LaneQueries>,
+}
+
+/// The proving key's queries converted for `msm::lanes` (skipping the constant's entry of A and B).
+struct LaneQueries {
+    h: LaneBases<1>,
+    l: LaneBases<1>,
+    a: LaneBases<1>,
+    b_g1: LaneBases<1>,
+    b_g2: LaneBases<2>,
 }
 
 impl Prover {
     /// A prover for `keys`.
     pub fn new(keys: Keys) -> Self {
         let pvk = prepare_verifying_key(&keys.pk.vk);
-        Prover { keys, pvk }
+        let pk = &keys.pk;
+        let lanes = circuits::lanes::available().then(|| LaneQueries {
+            h: LaneBases::new(&pk.h_query),
+            l: LaneBases::new(&pk.l_query),
+            a: LaneBases::new(&pk.a_query[1..]),
+            b_g1: LaneBases::new(&pk.b_g1_query[1..]),
+            b_g2: LaneBases::new(&pk.b_g2_query[1..]),
+        });
+        Prover { keys, pvk, lanes }
     }
 
     /// The keys.
@@ -71,6 +93,7 @@ impl Prover {
         let pk = &k.pk;
         let mut rng = os_seeded_rng();
         let (r, s) = (Fr::rand(&mut rng), Fr::rand(&mut rng));
+        let start = Instant::now();
         let h = LibsnarkReduction::witness_map_from_matrices::<Fr, GeneralEvaluationDomain<Fr>>(
             &k.matrices,
             1 + k.num_inputs,
@@ -80,12 +103,27 @@ impl Prover {
         let h: Vec<_> = h.iter().map(|x| x.into_bigint()).collect();
         let values: Vec<_> = assignment[1..].iter().map(|x| x.into_bigint()).collect(); // inputs, then witness
         let aux = &values[k.num_inputs..];
-
-        let h_acc: G1Projective = msm(&pk.h_query, &h);
-        let l_acc: G1Projective = msm(&pk.l_query, aux);
-        let a_acc: G1Projective = msm(&pk.a_query[1..], &values);
-        let b1_acc: G1Projective = msm(&pk.b_g1_query[1..], &values);
-        let b2_acc: G2Projective = msm(&pk.b_g2_query[1..], &values);
+        if tracing::enabled!(target: "vellum::prover", tracing::Level::TRACE) {
+            let small =
+                |limit: u64| values.iter().filter(|v| v.0[1..].iter().all(|l| *l == 0) && v.0[0] < limit).count();
+            tracing::trace!(target: "vellum::prover", zeros = small(1), bits = small(2), below_2_16 = small(1 << 16), n = values.len(), "assignment");
+        }
+        let mut lap = Lap(start);
+        tracing::debug!(target: "vellum::prover", ms = lap.ms(), "witness map (FFTs)");
+        let lanes = self.lanes.as_ref();
+        let h_acc: G1Projective = lanes.and_then(|q| msm_lanes(&q.h, &h)).unwrap_or_else(|| msm(&pk.h_query, &h));
+        tracing::debug!(target: "vellum::prover", ms = lap.ms(), n = h.len(), "MSM H");
+        let l_acc: G1Projective = lanes.and_then(|q| msm_lanes(&q.l, aux)).unwrap_or_else(|| msm(&pk.l_query, aux));
+        tracing::debug!(target: "vellum::prover", ms = lap.ms(), n = aux.len(), "MSM L");
+        let a_acc: G1Projective =
+            lanes.and_then(|q| msm_lanes(&q.a, &values)).unwrap_or_else(|| msm(&pk.a_query[1..], &values));
+        tracing::debug!(target: "vellum::prover", ms = lap.ms(), n = values.len(), "MSM A");
+        let b1_acc: G1Projective =
+            lanes.and_then(|q| msm_lanes(&q.b_g1, &values)).unwrap_or_else(|| msm(&pk.b_g1_query[1..], &values));
+        tracing::debug!(target: "vellum::prover", ms = lap.ms(), "MSM B in G1");
+        let b2_acc: G2Projective =
+            lanes.and_then(|q| msm_lanes(&q.b_g2, &values)).unwrap_or_else(|| msm(&pk.b_g2_query[1..], &values));
+        tracing::debug!(target: "vellum::prover", ms = lap.ms(), "MSM B in G2");
 
         let g_a = pk.delta_g1 * r + pk.a_query[0] + a_acc + pk.vk.alpha_g1;
         let g1_b = pk.delta_g1 * s + pk.b_g1_query[0] + b1_acc + pk.beta_g1;
@@ -121,4 +159,15 @@ impl Prover {
 pub fn verify(vk: &VerifyingKey, dataset_root: Fr, entropy: Fr, slot_index: u64, proof: &Proof) -> bool {
     let public = public_inputs(dataset_root, entropy, slot_index);
     Groth16::<Bn254>::verify_proof(&prepare_verifying_key(vk), proof, &public).unwrap_or(false)
+}
+
+/// Milliseconds since the last lap, for the phase timings in the debug log.
+struct Lap(Instant);
+
+impl Lap {
+    fn ms(&mut self) -> u128 {
+        let ms = self.0.elapsed().as_millis();
+        self.0 = Instant::now();
+        ms
+    }
 }

@@ -25,6 +25,7 @@ pub use keys::{KeyError, Keys, VerifyingKey, matrices, read_proving_key, read_ve
 
 #[cfg(test)]
 mod tests;
+pub use msm::lanes::{LaneBases, LaneCurve, msm as msm_lanes};
 pub use msm::msm;
 pub use samples::{pass_probability, samples_needed};
 pub use slot::{DiskSlot, SlotReadError};

@@ -152,6 +152,14 @@ pub fn main() -> ExitCode {
         }
     };
     let cli = Cli::parse_from(args);
+    if !matches!(cli.command, Command::Node(_)) {
+        // Commands other than the node log warnings, or what `VELLUM_LOG` asks for.
+        let level = std::env::var("VELLUM_LOG").unwrap_or_else(|_| "warn".to_owned());
+        if let Err(e) = logging::init(&level) {
+            eprintln!("vellum: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().max_blocking_threads(16).enable_all().build() {
         Ok(r) => r,
         Err(e) => {

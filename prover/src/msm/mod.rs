@@ -18,6 +18,8 @@ use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
 use ark_ff::{BigInteger, Field, PrimeField, Zero};
 use rayon::prelude::*;
 
+pub(crate) mod lanes;
+
 /// Most additions per shared inversion.
 const BATCH: usize = 2048;
 
@@ -71,7 +73,7 @@ fn bits_at(limbs: &[u64], pos: usize, c: usize) -> u64 {
 
 /// Signed base-2^c digits of every scalar, window-major: `digits[w · n + i]` is digit `w` of
 /// scalar `i`, in [−2^(c−1), 2^(c−1)].
-fn signed_digits<B: BigInteger>(scalars: &[B], c: usize, windows: usize) -> Vec<i32> {
+pub(crate) fn signed_digits<B: BigInteger>(scalars: &[B], c: usize, windows: usize) -> Vec<i32> {
     let n = scalars.len();
     let mut digits = vec![0i32; n * windows];
     let half = 1i64 << (c - 1);
