@@ -5,15 +5,15 @@ use std::time::Instant;
 use ark_bn254::{Bn254, Fr, G1Projective, G2Projective};
 use ark_ec::CurveGroup;
 use ark_ff::{PrimeField, UniformRand};
-use ark_groth16::r1cs_to_qap::{LibsnarkReduction, R1CSToQAP};
 use ark_groth16::{Groth16, PreparedVerifyingKey, prepare_verifying_key};
-use ark_poly::GeneralEvaluationDomain;
 use ark_relations::gr1cs::SynthesisError;
 use circuits::r1cs::{ProofInputs, StorageProofError, WitnessBuilder, public_inputs, synthesize};
 
 use crate::keys::{Keys, VerifyingKey, os_seeded_rng};
 use crate::msm::lanes::{LaneBases, msm as msm_lanes};
 use crate::msm::msm;
+use crate::ntt::LaneDomain;
+use crate::qap::{domain, witness_map};
 
 /// A Groth16 proof over BN254 (128 bytes compressed, 256 uncompressed).
 pub type Proof = ark_groth16::Proof<Bn254>;
@@ -38,6 +38,8 @@ pub struct Prover {
     pvk: PreparedVerifyingKey<Bn254>,
     /// The query bases in lane form, where the CPU has AVX-512 IFMA.
     lanes: Option<LaneQueries>,
+    /// The FFT tables in lane form, likewise.
+    ntt: Option<LaneDomain>,
 }
 
 /// The proving key's queries converted for `msm::lanes` (skipping the constant's entry of A and B).
@@ -61,7 +63,15 @@ impl Prover {
             b_g1: LaneBases::new(&pk.b_g1_query[1..]),
             b_g2: LaneBases::new(&pk.b_g2_query[1..]),
         });
-        Prover { keys, pvk, lanes }
+        let ntt = domain(keys.num_constraints, 1 + keys.num_inputs).ok().and_then(|d| LaneDomain::new(&d));
+        Prover { keys, pvk, lanes, ntt }
+    }
+
+    /// A prover that keeps to portable code (ark-poly's FFTs, `msm.rs`'s scalar MSM) even where
+    /// the CPU has AVX-512 IFMA: what other CPUs run, for tests and comparisons.
+    pub fn portable(keys: Keys) -> Self {
+        let pvk = prepare_verifying_key(&keys.pk.vk);
+        Prover { keys, pvk, lanes: None, ntt: None }
     }
 
     /// The keys.
@@ -94,13 +104,7 @@ impl Prover {
         let mut rng = os_seeded_rng();
         let (r, s) = (Fr::rand(&mut rng), Fr::rand(&mut rng));
         let start = Instant::now();
-        let h = LibsnarkReduction::witness_map_from_matrices::<Fr, GeneralEvaluationDomain<Fr>>(
-            &k.matrices,
-            1 + k.num_inputs,
-            k.num_constraints,
-            assignment,
-        )?;
-        let h: Vec<_> = h.iter().map(|x| x.into_bigint()).collect();
+        let h = witness_map(&k.matrices[0], &k.matrices[1], 1 + k.num_inputs, assignment, self.ntt.as_ref())?;
         let values: Vec<_> = assignment[1..].iter().map(|x| x.into_bigint()).collect(); // inputs, then witness
         let aux = &values[k.num_inputs..];
         if tracing::enabled!(target: "vellum::prover", tracing::Level::TRACE) {

@@ -15,6 +15,8 @@ mod evm;
 mod groth16;
 mod keys;
 mod msm;
+mod ntt;
+mod qap;
 mod samples;
 mod slot;
 

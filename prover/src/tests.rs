@@ -76,6 +76,16 @@ fn proofs_verify_and_nothing_else_does() {
     assert_eq!(evm.a[0].to_vec(), ark_ff::BigInteger::to_bytes_be(&proof.a.x.into_bigint()));
     assert_eq!(EvmVerifyingKey::new(&vk).ic.len(), 4, "one per public input plus the constant");
 
+    // The portable path (CPUs without AVX-512 IFMA) and arkworks' own prover make valid proofs too.
+    let portable = Prover::portable(read_proving_key(&pk_path).expect("read pk"));
+    let assignment = portable.witness(&inputs).expect("witness");
+    for proof in [
+        portable.prove_assignment(&assignment).expect("portable"),
+        portable.prove_assignment_arkworks(&assignment).expect("arkworks"),
+    ] {
+        assert!(verify(&vk, dataset_root, entropy, slot_index, &proof));
+    }
+
     // A damaged key file is refused.
     let mut bytes = std::fs::read(&pk_path).expect("pk");
     let at = bytes.len() / 2;
