@@ -8,8 +8,12 @@
 //! Proving spends per proof only what Groth16 must: the constraint matrices are laid out once per
 //! key (`circuits::r1cs::MatrixBuilder`, never re-synthesised), the witness is computed natively
 //! by the same circuit code in value-only mode (`circuits::r1cs::WitnessBuilder`, which also
-//! catches an unsatisfiable input before any group operation), and the rest is arkworks' FFTs and
-//! multi-scalar multiplications over rayon, on every core.
+//! catches an unsatisfiable input before any group operation), and the rest is the witness map
+//! (`qap.rs`, with C·z taken as A·z∘B·z) and five multi-scalar multiplications (`msm/`), over
+//! rayon on every core. Where the CPU has AVX-512 IFMA, the FFTs (`ntt.rs`) and the MSMs' bucket
+//! additions (`msm/lanes.rs`) run eight at a time in 52-bit lanes (`circuits::lanes`); elsewhere
+//! ark-poly's FFTs and the portable batch-affine MSM (`msm/mod.rs`). `docs/design.md` has the
+//! measurements.
 
 mod evm;
 mod groth16;

@@ -28,6 +28,20 @@ pub enum SlotReadError {
     /// A node or cell beyond the slot.
     #[error("{0} is outside the slot")]
     OutOfRange(String),
+    /// A file whose size does not fit the slot's shape.
+    #[error("{file} holds {actual} bytes; a slot of {cells} cells of {cell_size} bytes needs {expected}")]
+    WrongSize {
+        /// Which file ("cells file" or "tree file").
+        file: &'static str,
+        /// Its size.
+        actual: u64,
+        /// The size the shape implies.
+        expected: u64,
+        /// Cells in the slot.
+        cells: u64,
+        /// Bytes per cell.
+        cell_size: usize,
+    },
 }
 
 /// A slot's cells and tree files.
@@ -45,13 +59,18 @@ impl DiskSlot {
     pub fn open(cells: &Path, tree: &Path, cell_size: usize, cell_count: u64) -> Result<Self, SlotReadError> {
         let sizes = level_sizes(cell_count);
         let offsets = sizes.iter().scan(0u64, |at, n| Some(std::mem::replace(at, *at + n))).collect();
-        Ok(DiskSlot {
-            cells: File::open(cells)?,
-            tree: File::open(tree)?,
-            cell_size,
-            level_offsets: offsets,
-            level_sizes: sizes,
-        })
+        let (cells, tree) = (File::open(cells)?, File::open(tree)?);
+        let expect = |file: &'static str, f: &File, expected: u64| -> Result<(), SlotReadError> {
+            let actual = f.metadata()?.len();
+            if actual == expected {
+                Ok(())
+            } else {
+                Err(SlotReadError::WrongSize { file, actual, expected, cells: cell_count, cell_size })
+            }
+        };
+        expect("cells file", &cells, cell_count * cell_size as u64)?;
+        expect("tree file", &tree, sizes.iter().sum::<u64>() * 32)?;
+        Ok(DiskSlot { cells, tree, cell_size, level_offsets: offsets, level_sizes: sizes })
     }
 
     /// The slot root (the top of the tree file).

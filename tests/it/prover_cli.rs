@@ -110,6 +110,18 @@ fn setup_prove_verify_from_the_command_line() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // `prover root` reads the root back from the files; a shape that does not fit them is refused.
+    let root = |depth: &str| {
+        let (c, t) = (cells.to_str().expect("utf-8"), tree.to_str().expect("utf-8"));
+        vellum(&["prover", "root", "--cells", c, "--tree", t, "--cell-size", "64", "--slot-depth", depth])
+    };
+    let out = root("4");
+    assert!(out.status.success(), "root: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout(&out).trim(), roots[2]);
+    let out = root("3");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cells file holds 1024 bytes"));
+
     // A damaged key file is refused.
     let mut bytes = std::fs::read(&pk).expect("pk");
     let last = bytes.len() - 1;

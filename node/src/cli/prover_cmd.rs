@@ -1,5 +1,5 @@
-//! `vellum prover setup|prove|verify|samples`: storage-proof keys, proofs of a slot on disk, their
-//! verification, and how many samples a target needs.
+//! `vellum prover setup|prove|verify|samples|root`: storage-proof keys, proofs of a slot on disk,
+//! their verification, how many samples a target needs, and a slot file's root.
 //!
 //! Field elements on the command line and in JSON are 0x-prefixed big-endian hex (`uint256`), as
 //! Ethereum tooling writes them.
@@ -24,6 +24,25 @@ pub enum ProverCommand {
     Verify(VerifyArgs),
     /// How many samples catch a host that lost a fraction of its cells with a given certainty.
     Samples(SamplesArgs),
+    /// Print the root of a slot's tree file (0x hex), as `--slot-roots` takes it.
+    Root(RootArgs),
+}
+
+/// Flags of `vellum prover root`.
+#[derive(Debug, Args)]
+pub struct RootArgs {
+    /// The slot's cells file.
+    #[arg(long)]
+    pub cells: PathBuf,
+    /// The slot's tree file.
+    #[arg(long)]
+    pub tree: PathBuf,
+    /// Bytes per cell.
+    #[arg(long, default_value_t = 2048)]
+    pub cell_size: usize,
+    /// A slot holds 2^slot_depth cells.
+    #[arg(long, default_value_t = 19)]
+    pub slot_depth: u32,
 }
 
 /// Flags of `vellum prover setup`.
@@ -123,6 +142,11 @@ fn fr_hex(x: &Fr) -> String {
 /// Runs a `vellum prover` subcommand.
 pub(super) fn run(command: ProverCommand) -> anyhow::Result<()> {
     match command {
+        ProverCommand::Root(a) => {
+            let slot = DiskSlot::open(&a.cells, &a.tree, a.cell_size, 1u64 << a.slot_depth.min(40))?;
+            println!("{}", fr_hex(&slot.root()?));
+            Ok(())
+        }
         ProverCommand::Setup(a) => {
             let shape = ProofShape {
                 samples: a.samples,
@@ -150,8 +174,14 @@ pub(super) fn run(command: ProverCommand) -> anyhow::Result<()> {
                 bail!("slot index {} but only {} slot roots", a.slot_index, roots.len());
             }
             let slot = DiskSlot::open(&a.cells, &a.tree, shape.cell_size, shape.slot_cells())?;
-            if slot.root()? != roots[a.slot_index as usize] {
-                bail!("the slot's tree root is not slot root {} of the dataset", a.slot_index);
+            let root = slot.root()?;
+            if root != roots[a.slot_index as usize] {
+                bail!(
+                    "the slot's tree root {} is not slot root {} of the dataset ({})",
+                    fr_hex(&root),
+                    a.slot_index,
+                    fr_hex(&roots[a.slot_index as usize])
+                );
             }
             let entropy = prover::entropy_from_block_hash(&hex_word(&a.block_hash)?);
             let dataset_root = circuits::dataset_root(&roots);
