@@ -39,6 +39,10 @@ const MAX_SEARCHES: u32 = 4;
 /// How long a manifest search may take.
 const MANIFEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Pauses before each DHT search for a manifest's providers while none is found (the first
+/// search goes at once).
+const MANIFEST_SEARCH_PAUSES: [Duration; 3] = [Duration::ZERO, Duration::from_millis(250), Duration::from_secs(1)];
+
 /// Why a fetch failed.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -132,10 +136,35 @@ impl Fetcher {
     }
 
     async fn manifest_from_network(&self, cid: &ContentId) -> Result<Manifest, FetchError> {
-        let mut providers = self.net.find_providers(cid).await?;
         let mut tried = 0;
+        for (search, pause) in MANIFEST_SEARCH_PAUSES.iter().enumerate() {
+            if tried > 0 {
+                break; // providers answered but none delivered: searching again would find them again
+            }
+            if search > 0 {
+                // A record announced a moment ago may not have reached the peers we asked yet.
+                tokio::time::sleep(*pause).await;
+            }
+            if let Some(m) = self.manifest_from_providers(cid, &mut tried).await? {
+                return Ok(m);
+            }
+        }
+        if tried == 0 {
+            Err(FetchError::NotFound(*cid))
+        } else {
+            Err(FetchError::Failed { cid: *cid, reason: format!("none of {tried} providers sent a valid manifest") })
+        }
+    }
+
+    /// One DHT search for `cid`'s providers, asking each for the manifest; counts them in `tried`.
+    async fn manifest_from_providers(
+        &self,
+        cid: &ContentId,
+        tried: &mut usize,
+    ) -> Result<Option<Manifest>, FetchError> {
+        let mut providers = self.net.find_providers(cid).await?;
         while let Some(peer) = providers.recv().await {
-            tried += 1;
+            *tried += 1;
             let request = Request { kind: Some(RequestKind::Manifest(cid.to_bytes())) };
             match self.net.request(peer, request).await {
                 Ok(resp) => match resp.kind {
@@ -146,7 +175,7 @@ impl Fetcher {
                                 let m2 = m.clone();
                                 blocking(move || store.put_manifest(&m2)).await?;
                                 debug!(target: LOG, %cid, %peer, "manifest fetched");
-                                return Ok(m);
+                                return Ok(Some(m));
                             }
                             Err(e) => warn!(target: LOG, %peer, error = %e, "peer sent an invalid manifest"),
                         }
@@ -159,11 +188,7 @@ impl Fetcher {
                 Err(e) => debug!(target: LOG, %peer, error = %e, "manifest request failed"),
             }
         }
-        if tried == 0 {
-            Err(FetchError::NotFound(*cid))
-        } else {
-            Err(FetchError::Failed { cid: *cid, reason: format!("none of {tried} providers sent a valid manifest") })
-        }
+        Ok(None)
     }
 
     /// The running job for the dataset of `manifest`, starting one if none runs. Returns `None`

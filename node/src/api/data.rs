@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use tokio::sync::mpsc;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::schema::{DataItem, DataList, Exists, Space};
 use super::{ApiError, AppState, ErrorBody};
@@ -104,12 +104,13 @@ async fn store_upload(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
     state.metrics.uploads.inc();
     state.metrics.upload_bytes.inc_by(manifest.dataset_size);
     info!(target: LOG, %cid, bytes = manifest.dataset_size, "upload stored");
-    let net = state.net.clone();
+    // Recorded as a provider before the answer, so that a peer told the CID finds us at once.
     let tree = manifest.tree()?;
-    tokio::spawn(async move {
-        let _ = net.provide(&cid).await;
-        let _ = net.provide(&tree).await;
-    });
+    for key in [cid, tree] {
+        if let Err(e) = state.net.provide(&key).await {
+            warn!(target: LOG, %key, error = %e, "could not announce the upload in the DHT");
+        }
+    }
     Ok((cid, manifest))
 }
 

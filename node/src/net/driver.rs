@@ -132,10 +132,11 @@ impl Driver {
     fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Dial { peer, addrs, reply } => self.dial(peer, addrs, reply),
-            Command::Provide { key } => {
+            Command::Provide { key, recorded } => {
                 if let Err(e) = self.swarm.behaviour_mut().kad.start_providing(key.into()) {
                     warn!(target: LOG, error = %e, "could not record provider");
                 }
+                let _ = recorded.send(());
             }
             Command::FindProviders { key, found } => {
                 let id = self.swarm.behaviour_mut().kad.get_providers(key.into());

@@ -105,7 +105,7 @@ pub(crate) struct Published {
 
 pub(crate) enum Command {
     Dial { peer: PeerId, addrs: Vec<Multiaddr>, reply: oneshot::Sender<Result<(), String>> },
-    Provide { key: Vec<u8> },
+    Provide { key: Vec<u8>, recorded: oneshot::Sender<()> },
     FindProviders { key: Vec<u8>, found: mpsc::Sender<PeerId> },
     Request { peer: PeerId, request: Request, reply: oneshot::Sender<Result<Response, String>> },
     Respond { channel: libp2p::request_response::ResponseChannel<Response>, response: Response },
@@ -158,9 +158,12 @@ impl NetworkHandle {
         }
     }
 
-    /// Announces in the DHT that we provide `cid`.
+    /// Announces in the DHT that we provide `cid`; returns once the record is in our own provider
+    /// store (so searches that reach us find it), while the announcement to other peers goes on.
     pub async fn provide(&self, cid: &ContentId) -> Result<(), NetError> {
-        self.send(Command::Provide { key: cid.to_bytes() }).await
+        let (recorded, rx) = oneshot::channel();
+        self.send(Command::Provide { key: cid.to_bytes(), recorded }).await?;
+        rx.await.map_err(|_| NetError::Stopped)
     }
 
     /// Starts a DHT search for providers of `cid`; they arrive on the returned channel, which
