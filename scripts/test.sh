@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, unit tests and the end-to-end scenarios.
-# Works on a fresh machine with a Rust toolchain; installs nothing else.
+# The whole test suite: formatting, lints, unit tests and the end-to-end scenarios, then the
+# Solidity contracts. Works on a fresh machine with a Rust toolchain and Node.js with npm; the
+# contracts' script installs the pinned forge, anvil and solcjs into contracts/node_modules.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,3 +20,9 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+
+echo "== contracts: forge build and test (pinned forge and solcjs, installed by npm ci)"
+contracts/scripts/test.sh
+
+echo "== contracts: the committed artifacts are what the sources compile to"
+contracts/scripts/export-artifacts.sh --check

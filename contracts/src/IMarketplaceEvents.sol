@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: MIT
+// Events and errors emitted by the Vellum marketplace.
+pragma solidity 0.8.37;
+
+import {Ask} from "./MarketplaceTypes.sol";
+
+interface IMarketplaceEvents {
+    event StorageRequested(bytes32 indexed requestId, address indexed client, Ask ask, uint64 expiresAt, uint64 endsAt);
+    event SlotReserved(bytes32 indexed requestId, uint256 slotIndex, address indexed host);
+    event SlotFilled(bytes32 indexed requestId, uint256 slotIndex, address indexed host);
+    event RequestFulfilled(bytes32 indexed requestId);
+    event ProofSubmitted(bytes32 indexed slotId, uint256 period);
+    event ProofMissed(bytes32 indexed slotId, uint256 period, uint256 missedProofs, address indexed validator);
+    event SlotLost(bytes32 indexed requestId, uint256 slotIndex, address indexed host);
+    event RepairOpened(bytes32 indexed requestId, uint256[] slotIndices);
+    event SlotRepaired(bytes32 indexed requestId, uint256 slotIndex, address indexed host);
+    event RequestFailed(bytes32 indexed requestId);
+    event RequestFinished(bytes32 indexed requestId);
+    event RequestCancelled(bytes32 indexed requestId);
+    event SlotFreed(bytes32 indexed requestId, uint256 slotIndex, address indexed host, uint256 amount);
+    event FundsWithdrawn(bytes32 indexed requestId, address indexed client, uint256 amount);
+}
+
+interface IMarketplaceErrors {
+    error InvalidConfig();
+    error InvalidRequest();
+    error NotClient();
+    error RequestExists();
+    error UnknownRequest();
+    error InvalidSlotIndex();
+    error SlotNotAvailable();
+    error RequestNotAccepting();
+    error AlreadyReserved();
+    error ReservationsFull();
+    error NotReserved();
+    error InvalidProof();
+    error NotSlotHost();
+    error RequestNotRunning();
+    error ProofAlreadySubmitted();
+    error PeriodNotEnded();
+    error MarkingWindowClosed();
+    error ProofNotRequired();
+    error ProofNotMissing();
+    error RequestNotEnded();
+    error AlreadyPaid();
+    error AlreadyWithdrawn();
+    error TransferFailed();
+}
