@@ -139,11 +139,10 @@ pub fn msm<const K: usize, P: LaneCurve<K>>(
     }
     let n = bases.len().min(scalars.len());
     let bits = P::ScalarField::MODULUS_BIT_SIZE as usize;
-    let c = window_bits(n);
-    let windows = (bits + 1).div_ceil(c);
-    let digits = super::signed_digits(&scalars[..n], c, windows);
+    let widths = window_widths(n, bits + 1);
+    let digits = super::signed_digits(&scalars[..n], &widths);
     let m = modulus();
-    let sums: Vec<Projective<P>> = (0..windows)
+    let sums: Vec<Projective<P>> = (0..widths.len())
         .into_par_iter()
         .map(|w| {
             let digits = &digits[w * n..(w + 1) * n];
@@ -161,7 +160,7 @@ pub fn msm<const K: usize, P: LaneCurve<K>>(
         })
         .collect();
     let mut acc = Projective::<P>::zero();
-    for sum in sums.iter().rev() {
+    for (sum, &c) in sums.iter().zip(&widths).rev() {
         for _ in 0..c {
             acc.double_in_place();
         }
@@ -170,10 +169,19 @@ pub fn msm<const K: usize, P: LaneCurve<K>>(
     Some(acc)
 }
 
-/// The window width: additions on the lanes cost about a tenth of a bucket's share of the final
-/// running sums (two projective additions), so `windows · (n + 10 · buckets)` is minimised.
-fn window_bits(n: usize) -> usize {
-    (4..=18).min_by_key(|&c| (256usize).div_ceil(c) * (n + 3 * (1usize << (c - 1)))).unwrap_or(15)
+/// Window widths covering `bits` bits (low windows first). Additions on the lanes cost about a
+/// third of a bucket's share of the final reduction, so `windows · n + 3 · buckets` is minimised
+/// over the widest width c; the windows are then made as even as possible (widths c and c − 1),
+/// because a narrow top window (say 3 bits above twenty windows of 12) has so few buckets that
+/// its batches stay small and it alone took as long as five others.
+fn window_widths(n: usize, bits: usize) -> Vec<usize> {
+    let even = |c: usize| {
+        let windows = bits.div_ceil(c);
+        let (base, extra) = (bits / windows, bits % windows);
+        (0..windows).map(|w| if w < extra { base + 1 } else { base }).collect::<Vec<_>>()
+    };
+    let cost = |widths: &Vec<usize>| widths.len() * n + 3 * widths.iter().map(|c| 1usize << (c - 1)).sum::<usize>();
+    (4..=18).map(even).min_by_key(cost).unwrap_or_else(|| even(15))
 }
 
 /// The lane form of −y (y canonical): p − y, or 0 for 0.

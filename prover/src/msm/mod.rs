@@ -38,7 +38,7 @@ pub fn msm<P: SWCurveConfig>(bases: &[Affine<P>], scalars: &[<P::ScalarField as 
     let bits = P::ScalarField::MODULUS_BIT_SIZE as usize;
     let c = window_bits(n, bits);
     let windows = (bits + 1).div_ceil(c);
-    let digits = signed_digits(&scalars[..n], c, windows);
+    let digits = signed_digits(&scalars[..n], &vec![c; windows]);
     let sums: Vec<Projective<P>> =
         (0..windows).into_par_iter().map(|w| window_sum(&bases[..n], &digits[w * n..(w + 1) * n], c)).collect();
     let mut acc = Projective::<P>::zero();
@@ -71,23 +71,25 @@ fn bits_at(limbs: &[u64], pos: usize, c: usize) -> u64 {
     v & ((1u64 << c) - 1)
 }
 
-/// Signed base-2^c digits of every scalar, window-major: `digits[w · n + i]` is digit `w` of
-/// scalar `i`, in [−2^(c−1), 2^(c−1)].
-pub(crate) fn signed_digits<B: BigInteger>(scalars: &[B], c: usize, windows: usize) -> Vec<i32> {
+/// Signed digits of every scalar in windows of the given widths (low bits first), window-major:
+/// `digits[w · n + i]` is digit `w` of scalar `i`, in [−2^(c_w−1), 2^(c_w−1)] for width c_w. The
+/// widths must cover one bit more than the scalars have (the top window absorbs the last carry).
+pub(crate) fn signed_digits<B: BigInteger>(scalars: &[B], widths: &[usize]) -> Vec<i32> {
     let n = scalars.len();
-    let mut digits = vec![0i32; n * windows];
-    let half = 1i64 << (c - 1);
+    let mut digits = vec![0i32; n * widths.len()];
     for (i, s) in scalars.iter().enumerate() {
         let limbs = s.as_ref();
-        let mut carry = 0i64;
-        for w in 0..windows {
-            let mut d = bits_at(limbs, w * c, c) as i64 + carry;
+        let (mut carry, mut pos) = (0i64, 0usize);
+        for (w, &c) in widths.iter().enumerate() {
+            let half = 1i64 << (c - 1);
+            let mut d = bits_at(limbs, pos, c) as i64 + carry;
             carry = 0;
             if d > half {
                 d -= 1 << c;
                 carry = 1;
             }
             digits[w * n + i] = d as i32;
+            pos += c;
         }
         debug_assert_eq!(carry, 0, "the top window absorbs the last carry");
     }
