@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, unit tests and the end-to-end scenarios, then the
-# Solidity contracts. Works on a fresh machine with a Rust toolchain and Node.js with npm; the
+# The whole test suite: formatting, lints, the Solidity contracts, unit tests and the end-to-end
+# scenarios. Works on a fresh machine with a Rust toolchain and Node.js with npm; the
 # contracts' script installs the pinned forge, anvil and solcjs into contracts/node_modules.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,15 +14,16 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== build the vellum binary (the end-to-end tests run it as a child process)"
 cargo build --workspace --bins --locked
 
+echo "== contracts: forge build and test (pinned forge, anvil and solcjs, installed by npm ci;"
+echo "   the Rust tests below start that anvil)"
+contracts/scripts/test.sh
+
+echo "== contracts: the committed artifacts are what the sources compile to"
+contracts/scripts/export-artifacts.sh --check
+
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
 else
   cargo test --workspace --locked --no-fail-fast
 fi
-
-echo "== contracts: forge build and test (pinned forge and solcjs, installed by npm ci)"
-contracts/scripts/test.sh
-
-echo "== contracts: the committed artifacts are what the sources compile to"
-contracts/scripts/export-artifacts.sh --check

@@ -3,6 +3,7 @@
 
 mod api_surface;
 mod bad_input;
+mod chain;
 mod corrupt_peer;
 mod crash_recovery;
 mod protect;

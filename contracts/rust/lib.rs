@@ -1,0 +1,16 @@
+//! # contracts
+//!
+//! Vellum's Solidity contracts seen from Rust. `bindings.rs` generates typed bindings with alloy's
+//! `sol!` from the Foundry artifacts committed in `contracts/artifacts/` (CI rebuilds them and fails
+//! on any difference, so the bindings always match the sources); `deploy.rs` deploys the test
+//! token, the Groth16 verifier with a key exported by `prover`, and the marketplace with a
+//! configuration; `anvil.rs` starts the pinned anvil from `contracts/node_modules` on a free
+//! loopback port for tests and the devnet, and stops it when dropped.
+
+mod anvil;
+mod bindings;
+mod deploy;
+
+pub use anvil::{Anvil, AnvilError};
+pub use bindings::{Groth16Verifier, Marketplace, TestToken};
+pub use deploy::{DeployError, Deployment, deploy, dev_config, proof_words};

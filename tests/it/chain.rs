@@ -1,0 +1,206 @@
+//! The marketplace on a local chain with real proofs: anvil (the pinned one from
+//! `contracts/node_modules`), the contracts deployed from their committed artifacts with a
+//! verifying key fresh from `prover`, a client that requests storage, a host that fills both
+//! slots with proofs against the chain's challenges and proves one of them in the next period, and
+//! a validator that marks the other's missed proof and is paid for it. Balances are checked to
+//! the unit.
+
+use std::path::Path;
+
+use alloy::primitives::{Address, Bytes, FixedBytes, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::signers::local::PrivateKeySigner;
+use circuits::Fr;
+use circuits::r1cs::{ProofShape, build_inputs, dataset_path};
+use contracts::Marketplace::{Ask, Content, Request};
+use contracts::{Anvil, Marketplace, TestToken, deploy, dev_config, proof_words};
+use prover::{DiskSlot, EvmProof, EvmVerifyingKey, Prover};
+
+/// Writes 2^depth cells and their slot tree as the node does; returns the slot root.
+fn write_slot(dir: &Path, name: &str, shape: &ProofShape, seed: u8) -> Fr {
+    let bytes: Vec<u8> = (0..shape.slot_cells() as usize * shape.cell_size)
+        .map(|i| (i as u8).wrapping_mul(29) ^ seed ^ (i >> 7) as u8)
+        .collect();
+    let levels = circuits::tree_levels(&circuits::hash_cells(&bytes, shape.cell_size, 1));
+    let tree: Vec<u8> = levels.iter().flatten().flat_map(circuits::fr_to_bytes).collect();
+    std::fs::write(dir.join(format!("{name}.cells")), &bytes).expect("cells");
+    std::fs::write(dir.join(format!("{name}.tree")), tree).expect("tree");
+    levels[levels.len() - 1][0]
+}
+
+fn fr_word(x: &Fr) -> FixedBytes<32> {
+    let mut be = circuits::fr_to_bytes(x);
+    be.reverse();
+    FixedBytes::from_slice(&be)
+}
+
+fn wallet(anvil: &Anvil, i: usize) -> (Address, DynProvider) {
+    let signer: PrivateKeySigner = anvil.keys()[i].parse().expect("dev key");
+    let address = signer.address();
+    let url = anvil.endpoint().parse().expect("url");
+    (address, ProviderBuilder::new().wallet(signer).connect_http(url).erased())
+}
+
+/// Mines a block one second into the period after `period` (of `length` seconds).
+async fn next_period(provider: &DynProvider, period: U256, length: u64) -> anyhow::Result<()> {
+    let start = (period.to::<u64>() + 1) * length + 1;
+    provider.raw_request::<_, serde_json::Value>("evm_setNextBlockTimestamp".into(), (start,)).await?;
+    provider.raw_request::<_, serde_json::Value>("evm_mine".into(), ()).await?;
+    Ok(())
+}
+
+/// Proves slot `index` against the chain's current challenge for it and submits through `send`
+/// (`fillSlot` or `submitProof`); a challenge that moved on between reading it and the
+/// transaction (a new period, or the challenge block rolling over) makes the proof fail, and the
+/// host proves again, as a node would.
+async fn prove_and_send<F, Fut>(
+    market: &Marketplace::MarketplaceInstance<DynProvider>,
+    prover: &Prover,
+    slot: &DiskSlot,
+    roots: &[Fr],
+    slot_id: FixedBytes<32>,
+    index: u64,
+    send: F,
+) -> anyhow::Result<()>
+where
+    F: Fn([U256; 8]) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let shape = prover.keys().shape;
+    let dataset_root = circuits::dataset_root(roots);
+    let mut last = None;
+    for _ in 0..3 {
+        let entropy_word = market.getEntropy(slot_id).call().await?;
+        let entropy = prover::entropy_from_block_hash(&entropy_word.to_be_bytes::<32>());
+        let inputs = build_inputs(&shape, slot, dataset_path(roots, index), dataset_root, entropy, index)?;
+        let proof = prover.prove(&inputs)?;
+        match send(proof_words(&EvmProof::new(&proof))).await {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("no attempt")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_request_filled_proven_and_missed_proof_marked() -> anyhow::Result<()> {
+    // A transaction that never gets mined would leave a receipt wait hanging: bound the scenario.
+    tokio::time::timeout(std::time::Duration::from_secs(180), scenario()).await?
+}
+
+async fn scenario() -> anyhow::Result<()> {
+    let anvil = Anvil::start()?;
+    let (_, deployer) = wallet(&anvil, 0);
+    let (client, client_p) = wallet(&anvil, 1);
+    let (host, host_p) = wallet(&anvil, 2);
+    let (validator, validator_p) = wallet(&anvil, 3);
+
+    // Keys for a small proof shape, and a dataset of two slots on disk.
+    let shape = ProofShape { samples: 3, slot_depth: 3, dataset_levels: 1, cell_size: 64 };
+    let keys = prover::setup(&shape)?;
+    let vk = EvmVerifyingKey::new(&keys.pk.vk);
+    let prover = Prover::new(keys);
+    let dir = tempfile::tempdir()?;
+    let roots: Vec<Fr> = (0..2u8).map(|i| write_slot(dir.path(), &format!("s{i}"), &shape, i)).collect();
+    let slots: Vec<DiskSlot> = (0..2)
+        .map(|i| {
+            let (c, t) = (dir.path().join(format!("s{i}.cells")), dir.path().join(format!("s{i}.tree")));
+            DiskSlot::open(&c, &t, shape.cell_size, shape.slot_cells())
+        })
+        .collect::<Result<_, _>>()?;
+
+    let d = deploy(&deployer, &vk, dev_config).await?;
+    let token = |p: &DynProvider| TestToken::new(d.token, p.clone());
+    let market = |p: &DynProvider| Marketplace::new(d.marketplace, p.clone());
+
+    // The client asks for two slots of 512 bytes for an hour, a proof every period.
+    let slot_size = (shape.slot_cells() * shape.cell_size as u64) as u128;
+    let (price, collateral_per_byte, duration) = (3u128, 1_000u128, 3_600u64);
+    let request = Request {
+        client,
+        expiry: 600,
+        ask: Ask {
+            slots: 2,
+            slotSize: slot_size as u64,
+            duration,
+            proofProbability: 1,
+            maxSlotLoss: 1,
+            repairThreshold: 1,
+            pricePerBytePerSecond: price,
+            collateralPerByte: collateral_per_byte,
+        },
+        content: Content {
+            cid: Bytes::from_static(b"zDvZ-test-dataset"),
+            merkleRoot: fr_word(&circuits::dataset_root(&roots)),
+        },
+        nonce: FixedBytes::from([7u8; 32]),
+    };
+    let payment = U256::from(2 * slot_size * price * duration as u128);
+    token(&client_p).mint(client, payment).send().await?.get_receipt().await?;
+    token(&client_p).approve(d.marketplace, payment).send().await?.get_receipt().await?;
+    let request_id = market(&client_p).requestStorage(request.clone()).call().await?;
+    let receipt = market(&client_p).requestStorage(request).send().await?.get_receipt().await?;
+    assert!(receipt.status(), "requestStorage reverted");
+    assert_eq!(token(&client_p).balanceOf(d.marketplace).call().await?, payment);
+
+    // The host fills both slots with proofs and collateral.
+    let collateral = U256::from(slot_size * collateral_per_byte);
+    token(&host_p).mint(host, collateral * U256::from(2)).send().await?.get_receipt().await?;
+    token(&host_p).approve(d.marketplace, collateral * U256::from(2)).send().await?.get_receipt().await?;
+    let host_market = market(&host_p);
+    let mut slot_ids = Vec::new();
+    for index in 0..2u64 {
+        host_market.reserveSlot(request_id, index).send().await?.get_receipt().await?;
+        let slot_id = host_market.slotId(request_id, index).call().await?;
+        slot_ids.push(slot_id);
+        prove_and_send(&host_market, &prover, &slots[index as usize], &roots, slot_id, index, |words| {
+            let m = host_market.clone();
+            async move {
+                let r = m.fillSlot(request_id, index, words).send().await?.get_receipt().await?;
+                anyhow::ensure!(r.status(), "fillSlot reverted");
+                Ok(())
+            }
+        })
+        .await?;
+    }
+    assert_eq!(market(&client_p).requestState(request_id).call().await?, 2, "started");
+    assert_eq!(token(&host_p).balanceOf(host).call().await?, U256::ZERO);
+
+    // Next period: a proof is required of both; the host proves slot 0 only.
+    let fill_period = host_market.currentPeriod().call().await?;
+    next_period(&deployer, fill_period, 60).await?;
+    assert!(host_market.isProofRequired(slot_ids[0]).call().await?);
+    let period = host_market.currentPeriod().call().await?;
+    prove_and_send(&host_market, &prover, &slots[0], &roots, slot_ids[0], 0, |words| {
+        let m = host_market.clone();
+        let id = slot_ids[0];
+        async move {
+            let r = m.submitProof(id, words).send().await?.get_receipt().await?;
+            anyhow::ensure!(r.status(), "submitProof reverted");
+            Ok(())
+        }
+    })
+    .await?;
+    // A proof for the wrong slot is refused (slot 1's challenge, slot 0's proof).
+    // (Probes that must revert are calls, not transactions: a transaction refused at gas
+    // estimation would still use up a nonce in the provider's nonce cache.)
+    let refused = host_market.submitProof(slot_ids[1], [U256::from(1u64); 8]).call().await;
+    assert!(refused.is_err(), "a junk proof was accepted");
+
+    // After the period: the validator marks slot 1's missing proof and is paid; slot 0's proof
+    // cannot be marked missing.
+    next_period(&deployer, period, 60).await?;
+    let validator_market = market(&validator_p);
+    assert!(validator_market.markProofAsMissing(slot_ids[0], period).call().await.is_err());
+    let r = validator_market.markProofAsMissing(slot_ids[1], period).send().await?.get_receipt().await?;
+    assert!(r.status(), "markProofAsMissing reverted");
+    let slashed = collateral * U256::from(10u64) / U256::from(100u64);
+    let reward = slashed * U256::from(50u64) / U256::from(100u64);
+    assert_eq!(token(&validator_p).balanceOf(validator).call().await?, reward);
+    assert_eq!(
+        token(&validator_p).balanceOf(d.marketplace).call().await?,
+        payment + collateral * U256::from(2) - reward,
+        "the marketplace holds the payment and both collaterals, less the validator's reward"
+    );
+    Ok(())
+}
