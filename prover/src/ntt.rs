@@ -193,15 +193,10 @@ mod x86 {
         let hg = tw.len();
         for block in x.chunks_mut(2 * hg) {
             let (lo, hi) = block.split_at_mut(hg);
-            lo.par_chunks_mut(TASK).zip(hi.par_chunks_mut(TASK)).zip(tw.par_chunks(TASK)).for_each(|((lo, hi), tw)| {
-                for ((a, b), w) in lo.iter_mut().zip(hi.iter_mut()).zip(tw) {
-                    if forward {
-                        dit(a, b, load(w), m);
-                    } else {
-                        dif(a, b, load(w), m);
-                    }
-                }
-            });
+            lo.par_chunks_mut(TASK)
+                .zip(hi.par_chunks_mut(TASK))
+                .zip(tw.par_chunks(TASK))
+                .for_each(|((lo, hi), tw)| butterflies(lo, hi, tw, forward, m));
         }
     }
 
@@ -212,12 +207,19 @@ mod x86 {
         let hg = tw.len();
         for block in x.chunks_mut(2 * hg) {
             let (lo, hi) = block.split_at_mut(hg);
-            for ((a, b), w) in lo.iter_mut().zip(hi.iter_mut()).zip(tw) {
-                if forward {
-                    dit(a, b, load(w), m);
-                } else {
-                    dif(a, b, load(w), m);
-                }
+            butterflies(lo, hi, tw, forward, m);
+        }
+    }
+
+    /// The butterflies between `lo[i]` and `hi[i]` with twiddle `tw[i]`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    fn butterflies(lo: &mut [F8], hi: &mut [F8], tw: &[Packed], forward: bool, m: &Modulus) {
+        for ((a, b), w) in lo.iter_mut().zip(hi.iter_mut()).zip(tw) {
+            if forward {
+                dit(a, b, load(w), m);
+            } else {
+                dif(a, b, load(w), m);
             }
         }
     }

@@ -589,21 +589,7 @@ mod tests {
     fn matches_arkworks_on_g1_and_g2_including_edge_cases() {
         let mut rng = StdRng::seed_from_u64(11);
         for n in [0usize, 1, 7, 8, 9, 33, 300, 5000] {
-            let mut g1: Vec<G1Affine> = (0..n).map(|_| G1Projective::rand(&mut rng).into_affine()).collect();
-            let mut scalars: Vec<Fr> = (0..n).map(|_| Fr::rand(&mut rng)).collect();
-            if n > 40 {
-                // Doublings, cancellations, the identity, small and repeated scalars.
-                for i in 0..20 {
-                    g1[i] = g1[0];
-                    scalars[i] = scalars[0];
-                }
-                g1[21] = -g1[22];
-                scalars[21] = scalars[22];
-                g1[23] = G1Affine::identity();
-                scalars[24] = Fr::from(0u64);
-                scalars[25] = Fr::from(1u64);
-                scalars[26] = -Fr::from(1u64);
-            }
+            let (g1, scalars) = crate::msm::tests::inputs_with_edge_cases(n, &mut rng);
             check::<1, _>(&g1, &scalars);
             let g2: Vec<G2Affine> = (0..n.min(600)).map(|_| G2Projective::rand(&mut rng).into_affine()).collect();
             check::<2, _>(&g2, &scalars[..g2.len()]);

@@ -221,7 +221,7 @@ fn serial_batch_inversion<F: Field>(v: &mut [F]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use ark_bn254::{Fr, G1Affine, G1Projective, G2Affine, G2Projective};
     use ark_ec::{CurveGroup, PrimeGroup, VariableBaseMSM};
@@ -237,26 +237,32 @@ mod tests {
         assert_eq!(ours.into_affine(), expected.into_affine(), "{} points", bases.len());
     }
 
+    /// `n` random G1 points and scalars; above 40, with the edge cases an MSM must get right: the
+    /// same point many times (doublings), a point and its negation (cancellation), the identity,
+    /// zero, one and −1 as scalars, repeated scalars.
+    pub(crate) fn inputs_with_edge_cases(n: usize, rng: &mut StdRng) -> (Vec<G1Affine>, Vec<Fr>) {
+        let mut g1: Vec<G1Affine> = (0..n).map(|_| G1Projective::rand(rng).into_affine()).collect();
+        let mut scalars: Vec<Fr> = (0..n).map(|_| Fr::rand(rng)).collect();
+        if n > 40 {
+            for i in 0..20 {
+                g1[i] = g1[0];
+                scalars[i] = scalars[0];
+            }
+            g1[21] = -g1[22];
+            scalars[21] = scalars[22];
+            g1[23] = G1Affine::identity();
+            scalars[24] = Fr::from(0u64);
+            scalars[25] = Fr::from(1u64);
+            scalars[26] = -Fr::from(1u64);
+        }
+        (g1, scalars)
+    }
+
     #[test]
     fn matches_arkworks_on_g1_and_g2_including_edge_cases() {
         let mut rng = StdRng::seed_from_u64(9);
         for n in [0usize, 1, 31, 32, 33, 300, 5000] {
-            let mut g1: Vec<G1Affine> = (0..n).map(|_| G1Projective::rand(&mut rng).into_affine()).collect();
-            let mut scalars: Vec<Fr> = (0..n).map(|_| Fr::rand(&mut rng)).collect();
-            if n > 40 {
-                // The same point many times (doublings), a point and its negation (cancellation),
-                // the identity, zero, one and −1 as scalars, repeated scalars.
-                for i in 0..20 {
-                    g1[i] = g1[0];
-                    scalars[i] = scalars[0];
-                }
-                g1[21] = -g1[22];
-                scalars[21] = scalars[22];
-                g1[23] = G1Affine::identity();
-                scalars[24] = Fr::from(0u64);
-                scalars[25] = Fr::from(1u64);
-                scalars[26] = -Fr::from(1u64);
-            }
+            let (g1, scalars) = inputs_with_edge_cases(n, &mut rng);
             let big: Vec<_> = scalars.iter().map(|s| s.into_bigint()).collect();
             check::<G1Projective>(&g1, &scalars, msm(&g1, &big));
 
