@@ -5,8 +5,6 @@
 //! a validator that marks the other's missed proof and is paid for it. Balances are checked to
 //! the unit.
 
-use std::path::Path;
-
 use alloy::primitives::{Address, Bytes, FixedBytes, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
@@ -16,17 +14,7 @@ use contracts::Marketplace::{Ask, Content, Request};
 use contracts::{Anvil, Marketplace, TestToken, deploy, dev_config, proof_words};
 use prover::{DiskSlot, EvmProof, EvmVerifyingKey, Prover};
 
-/// Writes 2^depth cells and their slot tree as the node does; returns the slot root.
-fn write_slot(dir: &Path, name: &str, shape: &ProofShape, seed: u8) -> Fr {
-    let bytes: Vec<u8> = (0..shape.slot_cells() as usize * shape.cell_size)
-        .map(|i| (i as u8).wrapping_mul(29) ^ seed ^ (i >> 7) as u8)
-        .collect();
-    let levels = circuits::tree_levels(&circuits::hash_cells(&bytes, shape.cell_size, 1));
-    let tree: Vec<u8> = levels.iter().flatten().flat_map(circuits::fr_to_bytes).collect();
-    std::fs::write(dir.join(format!("{name}.cells")), &bytes).expect("cells");
-    std::fs::write(dir.join(format!("{name}.tree")), tree).expect("tree");
-    levels[levels.len() - 1][0]
-}
+use crate::slot_files::write_slot;
 
 fn fr_word(x: &Fr) -> FixedBytes<32> {
     let mut be = circuits::fr_to_bytes(x);
@@ -101,7 +89,8 @@ async fn scenario() -> anyhow::Result<()> {
     let vk = EvmVerifyingKey::new(&keys.pk.vk);
     let prover = Prover::new(keys);
     let dir = tempfile::tempdir()?;
-    let roots: Vec<Fr> = (0..2u8).map(|i| write_slot(dir.path(), &format!("s{i}"), &shape, i)).collect();
+    let roots: Vec<Fr> =
+        (0..2u8).map(|i| write_slot(dir.path(), &format!("s{i}"), shape.slot_depth, shape.cell_size, i)).collect();
     let slots: Vec<DiskSlot> = (0..2)
         .map(|i| {
             let (c, t) = (dir.path().join(format!("s{i}.cells")), dir.path().join(format!("s{i}.tree")));

@@ -8,4 +8,5 @@ mod corrupt_peer;
 mod crash_recovery;
 mod protect;
 mod prover_cli;
+mod slot_files;
 mod tutorial;

@@ -6,25 +6,14 @@ use std::process::{Command, Output};
 
 use vellum_tests::vellum_binary;
 
+use crate::slot_files::{fr_hex, write_slot};
+
 fn vellum(args: &[&str]) -> Output {
     Command::new(vellum_binary()).args(args).output().expect("run vellum")
 }
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// Writes 2^depth cells and their slot tree as the node does; returns the root in 0x hex.
-fn write_slot(dir: &Path, name: &str, depth: u32, cell_size: usize, seed: u8) -> String {
-    let bytes: Vec<u8> =
-        (0..(1usize << depth) * cell_size).map(|i| (i as u8).wrapping_mul(31) ^ seed ^ (i >> 9) as u8).collect();
-    let levels = circuits::tree_levels(&circuits::hash_cells(&bytes, cell_size, 1));
-    let tree: Vec<u8> = levels.iter().flatten().flat_map(circuits::fr_to_bytes).collect();
-    std::fs::write(dir.join(format!("{name}.cells")), &bytes).expect("cells");
-    std::fs::write(dir.join(format!("{name}.tree")), tree).expect("tree");
-    let mut be = circuits::fr_to_bytes(&levels[levels.len() - 1][0]);
-    be.reverse();
-    format!("0x{}", be.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
 fn line_after<'a>(text: &'a str, prefix: &str) -> &'a str {
@@ -56,7 +45,7 @@ fn setup_prove_verify_from_the_command_line() {
     let evm_vk = std::fs::read_to_string(line_after(&text, "verifying key for the EVM verifier:")).expect("evm vk");
     assert!(evm_vk.contains("\"ic\""));
 
-    let roots: Vec<String> = (0..3).map(|i| write_slot(d, &format!("s{i}"), 4, 64, i as u8)).collect();
+    let roots: Vec<String> = (0..3).map(|i| fr_hex(&write_slot(d, &format!("s{i}"), 4, 64, i as u8))).collect();
     let cells = d.join("s2.cells");
     let tree = d.join("s2.tree");
     let proof_path = d.join("proof.json");
