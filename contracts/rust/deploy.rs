@@ -55,8 +55,6 @@ pub fn dev_config(token: Address, verifier: Address) -> MarketplaceConfig {
         validatorRewardPercentage: 50,
         repairRewardPercentage: 10,
         maxRequestExpiry: 86_400,
-        challengeWindow: 256,
-        proofDowntime: 0,
         maxReservations: 3,
     }
 }

@@ -19,6 +19,8 @@ interface IMarketplaceEvents {
     event RequestCancelled(bytes32 indexed requestId);
     event SlotFreed(bytes32 indexed requestId, uint256 slotIndex, address indexed host, uint256 amount);
     event FundsWithdrawn(bytes32 indexed requestId, address indexed client, uint256 amount);
+    /// A period got its anchor block, whose hash is the period's seed; `late` anchors require no proofs.
+    event PeriodAnchored(uint256 indexed period, uint256 blockNumber, bool late);
 }
 
 interface IMarketplaceErrors {
@@ -45,4 +47,5 @@ interface IMarketplaceErrors {
     error AlreadyPaid();
     error AlreadyWithdrawn();
     error TransferFailed();
+    error ChallengeNotReady();
 }

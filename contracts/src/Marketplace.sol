@@ -23,7 +23,7 @@ import {
 ///  - when the request stops (finished, failed or cancelled) every current host gets paid for
 ///    the time it held its slot plus its remaining collateral, and the client gets the rest.
 ///  The contract's token balance always equals the sum of what it still owes.
-contract Marketplace is ProofPeriods, IMarketplaceEvents, IMarketplaceErrors {
+contract Marketplace is ProofPeriods, IMarketplaceErrors {
     /// Per-slot storage: two words, requestId and the packed hot fields.
     struct SlotData {
         bytes32 requestId;
@@ -81,18 +81,15 @@ contract Marketplace is ProofPeriods, IMarketplaceEvents, IMarketplaceErrors {
     mapping(bytes32 => mapping(uint256 => uint256)) private _lostSlots;
     mapping(bytes32 => uint256) private _reservationCount;
     mapping(bytes32 => mapping(address => bool)) private _reserved;
-    mapping(address => bytes32[]) private _hostSlots;
-    mapping(address => bytes32[]) private _clientRequests;
 
     constructor(MarketplaceConfig memory c)
-        ProofPeriods(c.periodLength, c.challengeWindow, c.proofDowntime)
+        ProofPeriods(c.periodLength)
     {
         if (
             address(c.token) == address(0) || address(c.verifier) == address(0) || c.periodLength == 0
                 || c.proofTimeout == 0 || c.proofTimeout > c.periodLength || c.maxMissedProofs == 0
                 || uint256(c.maxMissedProofs) * c.slashPercentage > 100 || c.validatorRewardPercentage > 100
-                || c.repairRewardPercentage > 100 || c.maxRequestExpiry == 0 || c.challengeWindow == 0
-                || c.challengeWindow > 256 || c.proofDowntime >= c.challengeWindow || c.maxReservations == 0
+                || c.repairRewardPercentage > 100 || c.maxRequestExpiry == 0 || c.maxReservations == 0
         ) revert InvalidConfig();
         token = c.token;
         verifier = c.verifier;
@@ -129,7 +126,6 @@ contract Marketplace is ProofPeriods, IMarketplaceEvents, IMarketplaceErrors {
         _requests[requestId] = request;
         data.state = RequestState.New;
         data.endsAt = endsAt;
-        _clientRequests[msg.sender].push(requestId);
 
         emit StorageRequested(requestId, msg.sender, ask, uint64(block.timestamp + request.expiry), endsAt);
         _pull(msg.sender, payment);
@@ -184,7 +180,9 @@ contract Marketplace is ProofPeriods, IMarketplaceEvents, IMarketplaceErrors {
         slot.filledAt = uint32(block.timestamp);
         slot.index = uint16(slotIndex);
         slot.missed = 0;
-        slot.flags = 0;
+        // the fill is the proof of this period, and the host owes none for the period before
+        // (a repairer refilling in period q must not be marked for q - 1)
+        slot.flags = PREV_HANDLED;
         data.sumFilledAt += uint48(block.timestamp);
         uint256 collateral = m.collateral;
         if (repair) {
@@ -201,7 +199,6 @@ contract Marketplace is ProofPeriods, IMarketplaceEvents, IMarketplaceErrors {
             }
         }
         _data[requestId] = data;
-        _hostSlots[msg.sender].push(id);
         _pull(msg.sender, collateral);
     }
 
@@ -240,8 +237,7 @@ contract Marketplace is ProofPeriods, IMarketplaceEvents, IMarketplaceErrors {
         uint256 last = slot.lastHandled;
         if (last == period || (last == period + 1 && slot.flags & PREV_HANDLED != 0)) revert ProofNotMissing();
         Ask memory ask = _requests[slot.requestId].ask;
-        (bool selected, bool downtime) = _requirement(id, period, ask.proofProbability);
-        if (!selected || downtime) revert ProofNotRequired();
+        if (!_selected(id, period, ask.proofProbability)) revert ProofNotRequired();
 
         if (last == period + 1) {
             slot.flags |= PREV_HANDLED;
@@ -289,8 +285,6 @@ contract Marketplace is ProofPeriods, IMarketplaceEvents, IMarketplaceErrors {
         c.validatorRewardPercentage = uint8(VALIDATOR_REWARD_PERCENTAGE);
         c.repairRewardPercentage = uint8(REPAIR_REWARD_PERCENTAGE);
         c.maxRequestExpiry = uint32(MAX_REQUEST_EXPIRY);
-        c.challengeWindow = uint16(CHALLENGE_WINDOW);
-        c.proofDowntime = uint16(PROOF_DOWNTIME);
         c.maxReservations = uint8(MAX_RESERVATIONS);
     }
 
@@ -392,74 +386,65 @@ contract Marketplace is ProofPeriods, IMarketplaceEvents, IMarketplaceErrors {
         return _clientShare(data, _requests[requestId].ask);
     }
 
-    /// @notice Slots the caller currently hosts (not yet paid out).
-    function mySlots() external view returns (bytes32[] memory ids) {
-        bytes32[] storage all = _hostSlots[msg.sender];
-        ids = new bytes32[](all.length);
-        uint256 n;
-        for (uint256 i = 0; i < all.length; i++) {
-            bytes32 id = all[i];
-            SlotData storage slot = _slots[id];
-            if (slot.host != msg.sender || slot.flags & PAID != 0) continue;
-            bool seen;
-            for (uint256 j = 0; j < n && !seen; j++) {
-                seen = ids[j] == id;
-            }
-            if (!seen) ids[n++] = id;
-        }
-        assembly {
-            mstore(ids, n)
-        }
+    // ------------------------------------------------------------------ periods and challenges
+
+    /// @notice Anchors the seed of the next period (and of the current one, late, if nobody did),
+    ///         and stores the seeds of the previous, current and next periods once their blocks
+    ///         exist. Anyone may call it; validators do twice per period. See ProofPeriods.
+    function anchorPeriods() external {
+        _anchorPeriods();
     }
 
-    /// @notice Requests of the caller that still hold its funds (not yet withdrawn).
-    function myRequests() external view returns (bytes32[] memory ids) {
-        bytes32[] storage all = _clientRequests[msg.sender];
-        ids = new bytes32[](all.length);
-        uint256 n;
-        for (uint256 i = 0; i < all.length; i++) {
-            if (!_data[all[i]].withdrawn) ids[n++] = all[i];
-        }
-        assembly {
-            mstore(ids, n)
-        }
+    /// @notice A period's seed: known yet, anchored late (no proofs required), the anchor block.
+    function periodSeed(uint256 period) external view returns (bool ready, bool late, uint256 anchorBlock) {
+        (ready, late,, anchorBlock) = _seed(period);
     }
 
+    /// @notice The slot's challenge in the current period; reverts until the period's seed is known.
     function getChallenge(bytes32 id) external view returns (bytes32) {
-        return _challenge(id, _currentPeriod());
+        (bool ready,, bytes32 challenge) = _challenge(id, _currentPeriod());
+        if (!ready) revert ChallengeNotReady();
+        return challenge;
     }
 
-    /// @notice Entropy public input for a proof submitted now (challenge mod r).
+    /// @notice Entropy public input for a proof submitted now (challenge mod r); reverts until
+    ///         the current period's seed is known.
     function getEntropy(bytes32 id) external view returns (uint256) {
-        return _entropy(id, _currentPeriod());
+        return entropyAt(id, _currentPeriod());
     }
 
-    function getPointer(bytes32 id) external view returns (uint256) {
-        return _pointer(id, _currentPeriod());
+    /// @notice Entropy public input for a proof of `period` (lets a host prepare the next
+    ///         period's proof ahead); reverts until that period's seed is known.
+    function entropyAt(bytes32 id, uint256 period) public view returns (uint256 entropy) {
+        bool ready;
+        (ready, entropy) = _entropy(id, period);
+        if (!ready) revert ChallengeNotReady();
     }
 
-    /// @notice Whether the host of the slot must submit a proof for the current period.
+    /// @notice Whether the host of the slot must submit a proof for the current period (and has not yet).
     function isProofRequired(bytes32 id) external view returns (bool) {
-        (bool due, bool selected, bool downtime) = _proofStatus(id);
-        return due && selected && !downtime;
+        uint256 period = _currentPeriod();
+        return _due(id, period, block.timestamp) && _slots[id].lastHandled != period;
     }
 
-    /// @notice During downtime: whether a proof will be required once the downtime ends.
+    /// @notice Whether the slot's host will have to prove in the next period: its seed is already
+    ///         known, so the host can prepare the proof ahead.
     function willProofBeRequired(bytes32 id) external view returns (bool) {
-        (bool due, bool selected, bool downtime) = _proofStatus(id);
-        return due && selected && downtime;
+        uint256 next = _currentPeriod() + 1;
+        return _due(id, next, next * PERIOD_LENGTH);
     }
 
     // ------------------------------------------------------------------ internals
 
-    function _proofStatus(bytes32 id) private view returns (bool due, bool selected, bool downtime) {
+    /// Whether the slot's current host owes a proof for `period`, asked at `time` (ignoring
+    /// whether it gave one).
+    function _due(bytes32 id, uint256 period, uint256 time) private view returns (bool) {
         SlotData memory slot = _slots[id];
-        if (slot.host == address(0)) return (false, false, false);
+        if (slot.host == address(0)) return false;
         RequestData memory data = _data[slot.requestId];
-        uint256 period = _currentPeriod();
-        due = data.state == RequestState.Started && block.timestamp < data.endsAt
-            && period > _periodOf(data.startedAt) && slot.lastHandled != period;
-        (selected, downtime) = _requirement(id, period, _requests[slot.requestId].ask.proofProbability);
+        bool running = data.state == RequestState.Started && time < data.endsAt
+            && period > _periodOf(data.startedAt);
+        return running && _selected(id, period, _requests[slot.requestId].ask.proofProbability);
     }
 
     function _verify(bytes32 requestId, bytes32 id, uint256 index, uint256 period, uint256[8] calldata proof)
@@ -467,9 +452,11 @@ contract Marketplace is ProofPeriods, IMarketplaceEvents, IMarketplaceErrors {
         view
         returns (bool)
     {
+        (bool ready, uint256 entropy) = _entropy(id, period);
+        if (!ready) revert ChallengeNotReady();
         uint256[] memory inputs = new uint256[](3);
         inputs[0] = uint256(_requests[requestId].content.merkleRoot);
-        inputs[1] = _entropy(id, period);
+        inputs[1] = entropy;
         inputs[2] = index;
         return verifier.verifyProof(proof, inputs);
     }

@@ -52,8 +52,6 @@ struct MarketplaceConfig {
     uint8 validatorRewardPercentage; // % of a slashed amount paid to whoever marks the miss
     uint8 repairRewardPercentage; // % of forfeited collateral credited to the repairing host
     uint32 maxRequestExpiry; // upper bound on Request.expiry (seconds)
-    uint16 challengeWindow; // the challenge block is one of the last `challengeWindow` blocks (1..256)
-    uint16 proofDowntime; // blocks after a challenge change during which no proof is required (< window)
     uint8 maxReservations; // how many hosts may reserve one slot
 }
 

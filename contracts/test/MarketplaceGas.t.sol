@@ -36,7 +36,8 @@ contract MarketplaceGasTest is MarketplaceBase {
         }
     }
 
-    function _realProof(bytes32 requestId, uint256 index) internal view returns (uint256[8] memory) {
+    function _realProof(bytes32 requestId, uint256 index) internal returns (uint256[8] memory) {
+        _ensureSeed();
         uint256[3] memory input = [
             uint256(market.getRequest(requestId).content.merkleRoot),
             market.getEntropy(_slot(requestId, index)),

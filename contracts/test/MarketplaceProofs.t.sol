@@ -20,18 +20,17 @@ contract MarketplaceProofsTest is MarketplaceBase {
         assertFalse(market.isProofRequired(slot0));
     }
 
-    function testChallengeIsStableWithinWindowAndPerSlot() public {
+    function testChallengeIsFixedPerPeriodAndPerSlot() public {
         _nextPeriod(1);
         bytes32 c = market.getChallenge(slot0);
         assertTrue(c != market.getChallenge(_slot(id, 1)), "slots share a challenge");
-        uint256 pointer = market.getPointer(slot0);
-        if (pointer < 255) {
-            vm.roll(block.number + 1);
-            assertEq(market.getChallenge(slot0), c);
-        }
         assertEq(market.getEntropy(slot0), uint256(c) % 21888242871839275222246405745257275088548364400416034343698204186575808495617);
-        vm.roll(block.number + 256);
-        assertTrue(market.getChallenge(slot0) != c, "challenge must roll over");
+        // the challenge holds for the whole period, however many blocks pass (the seed is stored)
+        vm.roll(block.number + 1000);
+        vm.warp(block.timestamp + PERIOD - 2);
+        assertEq(market.getChallenge(slot0), c);
+        _nextPeriod(1);
+        assertTrue(market.getChallenge(slot0) != c, "each period has its own challenge");
     }
 
     function testSubmitProof() public {
@@ -206,43 +205,178 @@ contract MarketplaceProofsTest is MarketplaceBase {
     }
 }
 
-/// Proof probability and downtime with a configuration that has a downtime.
-contract MarketplaceProbabilityTest is MarketplaceBase {
-    function defaultConfigWithDowntime() internal view returns (MarketplaceConfig memory c) {
-        c = defaultConfig();
-        c.proofDowntime = 64;
+/// Anchored seeds: a period's challenge is fixed once, cannot be known by whoever anchors it,
+/// and a proof requirement reads the same during the period and when a miss is marked after it.
+contract MarketplaceSeedsTest is MarketplaceBase {
+    bytes32 internal id;
+
+    function setUp() public override {
+        super.setUp();
+        Request memory r = _newRequest(16);
+        r.ask.proofProbability = 4;
+        r.ask.maxSlotLoss = 8;
+        r.ask.repairThreshold = 8;
+        id = _submitRequest(r);
+        _fillAll(id, 16);
     }
 
-    function testDowntimeAndProbability() public {
-        market = new Marketplace(defaultConfigWithDowntime());
-        _fund(client);
-        for (uint256 i = 0; i < hosts.length; i++) {
-            _fund(hosts[i]);
+    function _anchor() internal {
+        vm.prank(validator);
+        market.anchorPeriods();
+    }
+
+    /// Two periods on: the fixture's fills anchored only the period after theirs.
+    function _warpToUnanchoredPeriod() internal {
+        _warpToNextPeriod(1);
+        _warpToNextPeriod(1);
+    }
+
+    function testNoChallengeBeforeAnchor() public {
+        (bytes32 other,) = _post(2);
+        _warpToUnanchoredPeriod();
+        uint256 p = market.currentPeriod();
+        (bool ready,,) = market.periodSeed(p);
+        assertFalse(ready);
+        vm.expectRevert(ChallengeNotReady.selector);
+        market.getEntropy(_slot(id, 0));
+        _reserve(other, 0, hosts[0]);
+        uint256[8] memory junk;
+        vm.prank(hosts[0]);
+        vm.expectRevert(ChallengeNotReady.selector);
+        market.fillSlot(other, 0, junk);
+        vm.prank(hosts[0]);
+        vm.expectRevert(ChallengeNotReady.selector);
+        market.submitProof(_slot(id, 0), junk);
+        assertFalse(market.isProofRequired(_slot(id, 0)));
+    }
+
+    function testAnchorerCannotSeeTheSeed() public {
+        _warpToNextPeriod(1); // the fixture's fills anchored the period after theirs
+        uint256 next = market.currentPeriod() + 1;
+        vm.expectEmit(true, false, false, true, address(market));
+        emit PeriodAnchored(next, block.number, false);
+        _anchor();
+        (bool ready, bool late, uint256 anchorBlock) = market.periodSeed(next);
+        assertFalse(ready, "seed known in the anchoring block");
+        assertFalse(late);
+        assertEq(anchorBlock, block.number);
+        vm.roll(block.number + 1);
+        (ready,,) = market.periodSeed(next);
+        assertTrue(ready);
+        // anchoring again changes nothing
+        _anchor();
+        (,, uint256 again) = market.periodSeed(next);
+        assertEq(again, anchorBlock);
+    }
+
+    function testLateAnchorServesFillsAndProofsButRequiresNone() public {
+        _warpToUnanchoredPeriod(); // nobody anchored this period in advance
+        uint256 p = market.currentPeriod();
+        _anchor();
+        vm.roll(block.number + 1);
+        (bool ready, bool late,) = market.periodSeed(p);
+        assertTrue(ready && late);
+        for (uint256 i = 0; i < 16; i++) {
+            assertFalse(market.isProofRequired(_slot(id, i)));
         }
-        Request memory r = _newRequest(4);
-        r.ask.proofProbability = 4;
-        bytes32 id = _submitRequest(r);
-        _fillAll(id, 4);
+        _submit(id, 0, hosts[0]); // a voluntary proof still verifies against the late seed
+        (bytes32 other,) = _post(2);
+        _fill(other, 0, hosts[1]);
         _nextPeriod(1);
-        uint256 required;
-        uint256 downtime;
-        for (uint256 b = 0; b < 256; b++) {
-            vm.roll(block.number + 1);
-            for (uint256 s = 0; s < 4; s++) {
-                bytes32 sid = _slot(id, s);
-                bool now_ = market.isProofRequired(sid);
-                bool later = market.willProofBeRequired(sid);
-                assertFalse(now_ && later);
-                bool inDowntime = market.getPointer(sid) < 64;
-                if (inDowntime) {
-                    assertFalse(now_);
-                    downtime++;
+        for (uint256 i = 1; i < 16; i++) {
+            vm.prank(validator);
+            vm.expectRevert(ProofNotRequired.selector);
+            market.markProofAsMissing(_slot(id, i), p);
+        }
+    }
+
+    function testWillProofBeRequiredForetellsTheNextPeriod() public {
+        _nextPeriod(1);
+        _anchor(); // anchors the next period
+        vm.roll(block.number + 1);
+        bool[16] memory foretold;
+        for (uint256 i = 0; i < 16; i++) {
+            foretold[i] = market.willProofBeRequired(_slot(id, i));
+        }
+        _warpToNextPeriod(1);
+        uint256 selected;
+        for (uint256 i = 0; i < 16; i++) {
+            assertEq(market.isProofRequired(_slot(id, i)), foretold[i]);
+            if (foretold[i]) selected++;
+        }
+        assertTrue(selected > 0 && selected < 16, "probability 1/4 over 16 slots");
+    }
+
+    /// The flaw this design removes: the requirement must not change between the period and the
+    /// marking, however many blocks pass (here 300, beyond blockhash's reach of 256).
+    function testRequirementHoldsAcrossBlocksUntilMarked() public {
+        for (uint256 round = 0; round < 4; round++) {
+            _nextPeriod(1);
+            uint256 p = market.currentPeriod();
+            bool[16] memory required;
+            for (uint256 i = 0; i < 16; i++) {
+                required[i] = market.isProofRequired(_slot(id, i));
+            }
+            vm.roll(block.number + 300);
+            for (uint256 i = 0; i < 16; i++) {
+                assertEq(market.isProofRequired(_slot(id, i)), required[i], "requirement moved within the period");
+            }
+            _nextPeriod(1);
+            for (uint256 i = 0; i < 16; i++) {
+                vm.prank(validator);
+                if (required[i]) {
+                    market.markProofAsMissing(_slot(id, i), p);
+                } else {
+                    vm.expectRevert(ProofNotRequired.selector);
+                    market.markProofAsMissing(_slot(id, i), p);
                 }
-                if (now_) required++;
+            }
+            // stop the slots from being lost: everyone proves the current period
+            for (uint256 i = 0; i < 16; i++) {
+                if (market.isProofRequired(_slot(id, i))) _submit(id, i, hosts[i % hosts.length]);
             }
         }
-        assertEq(downtime, 4 * 64);
-        // about a quarter of the (slot, challenge) draws require a proof
-        assertTrue(required > 0 && required < 4 * 192, "probability");
+    }
+
+    function testUnstoredSeedOutOfReachRequiresNothing() public {
+        _warpToNextPeriod(1);
+        _anchor(); // anchors the next period; nobody stores its seed afterwards
+        _warpToNextPeriod(1);
+        uint256 p = market.currentPeriod();
+        vm.roll(block.number + 300);
+        (bool ready,,) = market.periodSeed(p);
+        assertFalse(ready, "seed block out of blockhash's reach");
+        _warpToNextPeriod(1);
+        for (uint256 i = 0; i < 16; i++) {
+            vm.prank(validator);
+            vm.expectRevert(ProofNotRequired.selector);
+            market.markProofAsMissing(_slot(id, i), p);
+        }
+    }
+
+    function testAnchorStoresSeedsOfCurrentAndPreviousPeriods() public {
+        _anchor();
+        _warpToNextPeriod(1);
+        uint256 p = market.currentPeriod();
+        _warpToNextPeriod(1);
+        _anchor(); // in p + 1: stores p's seed (its block is still in reach)
+        vm.roll(block.number + 300);
+        (bool ready, bool late,) = market.periodSeed(p);
+        assertTrue(ready && !late);
+    }
+
+    function testProbability() public {
+        uint256 required;
+        for (uint256 round = 0; round < 8; round++) {
+            _nextPeriod(1);
+            for (uint256 i = 0; i < 16; i++) {
+                if (market.isProofRequired(_slot(id, i))) {
+                    required++;
+                    _submit(id, i, hosts[i % hosts.length]);
+                }
+            }
+        }
+        // 128 draws at 1/4: mean 32, standard deviation 4.9
+        assertTrue(required >= 12 && required <= 52, "probability");
     }
 }

@@ -124,6 +124,25 @@ contract MarketplaceRepairTest is MarketplaceBase {
         _drain();
     }
 
+    /// A host that refills a slot answers for the periods from its fill on, not for the period
+    /// before (when the slot had no host, or another one).
+    function testRepairerIsNotMarkedForThePeriodBeforeItsFill() public {
+        _missTimes(0, 3);
+        _missTimes(1, 3); // opens repair for 0 and 1 in the current period
+        uint256 before = market.currentPeriod() - 1;
+        _fill(id, 0, hosts[4]);
+        vm.prank(validator);
+        vm.expectRevert(ProofNotMissing.selector);
+        market.markProofAsMissing(_slot(id, 0), before);
+        // from the next period on it answers as any host
+        _nextPeriod(1);
+        uint256 first = market.currentPeriod();
+        _nextPeriod(1);
+        _mark(_slot(id, 0), first);
+        assertEq(market.missingProofs(_slot(id, 0)), 1);
+        _drain();
+    }
+
     function testHostOfRepairedSlotCanLoseItAgain() public {
         _missTimes(0, 3);
         _missTimes(1, 3);

@@ -29,10 +29,6 @@ contract MarketplaceRequestsTest is MarketplaceBase {
         vm.expectRevert(InvalidConfig.selector);
         new Marketplace(c);
         c = defaultConfig();
-        c.proofDowntime = 256;
-        vm.expectRevert(InvalidConfig.selector);
-        new Marketplace(c);
-        c = defaultConfig();
         c.periodLength = 0;
         vm.expectRevert(InvalidConfig.selector);
         new Marketplace(c);
@@ -128,18 +124,6 @@ contract MarketplaceRequestsTest is MarketplaceBase {
         market.getRequest(bytes32(uint256(1)));
     }
 
-    function testMyRequests() public {
-        (bytes32 a,) = _post(2);
-        (bytes32 b,) = _post(3);
-        vm.prank(client);
-        bytes32[] memory mine = market.myRequests();
-        assertEq(mine.length, 2);
-        assertEq(mine[0], a);
-        assertEq(mine[1], b);
-        vm.prank(hosts[0]);
-        assertEq(market.myRequests().length, 0);
-    }
-
     function testExpiredRequestIsCancelledAndRefunded() public {
         (bytes32 id, Request memory r) = _post(2);
         _fill(id, 0, hosts[0]);
@@ -190,7 +174,5 @@ contract MarketplaceRequestsTest is MarketplaceBase {
         vm.prank(client);
         vm.expectRevert(AlreadyWithdrawn.selector);
         market.withdrawFunds(id);
-        vm.prank(client);
-        assertEq(market.myRequests().length, 0);
     }
 }

@@ -37,10 +37,18 @@ async fn next_period(provider: &DynProvider, period: U256, length: u64) -> anyho
     Ok(())
 }
 
+/// What a validator does each period: anchors the periods' seeds (see ProofPeriods.sol), then a
+/// block is mined so that the seed (the anchor block's hash) can be read.
+async fn anchor_periods(market: &Marketplace::MarketplaceInstance<DynProvider>) -> anyhow::Result<()> {
+    let r = market.anchorPeriods().send().await?.get_receipt().await?;
+    anyhow::ensure!(r.status(), "anchorPeriods reverted");
+    market.provider().raw_request::<_, serde_json::Value>("evm_mine".into(), ()).await?;
+    Ok(())
+}
+
 /// Proves slot `index` against the chain's current challenge for it and submits through `send`
 /// (`fillSlot` or `submitProof`); a challenge that moved on between reading it and the
-/// transaction (a new period, or the challenge block rolling over) makes the proof fail, and the
-/// host proves again, as a node would.
+/// transaction (a new period) makes the proof fail, and the host proves again, as a node would.
 async fn prove_and_send<F, Fut>(
     market: &Marketplace::MarketplaceInstance<DynProvider>,
     prover: &Prover,
@@ -137,6 +145,10 @@ async fn scenario() -> anyhow::Result<()> {
     token(&host_p).mint(host, collateral * U256::from(2)).send().await?.get_receipt().await?;
     token(&host_p).approve(d.marketplace, collateral * U256::from(2)).send().await?.get_receipt().await?;
     let host_market = market(&host_p);
+    let validator_market = market(&validator_p);
+    // Nobody anchored this period in advance: the validator's call anchors it late (its seed
+    // serves the fills, no proof is required in it) and anchors the next period.
+    anchor_periods(&validator_market).await?;
     let mut slot_ids = Vec::new();
     for index in 0..2u64 {
         host_market.reserveSlot(request_id, index).send().await?.get_receipt().await?;
@@ -157,7 +169,12 @@ async fn scenario() -> anyhow::Result<()> {
 
     // Next period: a proof is required of both; the host proves slot 0 only.
     let fill_period = host_market.currentPeriod().call().await?;
+    let (ready, late, _) = host_market.periodSeed(fill_period).call().await?.into();
+    assert!(ready && late, "the fill period was anchored late");
+    assert!(!host_market.isProofRequired(slot_ids[0]).call().await?);
+    assert!(host_market.willProofBeRequired(slot_ids[0]).call().await?, "the next period's seed is known");
     next_period(&deployer, fill_period, 60).await?;
+    anchor_periods(&validator_market).await?;
     assert!(host_market.isProofRequired(slot_ids[0]).call().await?);
     let period = host_market.currentPeriod().call().await?;
     prove_and_send(&host_market, &prover, &slots[0], &roots, slot_ids[0], 0, |words| {
@@ -179,12 +196,13 @@ async fn scenario() -> anyhow::Result<()> {
     // After the period: the validator marks slot 1's missing proof and is paid; slot 0's proof
     // cannot be marked missing.
     next_period(&deployer, period, 60).await?;
-    let validator_market = market(&validator_p);
+    anchor_periods(&validator_market).await?;
     assert!(validator_market.markProofAsMissing(slot_ids[0], period).call().await.is_err());
     let r = validator_market.markProofAsMissing(slot_ids[1], period).send().await?.get_receipt().await?;
     assert!(r.status(), "markProofAsMissing reverted");
     let slashed = collateral * U256::from(10u64) / U256::from(100u64);
     let reward = slashed * U256::from(50u64) / U256::from(100u64);
+    // the validator's gas is paid in ether: its token balance is the reward, to the unit
     assert_eq!(token(&validator_p).balanceOf(validator).call().await?, reward);
     assert_eq!(
         token(&validator_p).balanceOf(d.marketplace).call().await?,

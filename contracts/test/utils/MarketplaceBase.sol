@@ -53,8 +53,6 @@ abstract contract MarketplaceBase is Test, IMarketplaceEvents, IMarketplaceError
         c.validatorRewardPercentage = 20;
         c.repairRewardPercentage = 10;
         c.maxRequestExpiry = 3 days;
-        c.challengeWindow = 256;
-        c.proofDowntime = 0;
         c.maxReservations = 3;
     }
 
@@ -107,8 +105,9 @@ abstract contract MarketplaceBase is Test, IMarketplaceEvents, IMarketplaceError
         return keccak256(abi.encode(requestId, uint64(index)));
     }
 
-    /// A mock proof valid for this slot now.
-    function _proof(bytes32 requestId, uint256 index) internal view returns (uint256[8] memory) {
+    /// A mock proof valid for this slot now (makes the period's seed known first if it is not).
+    function _proof(bytes32 requestId, uint256 index) internal returns (uint256[8] memory) {
+        _ensureSeed();
         return _proofWith(market.getRequest(requestId).content.merkleRoot, market.getEntropy(_slot(requestId, index)), index);
     }
 
@@ -123,6 +122,15 @@ abstract contract MarketplaceBase is Test, IMarketplaceEvents, IMarketplaceError
     function _reserve(bytes32 requestId, uint256 index, address host) internal {
         vm.prank(host);
         market.reserveSlot(requestId, uint64(index));
+    }
+
+    /// Makes the current period's seed known: anchors it (late) if nobody has, mines a block.
+    function _ensureSeed() internal {
+        (bool ready,,) = market.periodSeed(market.currentPeriod());
+        if (ready) return;
+        vm.prank(validator);
+        market.anchorPeriods();
+        vm.roll(block.number + 1);
     }
 
     function _fill(bytes32 requestId, uint256 index, address host) internal {
@@ -145,8 +153,22 @@ abstract contract MarketplaceBase is Test, IMarketplaceEvents, IMarketplaceError
         market.submitProof(_slot(requestId, index), proof);
     }
 
-    /// Moves to the start of the next period (plus `offset` seconds), advancing blocks too.
+    /// Moves to the start of the next period (plus `offset` seconds), advancing blocks too, the
+    /// way a chain with a validator goes: the validator anchors the next period before the move,
+    /// and after it anchors the following one and, a block later, stores that one's seed.
     function _nextPeriod(uint256 offset) internal {
+        vm.prank(validator);
+        market.anchorPeriods();
+        _warpToNextPeriod(offset);
+        vm.prank(validator);
+        market.anchorPeriods();
+        vm.roll(block.number + 1);
+        vm.prank(validator);
+        market.anchorPeriods();
+    }
+
+    /// Moves to the start of the next period (plus `offset` seconds) without anchoring anything.
+    function _warpToNextPeriod(uint256 offset) internal {
         uint256 next = (block.timestamp / PERIOD + 1) * PERIOD + offset;
         vm.roll(block.number + (next - block.timestamp) / 12 + 1);
         vm.warp(next);

@@ -34,6 +34,10 @@ abstract contract Test {
         assertTrue(!condition, "expected false");
     }
 
+    function assertFalse(bool condition, string memory message) internal pure {
+        assertTrue(!condition, message);
+    }
+
     function assertEq(uint256 a, uint256 b) internal pure {
         assertEq(a, b, "values differ");
     }
@@ -52,6 +56,10 @@ abstract contract Test {
 
     function assertEq(bool a, bool b) internal pure {
         if (a != b) revert("bools differ");
+    }
+
+    function assertEq(bool a, bool b, string memory message) internal pure {
+        if (a != b) revert(message);
     }
 
     function assertLe(uint256 a, uint256 b, string memory message) internal pure {
