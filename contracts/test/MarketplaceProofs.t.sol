@@ -295,13 +295,19 @@ contract MarketplaceSeedsTest is MarketplaceBase {
         _anchor(); // anchors the next period
         vm.roll(block.number + 1);
         bool[16] memory foretold;
+        uint256[16] memory entropy;
+        uint256 next = market.currentPeriod() + 1;
         for (uint256 i = 0; i < 16; i++) {
             foretold[i] = market.willProofBeRequired(_slot(id, i));
+            entropy[i] = market.entropyAt(_slot(id, i), next); // a proof can be made ahead
         }
+        vm.expectRevert(ChallengeNotReady.selector);
+        market.entropyAt(_slot(id, 0), next + 1);
         _warpToNextPeriod(1);
         uint256 selected;
         for (uint256 i = 0; i < 16; i++) {
             assertEq(market.isProofRequired(_slot(id, i)), foretold[i]);
+            assertEq(market.getEntropy(_slot(id, i)), entropy[i]);
             if (foretold[i]) selected++;
         }
         assertTrue(selected > 0 && selected < 16, "probability 1/4 over 16 slots");
