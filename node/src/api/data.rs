@@ -313,7 +313,12 @@ pub(super) async fn protect(
     let store = Arc::clone(&state.store);
     let cell_size = q.cell_size.unwrap_or(crate::erasure::DEFAULT_CELL_SIZE as usize);
     let (pcid, protected) = tokio::task::spawn_blocking(move || {
-        crate::slots::protect(&store, &manifest, nodes - tolerance, tolerance, cell_size, 2)
+        crate::slots::protect(
+            &store,
+            &manifest,
+            crate::slots::Protection::new(nodes - tolerance, tolerance, cell_size),
+            2,
+        )
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?

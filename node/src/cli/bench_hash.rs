@@ -87,7 +87,7 @@ pub(super) fn hash(args: HashArgs) -> anyhow::Result<()> {
         }
         let (_, manifest) = w.finish(None, None)?;
         let started = Instant::now();
-        crate::slots::protect(&store, &manifest, k, m, args.cell_size, 2)?;
+        crate::slots::protect(&store, &manifest, crate::slots::Protection::new(k, m, args.cell_size), 2)?;
         times.push(started.elapsed().as_secs_f64());
         drop(store);
         std::fs::remove_dir_all(dir.join(format!("run{run}"))).ok();

@@ -45,6 +45,10 @@ pub struct VerificationInfo {
     /// How cells are laid out in slots.
     #[prost(string, tag = "4")]
     pub verifiable_strategy: String,
+    /// Manifest CIDs of the slots published as datasets of their own (cells back to back), so
+    /// that hosts fetch them over block exchange; empty until the slots are published.
+    #[prost(bytes = "vec", repeated, tag = "5")]
+    pub slot_cids: Vec<Vec<u8>>,
 }
 
 /// Erasure-coding information of a protected dataset.
@@ -68,6 +72,9 @@ pub struct ErasureInfo {
     /// Slot roots and cell size.
     #[prost(message, optional, tag = "6")]
     pub verification: Option<VerificationInfo>,
+    /// Rows (cells) per slot when the slots are padded beyond the data's rows (0: not padded).
+    #[prost(uint64, tag = "7")]
+    pub slot_rows: u64,
 }
 
 /// A dataset manifest.

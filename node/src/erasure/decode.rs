@@ -117,7 +117,7 @@ pub fn decode<S: SlotReader, W: Write>(
     let mut shard_bytes = cs;
     let mut stats = DecodeStats::default();
     let mut left = layout.dataset_size;
-    let total_rows = layout.rows();
+    let total_rows = layout.data_rows(); // padding rows hold nothing of the dataset
     let mut first = 0u64;
     let mut batch: Batch = vec![None; k + m];
     // Per row of the batch: the data cells to rebuild and the parity cells to rebuild them from

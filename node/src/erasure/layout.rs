@@ -18,6 +18,9 @@ pub struct SlotLayout {
     pub cell_size: usize,
     /// Bytes of the original dataset.
     pub dataset_size: u64,
+    /// Rows every slot is padded to with zero rows (0: no padding beyond the data's rows). A
+    /// storage proof needs slots of exactly 2^depth cells.
+    pub padded_rows: u64,
 }
 
 impl SlotLayout {
@@ -34,7 +37,23 @@ impl SlotLayout {
                 "cell size {cell_size} must be even and at most {MAX_CELL_SIZE}"
             )));
         }
-        Ok(Self { k, m, cell_size, dataset_size })
+        Ok(Self { k, m, cell_size, dataset_size, padded_rows: 0 })
+    }
+
+    /// The same layout with every slot padded to `rows` rows (zero data cells code to zero
+    /// parity cells, so padding rows are valid codewords).
+    pub fn with_rows(mut self, rows: u64) -> Result<Self, ErasureError> {
+        if rows < self.data_rows() {
+            return Err(ErasureError::InvalidParams(format!(
+                "{} bytes in K = {} slots need {} rows of {}-byte cells, more than {rows}",
+                self.dataset_size,
+                self.k,
+                self.data_rows(),
+                self.cell_size
+            )));
+        }
+        self.padded_rows = rows;
+        Ok(self)
     }
 
     /// Cells of data before padding.
@@ -42,9 +61,14 @@ impl SlotLayout {
         self.dataset_size.div_ceil(self.cell_size as u64)
     }
 
-    /// Rows (codewords); the dataset is padded with zeros to a whole number of them.
-    pub fn rows(&self) -> u64 {
+    /// Rows that hold data (the last one padded with zeros).
+    pub fn data_rows(&self) -> u64 {
         self.data_cells().div_ceil(self.k as u64)
+    }
+
+    /// Rows (codewords) in every slot: the data rows, or more when padded.
+    pub fn rows(&self) -> u64 {
+        self.data_rows().max(self.padded_rows)
     }
 
     /// K + M.

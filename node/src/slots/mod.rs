@@ -8,6 +8,7 @@
 //! `slots/<verify root>/<i>.tree` beside it. Reading a protected dataset back checks every cell
 //! against its leaf and rebuilds what is missing or damaged, as long as K slots survive.
 
+mod publish;
 mod tree;
 
 use std::fs::{self, File};
@@ -22,6 +23,8 @@ use crate::content::manifest::{ErasureInfo, VerificationInfo};
 use crate::content::{ContentId, Manifest};
 use crate::erasure::{self, DecodeStats, ErasureError, SlotLayout};
 use crate::store::{BlockStore, StoreError};
+
+pub use self::publish::{HeldSlot, accept, publish, slot_cid, slot_roots};
 
 const LOG: &str = "vellum::slots";
 /// How cells are laid out in slots (`ErasureInfo.protectedStrategy`).
@@ -68,12 +71,15 @@ pub fn layout_of(manifest: &Manifest) -> Result<(SlotLayout, &VerificationInfo),
     let erasure = manifest.erasure.as_ref().ok_or_else(|| SlotError::Manifest("no erasure information".into()))?;
     let verification =
         erasure.verification.as_ref().ok_or_else(|| SlotError::Manifest("no verification information".into()))?;
-    let layout = SlotLayout::new(
+    let mut layout = SlotLayout::new(
         erasure.ec_k as usize,
         erasure.ec_m as usize,
         verification.cell_size as usize,
         erasure.original_dataset_size,
     )?;
+    if erasure.slot_rows != 0 {
+        layout = layout.with_rows(erasure.slot_rows)?;
+    }
     if verification.slot_roots.len() != layout.slot_count() {
         return Err(SlotError::Manifest(format!(
             "{} slot roots for {} slots",
@@ -84,21 +90,49 @@ pub fn layout_of(manifest: &Manifest) -> Result<(SlotLayout, &VerificationInfo),
     Ok((layout, verification))
 }
 
+/// How to cut a dataset into slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Protection {
+    /// Data slots.
+    pub k: usize,
+    /// Parity slots.
+    pub m: usize,
+    /// Bytes per cell.
+    pub cell_size: usize,
+    /// Pad every slot to this many cells (a storage proof needs 2^depth); `None`: no padding.
+    pub slot_cells: Option<u64>,
+}
+
+impl Protection {
+    /// K data and M parity slots of `cell_size`-byte cells, not padded.
+    pub fn new(k: usize, m: usize, cell_size: usize) -> Self {
+        Self { k, m, cell_size, slot_cells: None }
+    }
+
+    /// The slot layout of a dataset of `size` bytes.
+    pub fn layout(&self, size: u64) -> Result<SlotLayout, ErasureError> {
+        let layout = SlotLayout::new(self.k, self.m, self.cell_size, size)?;
+        match self.slot_cells {
+            Some(rows) => layout.with_rows(rows),
+            None => Ok(layout),
+        }
+    }
+}
+
 /// Erasure-codes the complete local dataset of `manifest` into K + M slots with their trees and
 /// stores the protected manifest; returns its CID and the manifest.
 pub fn protect(
     store: &Arc<BlockStore>,
     manifest: &Manifest,
-    k: usize,
-    m: usize,
-    cell_size: usize,
+    protection: Protection,
     threads: usize,
 ) -> Result<(ContentId, Manifest), SlotError> {
     if manifest.is_protected() {
         return Err(SlotError::Manifest("the dataset is already protected".into()));
     }
     let tree_cid = manifest.tree().map_err(|e| SlotError::Manifest(e.to_string()))?;
-    let layout = SlotLayout::new(k, m, cell_size, manifest.dataset_size)?;
+    let layout = protection.layout(manifest.dataset_size)?;
+    let (k, m, cell_size) = (layout.k, layout.m, layout.cell_size);
     let (data, _) = store.open_data(&tree_cid)?;
     let footprint = layout.slot_count() as u64 * (layout.slot_size() + layout.rows() * 64);
     let claim = store.claim(footprint)?;
@@ -127,6 +161,7 @@ pub fn protect(
         protected.erasure = Some(ErasureInfo {
             ec_k: k as u32,
             ec_m: m as u32,
+            slot_rows: layout.padded_rows,
             original_tree_cid: manifest.tree_cid.clone(),
             original_dataset_size: manifest.dataset_size,
             protected_strategy: PROTECTED_STRATEGY.into(),
@@ -135,6 +170,7 @@ pub fn protect(
                 slot_roots: slot_roots.iter().map(|r| fr_to_bytes(r).to_vec()).collect(),
                 cell_size: cell_size as u32,
                 verifiable_strategy: VERIFIABLE_STRATEGY.into(),
+                slot_cids: Vec::new(),
             }),
         });
         let dir = slot_dir(store, &fr_to_bytes(&verify_root));

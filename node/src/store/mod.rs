@@ -222,6 +222,13 @@ impl BlockStore {
         &self.root
     }
 
+    /// The data file of a complete dataset (its blocks back to back), for readers that need a
+    /// path (the prover's slot reader).
+    pub fn complete_data_path(&self, tree: &ContentId) -> Result<PathBuf, StoreError> {
+        self.dataset(tree)?.ok_or(StoreError::NotFound)?;
+        Ok(self.data_path(tree))
+    }
+
     fn data_path(&self, tree: &ContentId) -> PathBuf {
         self.root.join("datasets").join(format!("{tree}.data"))
     }
