@@ -42,15 +42,27 @@ impl Anvil {
         })
     }
 
-    /// Starts anvil on 127.0.0.1 with a free port and chain id 31337.
+    /// Starts anvil on 127.0.0.1 with a free port and chain id 31337, mining a block per
+    /// transaction.
     pub fn start() -> Result<Self, AnvilError> {
+        Self::start_with(None)
+    }
+
+    /// Starts anvil mining a block every `block_time` seconds (like a live chain: the clock and
+    /// the block hashes move on while nothing is sent), or per transaction when `None`.
+    pub fn start_with(block_time: Option<u64>) -> Result<Self, AnvilError> {
         let binary = Self::binary();
         if !binary.exists() {
             return Err(AnvilError::NotInstalled(binary));
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut args = vec!["--host".to_owned(), "127.0.0.1".into(), "--port".into(), port.to_string()];
+        args.extend(["--chain-id".into(), "31337".into()]);
+        if let Some(secs) = block_time {
+            args.extend(["--block-time".into(), secs.to_string()]);
+        }
         let mut child = Command::new(&binary)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--chain-id", "31337"])
+            .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -18,11 +18,13 @@
 //! [`service::start`] wires the pieces; [`cli`] is the `vellum` binary's front end.
 
 pub mod api;
+pub mod chain;
 pub mod cli;
 pub mod content;
 pub mod download;
 pub mod erasure;
 pub mod fetch;
+pub mod market;
 pub mod metrics;
 pub mod net;
 pub mod process;

@@ -39,6 +39,8 @@ pub struct NodeConfig {
     pub quota: u64,
     /// Fault injection: serve corrupted blocks (tests only).
     pub corrupt_served_blocks: bool,
+    /// Persistence mode: the marketplace, the wallet and the prover key.
+    pub market: Option<crate::market::MarketConfig>,
 }
 
 /// A started node.
@@ -86,6 +88,9 @@ pub enum StartError {
     /// The network failed to start.
     #[error(transparent)]
     Net(#[from] net::NetError),
+    /// Persistence mode failed to start.
+    #[error("persistence mode: {0}")]
+    Market(#[from] crate::market::MarketError),
     /// A listener could not bind.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -171,7 +176,14 @@ pub async fn start(config: NodeConfig, log_control: Option<LogControl>) -> Resul
         None => None,
     };
 
-    let state = AppState { store: Arc::clone(&store), fetcher, net: net.clone(), metrics, repo: data_dir, log_control };
+    let market = match config.market.clone() {
+        Some(mc) => Some(
+            crate::market::Market::start(mc, &data_dir, Arc::clone(&store), Arc::clone(&fetcher), net.clone()).await?,
+        ),
+        None => None,
+    };
+    let state =
+        AppState { store: Arc::clone(&store), fetcher, net: net.clone(), metrics, repo: data_dir, log_control, market };
     let addr = SocketAddr::new(config.api_bindaddr, config.api_port);
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
     let api_addr = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;

@@ -6,6 +6,7 @@
 
 mod data;
 mod error;
+mod market;
 mod node;
 pub mod schema;
 
@@ -46,6 +47,8 @@ pub struct AppState {
     pub repo: PathBuf,
     /// Log-level control, if the binary installed one.
     pub log_control: Option<LogControl>,
+    /// The marketplace side, in persistence mode.
+    pub market: Option<Arc<crate::market::Market>>,
 }
 
 #[derive(OpenApi)]
@@ -56,6 +59,7 @@ pub struct AppState {
         (name = "Data", description = "Data operations"),
         (name = "Node", description = "Node management"),
         (name = "Debug", description = "Debugging"),
+        (name = "Marketplace", description = "Storage requests, purchases and sales (persistence mode)"),
     )
 )]
 struct ApiDoc;
@@ -78,7 +82,14 @@ pub fn router(state: AppState) -> axum::Router {
         .routes(routes!(node::peer_id))
         .routes(routes!(node::connect))
         .routes(routes!(node::debug_info))
-        .routes(routes!(node::set_log_level));
+        .routes(routes!(node::set_log_level))
+        .routes(routes!(market::request_storage))
+        .routes(routes!(market::purchases))
+        .routes(routes!(market::purchase))
+        .routes(routes!(market::availabilities, market::add_availability))
+        .routes(routes!(market::update_availability))
+        .routes(routes!(market::slots))
+        .routes(routes!(market::slot));
     let (inner, openapi) = api.split_for_parts();
     let openapi = Arc::new(openapi);
     let inner = inner

@@ -96,6 +96,54 @@ pub struct NodeArgs {
     /// Fault injection for tests: corrupt every block served to peers.
     #[arg(long, env = "VELLUM_FAULT_CORRUPT_SERVED_BLOCKS", hide = true)]
     pub fault_corrupt_served_blocks: bool,
+    /// Persistence mode: JSON-RPC endpoint of the chain holding the marketplace (http:// or https://).
+    #[arg(long, env = "VELLUM_ETH_PROVIDER", value_name = "URL")]
+    pub eth_provider: Option<String>,
+    /// Persistence mode: file with the wallet's private key in hex; refused unless only its owner may read it.
+    #[arg(long, env = "VELLUM_ETH_PRIVATE_KEY_FILE", value_name = "FILE")]
+    pub eth_private_key_file: Option<PathBuf>,
+    /// Persistence mode: address of the Marketplace contract.
+    #[arg(long, env = "VELLUM_MARKETPLACE_ADDRESS", value_name = "ADDRESS")]
+    pub marketplace_address: Option<String>,
+    /// Persistence mode: proving key from `vellum prover setup` (the verifier on chain must hold its key).
+    #[arg(long, env = "VELLUM_PROVER_KEY", value_name = "FILE")]
+    pub prover_key: Option<PathBuf>,
+    /// Persistence mode: first block whose marketplace events are read on the first start.
+    #[arg(long, env = "VELLUM_MARKETPLACE_START_BLOCK", default_value_t = 0)]
+    pub marketplace_start_block: u64,
+}
+
+impl NodeArgs {
+    /// The persistence-mode configuration: all four flags, or none.
+    fn market(&self) -> anyhow::Result<Option<crate::market::MarketConfig>> {
+        let given = [
+            self.eth_provider.is_some(),
+            self.eth_private_key_file.is_some(),
+            self.marketplace_address.is_some(),
+            self.prover_key.is_some(),
+        ];
+        if given.iter().all(|g| !g) {
+            return Ok(None);
+        }
+        let (Some(endpoint), Some(key_file), Some(address), Some(prover_key)) = (
+            self.eth_provider.clone(),
+            self.eth_private_key_file.clone(),
+            self.marketplace_address.as_deref(),
+            self.prover_key.clone(),
+        ) else {
+            anyhow::bail!(
+                "persistence mode needs all of --eth-provider, --eth-private-key-file, --marketplace-address and --prover-key"
+            );
+        };
+        let marketplace = address
+            .parse::<alloy::primitives::Address>()
+            .map_err(|e| anyhow::anyhow!("--marketplace-address {address:?}: {e}"))?;
+        Ok(Some(crate::market::MarketConfig {
+            chain: crate::chain::ChainConfig { endpoint, key_file, marketplace },
+            prover_key,
+            start_block: self.marketplace_start_block,
+        }))
+    }
 }
 
 /// Where the client commands find the node.
@@ -190,6 +238,7 @@ pub fn main() -> ExitCode {
 
 async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     let control = logging::init(&args.log_level)?;
+    let market = args.market()?;
     let config = NodeConfig {
         data_dir: args.data_dir,
         listen_ip: args.listen_ip,
@@ -201,6 +250,7 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         metrics: args.metrics.then_some(std::net::SocketAddr::new(args.metrics_address, args.metrics_port)),
         quota: args.storage_quota,
         corrupt_served_blocks: args.fault_corrupt_served_blocks,
+        market,
     };
     let node = service::start(config, Some(control)).await?;
     println!("Vellum node {}", node.net.peer_id());

@@ -1,0 +1,400 @@
+//! The node's access to the marketplace on an EVM chain: one wallet (its key read from a file
+//! only the node's user may read), one JSON-RPC endpoint, and the contract's typed bindings.
+//!
+//! Every call goes through [`Chain::read`] or [`Chain::send`]: a bounded number at a time,
+//! retried with back-off while the endpoint is unreachable (logged once when it goes down and
+//! once when it returns, see [`health`]), transactions with a gas estimate plus a margin, sent
+//! one at a time from this wallet with the nonce read fresh each time, so a send that failed
+//! never leaves a gap that stalls the ones after it. Reverts are never retried: they come back
+//! as [`ChainError::Reverted`] with the contract error's name.
+
+mod health;
+mod key;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::contract::SolCallBuilder;
+use alloy::eips::BlockNumberOrTag;
+use alloy::primitives::Address;
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::{Filter, Log, TransactionReceipt};
+use alloy::sol_types::SolCall;
+use contracts::{Marketplace, TestToken};
+use tokio::sync::{Mutex, Semaphore};
+use tracing::debug;
+
+pub use self::health::{Health, backoff};
+pub use self::key::read_key_file;
+
+const LOG: &str = "vellum::chain";
+
+/// Attempts per call before giving up (the caller's loop tries again later).
+const ATTEMPTS: u32 = 5;
+/// Calls in flight at once.
+const MAX_CONCURRENT_CALLS: usize = 8;
+/// How long a sent transaction may take to be mined.
+const RECEIPT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Blocks per `eth_getLogs` query.
+pub const LOG_RANGE: u64 = 2_000;
+
+/// Where the chain is and who we are on it.
+#[derive(Debug, Clone)]
+pub struct ChainConfig {
+    /// JSON-RPC endpoint (`http://…` or `https://…`).
+    pub endpoint: String,
+    /// File holding the wallet's private key (hex), mode 0600.
+    pub key_file: PathBuf,
+    /// The marketplace contract.
+    pub marketplace: Address,
+}
+
+/// Why a chain call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// The key file is unusable.
+    #[error("eth private key file {path}: {reason}")]
+    Key {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (never the key itself).
+        reason: String,
+    },
+    /// The endpoint URL is unusable.
+    #[error("eth provider {endpoint}: {reason}")]
+    Endpoint {
+        /// The URL given.
+        endpoint: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The endpoint did not answer, after retries.
+    #[error("{call}: chain endpoint unreachable: {reason}")]
+    Unreachable {
+        /// The call.
+        call: &'static str,
+        /// The last error.
+        reason: String,
+    },
+    /// The contract refused the call.
+    #[error("{call} reverted: {reason}")]
+    Reverted {
+        /// The call.
+        call: &'static str,
+        /// The contract error's name, or what is known.
+        reason: String,
+    },
+    /// The endpoint answered with an error that is not a revert.
+    #[error("{call}: {reason}")]
+    Rpc {
+        /// The call.
+        call: &'static str,
+        /// The error.
+        reason: String,
+    },
+}
+
+impl ChainError {
+    /// The contract error's name when the call reverted (e.g. `ProofAlreadySubmitted`).
+    pub fn revert_reason(&self) -> Option<&str> {
+        match self {
+            ChainError::Reverted { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// Whether the endpoint was unreachable (worth trying again later).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ChainError::Unreachable { .. })
+    }
+}
+
+/// How an alloy error is handled.
+enum Failure {
+    /// The endpoint did not answer: retry.
+    Transient(String),
+    /// The contract refused: report.
+    Revert(String),
+    /// Anything else: report.
+    Other(String),
+}
+
+fn classify(e: &alloy::contract::Error) -> Failure {
+    use alloy::contract::Error as E;
+    if let Some(decoded) = e.as_decoded_interface_error::<Marketplace::MarketplaceErrors>() {
+        let name = format!("{decoded:?}");
+        return Failure::Revert(name.split(['(', ' ', '{']).next().unwrap_or_default().to_owned());
+    }
+    if let Some(data) = e.as_revert_data() {
+        return Failure::Revert(format!("revert data 0x{}", alloy::primitives::hex::encode(&data)));
+    }
+    match e {
+        E::TransportError(t) if t.is_transport_error() => Failure::Transient(t.to_string()),
+        E::TransportError(alloy::transports::RpcError::ErrorResp(p)) if p.message.contains("revert") => {
+            Failure::Revert(p.message.to_string())
+        }
+        E::TransportError(t) => Failure::Transient(t.to_string()),
+        E::PendingTransactionError(p) => Failure::Transient(p.to_string()),
+        other => Failure::Other(other.to_string()),
+    }
+}
+
+fn classify_transport(e: &alloy::transports::TransportError) -> Failure {
+    if e.is_transport_error() { Failure::Transient(e.to_string()) } else { Failure::Other(e.to_string()) }
+}
+
+/// Amounts derived from the marketplace's configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct MarketParams {
+    /// Seconds per proof period.
+    pub period_length: u64,
+    /// Seconds after a period during which a miss can be marked.
+    pub proof_timeout: u64,
+    /// Longest request expiry accepted.
+    pub max_request_expiry: u64,
+    /// Hosts that may reserve one slot.
+    pub max_reservations: u64,
+}
+
+struct Inner {
+    endpoint: String,
+    provider: DynProvider,
+    address: Address,
+    marketplace: Address,
+    token: Address,
+    params: MarketParams,
+    health: Health,
+    calls: Semaphore,
+    sending: Mutex<()>,
+}
+
+/// A cloneable handle on the chain, the wallet and the marketplace.
+#[derive(Clone)]
+pub struct Chain(Arc<Inner>);
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chain")
+            .field("endpoint", &self.0.endpoint)
+            .field("address", &self.0.address)
+            .field("marketplace", &self.0.marketplace)
+            .finish()
+    }
+}
+
+impl Chain {
+    /// Reads the key, connects, and reads the marketplace's configuration (retrying while the
+    /// endpoint does not answer, up to the usual attempts).
+    pub async fn connect(config: &ChainConfig) -> Result<Self, ChainError> {
+        let signer = read_key_file(&config.key_file)?;
+        let address = signer.address();
+        let endpoint_err = |reason: String| ChainError::Endpoint { endpoint: config.endpoint.clone(), reason };
+        let url = config.endpoint.parse::<reqwest::Url>().map_err(|e| endpoint_err(e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(endpoint_err("only http:// and https:// endpoints are supported".into()));
+        }
+        let provider = ProviderBuilder::new().wallet(signer).connect_http(url).erased();
+        let mut chain = Inner {
+            endpoint: config.endpoint.clone(),
+            provider,
+            address,
+            marketplace: config.marketplace,
+            token: Address::ZERO,
+            params: MarketParams { period_length: 1, proof_timeout: 1, max_request_expiry: 0, max_reservations: 0 },
+            health: Health::default(),
+            calls: Semaphore::new(MAX_CONCURRENT_CALLS),
+            sending: Mutex::new(()),
+        };
+        let probe = Chain(Arc::new(chain));
+        let market = probe.market();
+        let c = probe.read("config", market.config()).await?;
+        chain = match Arc::try_unwrap(probe.0) {
+            Ok(inner) => inner,
+            Err(_) => return Err(endpoint_err("internal: chain handle shared during start".into())),
+        };
+        chain.token = c.token;
+        chain.params = MarketParams {
+            period_length: u64::from(c.periodLength.max(1)),
+            proof_timeout: u64::from(c.proofTimeout),
+            max_request_expiry: u64::from(c.maxRequestExpiry),
+            max_reservations: u64::from(c.maxReservations),
+        };
+        Ok(Chain(Arc::new(chain)))
+    }
+
+    /// The wallet's address.
+    pub fn address(&self) -> Address {
+        self.0.address
+    }
+
+    /// The marketplace's address.
+    pub fn marketplace_address(&self) -> Address {
+        self.0.marketplace
+    }
+
+    /// The marketplace's configuration.
+    pub fn params(&self) -> MarketParams {
+        self.0.params
+    }
+
+    /// The endpoint's health.
+    pub fn health(&self) -> &Health {
+        &self.0.health
+    }
+
+    /// The marketplace's bindings on this wallet's provider.
+    pub fn market(&self) -> Marketplace::MarketplaceInstance<DynProvider> {
+        Marketplace::new(self.0.marketplace, self.0.provider.clone())
+    }
+
+    /// The payment token's bindings (an ERC-20).
+    pub fn token(&self) -> TestToken::TestTokenInstance<DynProvider> {
+        TestToken::new(self.0.token, self.0.provider.clone())
+    }
+
+    /// A read-only contract call, retried while the endpoint does not answer.
+    pub async fn read<C: SolCall>(
+        &self,
+        what: &'static str,
+        call: SolCallBuilder<&DynProvider, C>,
+    ) -> Result<C::Return, ChainError> {
+        let _permit = self.0.calls.acquire().await;
+        let mut last = String::new();
+        for attempt in 0..ATTEMPTS {
+            tokio::time::sleep(backoff(attempt)).await;
+            match call.call().await {
+                Ok(v) => {
+                    self.0.health.answered(&self.0.endpoint);
+                    return Ok(v);
+                }
+                Err(e) => match classify(&e) {
+                    Failure::Transient(m) => {
+                        self.0.health.failed(&self.0.endpoint, &m);
+                        last = m;
+                    }
+                    Failure::Revert(reason) => {
+                        self.0.health.answered(&self.0.endpoint);
+                        return Err(ChainError::Reverted { call: what, reason });
+                    }
+                    Failure::Other(reason) => return Err(ChainError::Rpc { call: what, reason }),
+                },
+            }
+        }
+        Err(ChainError::Unreachable { call: what, reason: last })
+    }
+
+    /// A transaction: estimated (a revert there is reported, not sent), sent with the gas
+    /// estimate plus a quarter and a fresh nonce, and awaited until mined. Transactions from this
+    /// wallet go one at a time.
+    pub async fn send<C: SolCall>(
+        &self,
+        what: &'static str,
+        call: SolCallBuilder<&DynProvider, C>,
+    ) -> Result<TransactionReceipt, ChainError> {
+        let _permit = self.0.calls.acquire().await;
+        let _turn = self.0.sending.lock().await;
+        let mut last = String::new();
+        for attempt in 0..ATTEMPTS {
+            tokio::time::sleep(backoff(attempt)).await;
+            let gas = match call.estimate_gas().await {
+                Ok(g) => g,
+                Err(e) => match classify(&e) {
+                    Failure::Transient(m) => {
+                        self.0.health.failed(&self.0.endpoint, &m);
+                        last = m;
+                        continue;
+                    }
+                    Failure::Revert(reason) => {
+                        self.0.health.answered(&self.0.endpoint);
+                        return Err(ChainError::Reverted { call: what, reason });
+                    }
+                    Failure::Other(reason) => return Err(ChainError::Rpc { call: what, reason }),
+                },
+            };
+            self.0.health.answered(&self.0.endpoint);
+            let nonce = match self.0.provider.get_transaction_count(self.0.address).pending().await {
+                Ok(n) => n,
+                Err(e) => {
+                    let m = e.to_string();
+                    self.0.health.failed(&self.0.endpoint, &m);
+                    last = m;
+                    continue;
+                }
+            };
+            let pending = match call.clone().gas(gas + gas / 4 + 20_000).nonce(nonce).send().await {
+                Ok(p) => p,
+                Err(e) => match classify(&e) {
+                    Failure::Transient(m) => {
+                        self.0.health.failed(&self.0.endpoint, &m);
+                        last = m;
+                        continue;
+                    }
+                    Failure::Revert(reason) => return Err(ChainError::Reverted { call: what, reason }),
+                    Failure::Other(reason) => return Err(ChainError::Rpc { call: what, reason }),
+                },
+            };
+            let hash = *pending.tx_hash();
+            return match pending.with_timeout(Some(RECEIPT_TIMEOUT)).get_receipt().await {
+                Ok(receipt) if receipt.status() => {
+                    debug!(target: LOG, call = what, %hash, gas_used = receipt.gas_used, "mined");
+                    Ok(receipt)
+                }
+                Ok(_) => Err(ChainError::Reverted { call: what, reason: format!("transaction {hash} failed") }),
+                Err(e) => {
+                    let m = e.to_string();
+                    self.0.health.failed(&self.0.endpoint, &m);
+                    Err(ChainError::Unreachable { call: what, reason: format!("transaction {hash} sent, no receipt: {m}") })
+                }
+            };
+        }
+        Err(ChainError::Unreachable { call: what, reason: last })
+    }
+
+    /// Retries a provider call (not a contract call) while the endpoint does not answer.
+    async fn provider_call<T, F, Fut>(&self, what: &'static str, f: F) -> Result<T, ChainError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::IntoFuture<Output = Result<T, alloy::transports::TransportError>>,
+    {
+        let _permit = self.0.calls.acquire().await;
+        let mut last = String::new();
+        for attempt in 0..ATTEMPTS {
+            tokio::time::sleep(backoff(attempt)).await;
+            match f().await {
+                Ok(v) => {
+                    self.0.health.answered(&self.0.endpoint);
+                    return Ok(v);
+                }
+                Err(e) => match classify_transport(&e) {
+                    Failure::Transient(m) | Failure::Revert(m) => {
+                        self.0.health.failed(&self.0.endpoint, &m);
+                        last = m;
+                    }
+                    Failure::Other(reason) => return Err(ChainError::Rpc { call: what, reason }),
+                },
+            }
+        }
+        Err(ChainError::Unreachable { call: what, reason: last })
+    }
+
+    /// The latest block's number and timestamp: the chain's clock, which periods follow.
+    pub async fn head(&self) -> Result<(u64, u64), ChainError> {
+        let block = self
+            .provider_call("eth_getBlockByNumber", || self.0.provider.get_block_by_number(BlockNumberOrTag::Latest))
+            .await?
+            .ok_or_else(|| ChainError::Rpc { call: "eth_getBlockByNumber", reason: "no latest block".into() })?;
+        Ok((block.header.number, block.header.timestamp))
+    }
+
+    /// The marketplace's logs in blocks `from..=to`.
+    pub async fn logs(&self, from: u64, to: u64) -> Result<Vec<Log>, ChainError> {
+        let filter = Filter::new().address(self.0.marketplace).from_block(from).to_block(to);
+        self.provider_call("eth_getLogs", || self.0.provider.get_logs(&filter)).await
+    }
+
+    /// The period a timestamp falls in.
+    pub fn period_of(&self, timestamp: u64) -> u64 {
+        timestamp / self.0.params.period_length
+    }
+}

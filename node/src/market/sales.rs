@@ -1,0 +1,472 @@
+//! The host side: availabilities (storage offered for sale), and the sales made from them.
+//!
+//! [`follow`] reads the marketplace's logs from a persisted cursor (replaying history on the
+//! first start) and, for each new request, checks it against the availabilities: slot size equal
+//! to this node's proof shape, duration, price, collateral, end date. A match becomes a sale: one
+//! slot per request per host, tried in an order of its own so hosts spread over the slots;
+//! reserve it, fetch the slot over block exchange, check its root against the protected manifest
+//! and the request's dataset root, then fill it with a proof and collateral. Proving then belongs
+//! to [`super::proving`]. Each step is recorded before it is taken, so a restarted host resumes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use alloy::primitives::{B256, U256};
+use alloy::sol_types::SolEvent;
+use contracts::Marketplace::{self, Request};
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info, warn};
+
+use super::purchasing::request_json;
+use super::types::{Availability, AvailabilityInput, SlotAgent, SlotInfo, StorageRequest};
+use super::words::{fr_word, id_hex, parse_amount, parse_id};
+use super::{LOG, Market, MarketError, TICK, lock};
+use crate::content::ContentId;
+
+/// Where a sale stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SaleState {
+    /// Reserved; fetching and checking the slot.
+    SaleDownloading,
+    /// Slot held and checked; filling it on chain.
+    SaleFilling,
+    /// Filled; proving every period that requires it.
+    SaleProving,
+    /// The request ended; collecting the payout.
+    SalePayout,
+    /// Paid out.
+    SaleFinished,
+    /// The slot was lost or the request failed and nothing is owed.
+    SaleFailed,
+    /// The request expired before it started (collateral returned by the payout).
+    SaleCancelled,
+    /// Gave up on this slot (another host took it, or it could not be fetched or checked).
+    SaleErrored,
+}
+
+impl SaleState {
+    /// Whether nothing more will happen.
+    pub fn is_final(self) -> bool {
+        matches!(self, SaleState::SaleFinished | SaleState::SaleFailed | SaleState::SaleErrored)
+    }
+}
+
+/// One sale, as persisted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SaleRecord {
+    /// The slot.
+    pub slot_id: B256,
+    /// Its request.
+    pub request_id: B256,
+    /// Its index.
+    pub slot_index: u64,
+    /// The request as it was read from the chain.
+    pub request: StorageRequest,
+    /// Where it stands.
+    pub state: SaleState,
+    /// The availability it draws on.
+    pub availability_id: String,
+    /// Collateral put up (decimal).
+    pub collateral: String,
+    /// The slot's cells (a dataset's data file), once accepted.
+    pub cells: Option<PathBuf>,
+    /// The slot's tree, once accepted.
+    pub tree: Option<PathBuf>,
+    /// Accepted periodic proofs.
+    pub proofs_submitted: u64,
+    /// The last period proven (the fill counts).
+    pub last_proven_period: Option<u64>,
+    /// Why it failed or errored.
+    pub error: Option<String>,
+}
+
+impl SaleRecord {
+    fn agent(&self) -> SlotAgent {
+        SlotAgent {
+            slot_index: self.slot_index,
+            request_id: id_hex(&self.request_id),
+            request: self.request.clone(),
+            state: format!("{:?}", self.state),
+            proofs_submitted: self.proofs_submitted,
+            error: self.error.clone(),
+        }
+    }
+}
+
+fn invalid(text: impl Into<String>) -> MarketError {
+    MarketError::Invalid(text.into())
+}
+
+impl Market {
+    // ------------------------------------------------------------------ availabilities
+
+    /// Adds an availability.
+    pub fn add_availability(&self, input: AvailabilityInput) -> Result<Availability, MarketError> {
+        let total_size = input.total_size.filter(|s| *s > 0).ok_or_else(|| invalid("totalSize must be positive"))?;
+        let duration = input.duration.filter(|d| *d > 0).ok_or_else(|| invalid("duration must be positive"))?;
+        let price = input.min_price_per_byte_per_second.ok_or_else(|| invalid("minPricePerBytePerSecond is required"))?;
+        parse_amount(&price).ok_or_else(|| invalid("minPricePerBytePerSecond must be a decimal string"))?;
+        let collateral = input.total_collateral.ok_or_else(|| invalid("totalCollateral is required"))?;
+        parse_amount(&collateral).ok_or_else(|| invalid("totalCollateral must be a decimal string"))?;
+        let space = self.store.space()?;
+        let free = space.quota_max_bytes.saturating_sub(space.quota_used_bytes + space.quota_reserved_bytes);
+        let offered: u64 = lock(&self.availabilities).iter().map(|a| a.free_size).sum();
+        if total_size > free.saturating_sub(offered) {
+            return Err(invalid(format!(
+                "not enough storage quota: {total_size} bytes asked, {} available",
+                free.saturating_sub(offered)
+            )));
+        }
+        let a = Availability {
+            id: id_hex(&B256::from(rand::random::<[u8; 32]>())),
+            total_size,
+            free_size: total_size,
+            duration,
+            min_price_per_byte_per_second: price,
+            total_remaining_collateral: collateral.clone(),
+            total_collateral: collateral,
+            enabled: input.enabled.unwrap_or(true),
+            until: input.until.unwrap_or(0),
+        };
+        self.save_availability(&a)?;
+        info!(target: LOG, id = %a.id, total_size, "availability added");
+        Ok(a)
+    }
+
+    /// Changes an availability; sizes and collateral already in use stay in use.
+    pub fn update_availability(&self, id: &str, input: AvailabilityInput) -> Result<(), MarketError> {
+        let id = parse_id(id).map(|b| id_hex(&b)).ok_or_else(|| MarketError::Invalid("invalid availability id".into()))?;
+        let mut a = lock(&self.availabilities)
+            .iter()
+            .find(|a| a.id == id)
+            .cloned()
+            .ok_or_else(|| MarketError::NotFound(format!("no availability {id}")))?;
+        if let Some(total) = input.total_size {
+            let used = a.total_size - a.free_size;
+            if total < used || total == 0 {
+                return Err(invalid(format!("totalSize must be positive and at least the {used} bytes in use")));
+            }
+            a.free_size = total - used;
+            a.total_size = total;
+        }
+        if let Some(d) = input.duration {
+            if d == 0 {
+                return Err(invalid("duration must be positive"));
+            }
+            a.duration = d;
+        }
+        if let Some(p) = input.min_price_per_byte_per_second {
+            parse_amount(&p).ok_or_else(|| invalid("minPricePerBytePerSecond must be a decimal string"))?;
+            a.min_price_per_byte_per_second = p;
+        }
+        if let Some(c) = input.total_collateral {
+            let new = parse_amount(&c).ok_or_else(|| invalid("totalCollateral must be a decimal string"))?;
+            let old = parse_amount(&a.total_collateral).unwrap_or(0);
+            let remaining = parse_amount(&a.total_remaining_collateral).unwrap_or(0);
+            let used = old.saturating_sub(remaining);
+            if new < used {
+                return Err(invalid(format!("totalCollateral must be at least the {used} in use")));
+            }
+            a.total_collateral = c;
+            a.total_remaining_collateral = (new - used).to_string();
+        }
+        if let Some(e) = input.enabled {
+            a.enabled = e;
+        }
+        if let Some(u) = input.until {
+            a.until = u;
+        }
+        self.save_availability(&a)
+    }
+
+    fn save_availability(&self, a: &Availability) -> Result<(), MarketError> {
+        self.availability_records.save(a.id.trim_start_matches("0x"), a)?;
+        let mut all = lock(&self.availabilities);
+        match all.iter_mut().find(|x| x.id == a.id) {
+            Some(x) => *x = a.clone(),
+            None => all.push(a.clone()),
+        }
+        Ok(())
+    }
+
+    /// Every availability.
+    pub fn availabilities(&self) -> Vec<Availability> {
+        lock(&self.availabilities).clone()
+    }
+
+    /// Returns a slot's size and collateral to its availability.
+    pub(super) fn release(&self, id: &str, size: u64, collateral: u128) {
+        self.draw(id, size, collateral, true);
+    }
+
+    /// Takes (or, with `give_back`, returns) a slot's size and collateral from an availability.
+    fn draw(&self, id: &str, size: u64, collateral: u128, give_back: bool) {
+        let found = lock(&self.availabilities).iter().find(|a| a.id == id).cloned();
+        if let Some(mut a) = found {
+            let remaining = parse_amount(&a.total_remaining_collateral).unwrap_or(0);
+            if give_back {
+                a.free_size = (a.free_size + size).min(a.total_size);
+                a.total_remaining_collateral = remaining.saturating_add(collateral).to_string();
+            } else {
+                a.free_size = a.free_size.saturating_sub(size);
+                a.total_remaining_collateral = remaining.saturating_sub(collateral).to_string();
+            }
+            if let Err(e) = self.save_availability(&a) {
+                warn!(target: LOG, error = %e, "availability not saved");
+            }
+        }
+    }
+
+    /// The availability that takes a request, if any.
+    fn matching(&self, ask: &Marketplace::Ask, ends_at: u64) -> Option<Availability> {
+        let collateral = u128::from(ask.slotSize).saturating_mul(ask.collateralPerByte);
+        lock(&self.availabilities)
+            .iter()
+            .find(|a| {
+                a.enabled
+                    && a.free_size >= ask.slotSize
+                    && a.duration >= ask.duration
+                    && parse_amount(&a.min_price_per_byte_per_second).is_some_and(|p| p <= ask.pricePerBytePerSecond)
+                    && parse_amount(&a.total_remaining_collateral).is_some_and(|c| c >= collateral)
+                    && (a.until == 0 || a.until >= ends_at)
+            })
+            .cloned()
+    }
+
+    // ------------------------------------------------------------------ sales
+
+    pub(super) fn save_sale(&self, s: &SaleRecord) {
+        if let Err(e) = self.sale_records.save(&format!("{:x}", s.slot_id), s) {
+            warn!(target: LOG, slot = %id_hex(&s.slot_id), error = %e, "sale not saved");
+        }
+        lock(&self.sales).insert(s.slot_id, s.clone());
+    }
+
+    pub(super) fn sales_snapshot(&self) -> Vec<SaleRecord> {
+        lock(&self.sales).values().cloned().collect()
+    }
+
+    /// Slots this node holds (sales not yet ended).
+    pub fn active_slots(&self) -> Vec<SlotInfo> {
+        lock(&self.sales)
+            .values()
+            .filter(|s| matches!(s.state, SaleState::SaleFilling | SaleState::SaleProving | SaleState::SalePayout))
+            .map(|s| SlotInfo { id: id_hex(&s.slot_id), request: s.request.clone(), slot_index: s.slot_index })
+            .collect()
+    }
+
+    /// One sale by slot id.
+    pub fn slot_agent(&self, slot_id: &str) -> Result<SlotAgent, MarketError> {
+        let id = parse_id(slot_id).ok_or_else(|| invalid("invalid slot id"))?;
+        lock(&self.sales).get(&id).map(SaleRecord::agent).ok_or_else(|| MarketError::NotFound(format!("no sale for slot {slot_id}")))
+    }
+
+    /// Considers a request: when an availability takes it and no sale of ours is on it, tries
+    /// its slots until one is filled.
+    async fn consider(&self, request_id: B256) -> Result<(), MarketError> {
+        if lock(&self.sales).values().any(|s| s.request_id == request_id) {
+            return Ok(());
+        }
+        let m = self.chain.market();
+        if self.chain.read("requestState", m.requestState(request_id)).await? != 1 {
+            return Ok(()); // not waiting for hosts
+        }
+        let request: Request = self.chain.read("getRequest", m.getRequest(request_id)).await?;
+        if request.ask.slotSize != self.slot_size() {
+            debug!(target: LOG, request = %id_hex(&request_id), slot_size = request.ask.slotSize, "ignored: slot size differs from this node's proofs");
+            return Ok(());
+        }
+        let (_, ends_at, _) = self.chain.read("requestTimes", m.requestTimes(request_id)).await?.into();
+        let Some(availability) = self.matching(&request.ask, ends_at) else {
+            debug!(target: LOG, request = %id_hex(&request_id), "ignored: no availability matches");
+            return Ok(());
+        };
+        let _turn = self.selling.lock().await;
+        let slots = u64::from(request.ask.slots);
+        let start = rand::random::<u64>() % slots.max(1);
+        for i in 0..slots {
+            let index = (start + i) % slots;
+            let slot_id = self.chain.read("slotId", m.slotId(request_id, index)).await?;
+            if !self.chain.read("canReserveSlot", m.canReserveSlot(request_id, index).from(self.chain.address())).await? {
+                continue;
+            }
+            let collateral = u128::from(request.ask.slotSize).saturating_mul(request.ask.collateralPerByte);
+            let mut sale = SaleRecord {
+                slot_id,
+                request_id,
+                slot_index: index,
+                request: request_json(&request_id, &request),
+                state: SaleState::SaleDownloading,
+                availability_id: availability.id.clone(),
+                collateral: collateral.to_string(),
+                cells: None,
+                tree: None,
+                proofs_submitted: 0,
+                last_proven_period: None,
+                error: None,
+            };
+            match self.chain.send("reserveSlot", m.reserveSlot(request_id, index)).await {
+                Ok(_) => {}
+                Err(e) if e.revert_reason().is_some() => continue, // taken meanwhile
+                Err(e) => return Err(e.into()),
+            }
+            self.draw(&availability.id, request.ask.slotSize, collateral, false);
+            self.save_sale(&sale);
+            info!(target: LOG, request = %id_hex(&request_id), slot = index, "slot reserved");
+            match self.download_and_fill(&mut sale, &request).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    warn!(target: LOG, request = %id_hex(&request_id), slot = index, error = %e, "sale abandoned");
+                    sale.state = SaleState::SaleErrored;
+                    sale.error = Some(e.to_string());
+                    self.save_sale(&sale);
+                    self.draw(&availability.id, request.ask.slotSize, collateral, true);
+                    if matches!(e, MarketError::Chain(ref c) if c.is_unreachable()) {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Fetches the slot, checks it, and fills it (resuming from the recorded step).
+    pub(super) async fn download_and_fill(&self, sale: &mut SaleRecord, request: &Request) -> Result<(), MarketError> {
+        let m = self.chain.market();
+        if sale.state == SaleState::SaleDownloading {
+            let (cells, tree) = self.fetch_slot(sale, request).await?;
+            sale.cells = Some(cells);
+            sale.tree = Some(tree);
+            sale.state = SaleState::SaleFilling;
+            self.save_sale(sale);
+        }
+        if sale.state == SaleState::SaleFilling {
+            // A restart between the fill's transaction and its record: the chain knows.
+            if self.chain.read("getHost", m.getHost(sale.slot_id)).await? == self.chain.address() {
+                sale.state = SaleState::SaleProving;
+                self.save_sale(sale);
+                return Ok(());
+            }
+            let collateral = U256::from(parse_amount(&sale.collateral).unwrap_or(0));
+            let token = self.chain.token();
+            if collateral > U256::ZERO {
+                self.chain.send("approve", token.approve(self.chain.marketplace_address(), collateral)).await?;
+            }
+            let mut last = None;
+            for _ in 0..3 {
+                let (period, proof) = self.prove_now(sale).await?;
+                match self.chain.send("fillSlot", m.fillSlot(sale.request_id, sale.slot_index, proof)).await {
+                    Ok(_) => {
+                        sale.state = SaleState::SaleProving;
+                        sale.last_proven_period = Some(period);
+                        self.save_sale(sale);
+                        info!(target: LOG, request = %id_hex(&sale.request_id), slot = sale.slot_index, "slot filled");
+                        return Ok(());
+                    }
+                    // the period (and so the challenge) moved on while proving: prove again
+                    Err(e) if e.revert_reason() == Some("InvalidProof") => last = Some(e),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            return Err(last.map_or_else(|| MarketError::Local("fill failed".into()), MarketError::from));
+        }
+        Ok(())
+    }
+
+    /// Fetches slot `sale.slot_index` of the request's dataset and checks it.
+    async fn fetch_slot(&self, sale: &SaleRecord, request: &Request) -> Result<(PathBuf, PathBuf), MarketError> {
+        let cid_text = String::from_utf8(request.content.cid.to_vec()).map_err(|_| invalid("request CID is not text"))?;
+        let cid: ContentId = cid_text.parse().map_err(|e| invalid(format!("request CID {cid_text}: {e}")))?;
+        let protected = self.fetcher.manifest(&cid).await.map_err(|e| MarketError::Local(e.to_string()))?;
+        let (layout, verification) = crate::slots::layout_of(&protected)?;
+        if layout.slot_count() as u64 != u64::from(request.ask.slots) || layout.slot_size() != request.ask.slotSize {
+            return Err(invalid("the manifest's slots do not match the request"));
+        }
+        let root = <&[u8; 32]>::try_from(verification.verify_root.as_slice())
+            .ok()
+            .and_then(circuits::fr_from_bytes)
+            .ok_or_else(|| invalid("the manifest's dataset root is not a field element"))?;
+        if fr_word(&root) != request.content.merkleRoot {
+            return Err(invalid("the manifest's dataset root is not the request's"));
+        }
+        let index = sale.slot_index as usize;
+        let slot_cid = crate::slots::slot_cid(&protected, index)?;
+        let slot_manifest = self.fetcher.manifest(&slot_cid).await.map_err(|e| MarketError::Local(e.to_string()))?;
+        if let Some(job) = self.fetcher.fetch(slot_cid.clone(), slot_manifest).map_err(|e| MarketError::Local(e.to_string()))? {
+            job.finished().await.map_err(|e| MarketError::Local(format!("slot {index}: {e}")))?;
+        }
+        let tree = self.dir.join("trees").join(format!("{:x}.tree", sale.slot_id));
+        let store = Arc::clone(&self.store);
+        let held = tokio::task::spawn_blocking(move || crate::slots::accept(&store, &protected, index, &tree, 2))
+            .await
+            .map_err(|e| MarketError::Local(e.to_string()))??;
+        let _ = self.net.provide(&slot_cid).await;
+        info!(target: LOG, request = %id_hex(&sale.request_id), slot = index, "slot fetched and checked");
+        Ok((held.cells, held.tree))
+    }
+}
+
+/// Reads the marketplace's logs from the persisted cursor and considers every new request.
+pub(super) async fn follow(market: Arc<Market>, start_block: u64) {
+    let cursor_file = market.dir.join("cursor");
+    let mut next = std::fs::read_to_string(&cursor_file).ok().and_then(|t| t.trim().parse::<u64>().ok()).unwrap_or(start_block);
+    // Sales cut short by a restart go on from their recorded step.
+    for mut sale in market.sales_snapshot() {
+        if matches!(sale.state, SaleState::SaleDownloading | SaleState::SaleFilling) {
+            let m = market.chain.market();
+            let request = match market.chain.read("getRequest", m.getRequest(sale.request_id)).await {
+                Ok(r) => r,
+                Err(e) => {
+                    warn!(target: LOG, error = %e, "cannot resume a sale yet");
+                    continue;
+                }
+            };
+            let _turn = market.selling.lock().await;
+            if let Err(e) = market.download_and_fill(&mut sale, &request).await {
+                warn!(target: LOG, slot = %id_hex(&sale.slot_id), error = %e, "resumed sale abandoned");
+                sale.state = SaleState::SaleErrored;
+                sale.error = Some(e.to_string());
+                market.save_sale(&sale);
+            }
+        }
+    }
+    loop {
+        tokio::time::sleep(TICK).await;
+        let head = match market.chain.head().await {
+            Ok((n, _)) => n,
+            Err(e) => {
+                debug!(target: LOG, error = %e, "no chain head");
+                continue;
+            }
+        };
+        if next > head {
+            continue;
+        }
+        let to = head.min(next + crate::chain::LOG_RANGE - 1);
+        let logs = match market.chain.logs(next, to).await {
+            Ok(l) => l,
+            Err(e) => {
+                debug!(target: LOG, error = %e, "logs not read");
+                continue;
+            }
+        };
+        let mut done = true;
+        for log in logs {
+            if log.topic0() != Some(&Marketplace::StorageRequested::SIGNATURE_HASH) {
+                continue;
+            }
+            let Some(request_id) = log.topics().get(1).copied() else { continue };
+            if let Err(e) = market.consider(request_id).await {
+                debug!(target: LOG, request = %id_hex(&request_id), error = %e, "request not considered yet");
+                if matches!(e, MarketError::Chain(ref c) if c.is_unreachable()) {
+                    done = false; // read these blocks again
+                    break;
+                }
+            }
+        }
+        if done {
+            next = to + 1;
+            let _ = std::fs::write(&cursor_file, next.to_string());
+        }
+    }
+}

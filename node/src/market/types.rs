@@ -1,0 +1,187 @@
+//! The JSON shapes of the marketplace endpoints (the reference OpenAPI document's `Purchase`,
+//! `StorageRequest`, `StorageAsk`, `SalesAvailability`, `Slot`, `SlotAgent`), which are also
+//! what the node persists.
+
+use serde::{Deserialize, Serialize};
+
+/// `StorageAsk`: what a request asks for. Amounts are decimal strings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageAsk {
+    /// Slots (hosts) the content is spread over.
+    pub slots: u64,
+    /// Bytes per slot.
+    pub slot_size: u64,
+    /// Seconds the content is kept.
+    pub duration: u64,
+    /// A proof is required once per this many periods on average (decimal string).
+    pub proof_probability: String,
+    /// Tokens per byte per second per slot (decimal string).
+    pub price_per_byte_per_second: String,
+    /// Collateral per byte a host puts up (decimal string).
+    pub collateral_per_byte: String,
+    /// Slots that may be lost at once without the data being lost.
+    pub max_slot_loss: u64,
+    /// Lost slots that accumulate before repair opens for all of them.
+    pub repair_threshold: u64,
+}
+
+/// `Content`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageContent {
+    /// The protected dataset's manifest CID.
+    pub cid: String,
+    /// The dataset root the proofs are checked against (0x hex).
+    pub merkle_root: String,
+}
+
+/// `StorageRequest`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageRequest {
+    /// Request id (0x hex).
+    pub id: String,
+    /// The client's address.
+    pub client: String,
+    /// What is asked.
+    pub ask: StorageAsk,
+    /// What is stored.
+    pub content: StorageContent,
+    /// Seconds after the request within which all slots must be filled.
+    pub expiry: u64,
+    /// Random data (0x hex).
+    pub nonce: String,
+}
+
+/// `Purchase`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Purchase {
+    /// `submitted`, `started`, `finished`, `cancelled`, `failed` or `errored`.
+    pub state: String,
+    /// Why it errored or failed.
+    pub error: Option<String>,
+    /// The request.
+    pub request: Option<StorageRequest>,
+    /// Request id (0x hex).
+    pub request_id: String,
+    /// Tokens returned to the client when the request ended (decimal string), once withdrawn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refunded: Option<String>,
+}
+
+/// `StorageRequestCreation`: the body of `POST /storage/request/{cid}`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StorageRequestCreation {
+    /// Seconds the content is kept.
+    pub duration: u64,
+    /// Tokens per byte per second per slot (decimal string).
+    pub price_per_byte_per_second: String,
+    /// One proof per this many periods on average (decimal string, ≥ 1).
+    pub proof_probability: String,
+    /// Collateral per byte asked from hosts (decimal string).
+    pub collateral_per_byte: String,
+    /// Seconds from submission within which every slot must be filled (< duration).
+    pub expiry: u64,
+    /// Slots the dataset is spread over (K + M).
+    #[serde(default = "default_nodes")]
+    pub nodes: u64,
+    /// Slots that may be lost (M).
+    #[serde(default = "default_tolerance")]
+    pub tolerance: u64,
+    /// Lost slots that accumulate before repair opens (1 ≤ threshold ≤ tolerance).
+    #[serde(default = "default_repair_threshold")]
+    pub repair_threshold: u64,
+}
+
+fn default_nodes() -> u64 {
+    3
+}
+fn default_tolerance() -> u64 {
+    1
+}
+fn default_repair_threshold() -> u64 {
+    1
+}
+
+/// `SalesAvailability`: storage offered for sale (body of POST and PATCH; all fields optional in
+/// a PATCH).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AvailabilityInput {
+    /// Bytes offered.
+    pub total_size: Option<u64>,
+    /// Longest request duration accepted (seconds).
+    pub duration: Option<u64>,
+    /// Lowest price accepted per byte per second (decimal string).
+    pub min_price_per_byte_per_second: Option<String>,
+    /// Collateral this availability may put up in total (decimal string).
+    pub total_collateral: Option<String>,
+    /// Whether new sales may use it.
+    pub enabled: Option<bool>,
+    /// Latest end of a hosted request (unix seconds, 0: no limit).
+    pub until: Option<u64>,
+}
+
+/// `SalesAvailabilityREAD`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Availability {
+    /// Id (0x hex).
+    pub id: String,
+    /// Bytes offered.
+    pub total_size: u64,
+    /// Bytes not taken by sales.
+    pub free_size: u64,
+    /// Longest request duration accepted (seconds).
+    pub duration: u64,
+    /// Lowest price accepted per byte per second (decimal string).
+    pub min_price_per_byte_per_second: String,
+    /// Collateral it may put up in total (decimal string).
+    pub total_collateral: String,
+    /// Collateral not taken by sales (decimal string).
+    pub total_remaining_collateral: String,
+    /// Whether new sales may use it.
+    pub enabled: bool,
+    /// Latest end of a hosted request (unix seconds, 0: no limit).
+    pub until: u64,
+}
+
+/// `Slot`: a slot this node hosts.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SlotInfo {
+    /// Slot id (0x hex).
+    pub id: String,
+    /// Its request.
+    pub request: StorageRequest,
+    /// Its index.
+    pub slot_index: u64,
+}
+
+/// `SlotAgent`: a sale and its state.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SlotAgent {
+    /// Its index.
+    pub slot_index: u64,
+    /// Request id (0x hex).
+    pub request_id: String,
+    /// The request.
+    pub request: StorageRequest,
+    /// `SaleDownloading`, `SaleFilling`, `SaleProving`, `SalePayout`, `SaleFinished`,
+    /// `SaleFailed`, `SaleCancelled`, `SaleErrored`.
+    pub state: String,
+    /// Accepted periodic proofs so far.
+    pub proofs_submitted: u64,
+    /// Why it failed or errored.
+    pub error: Option<String>,
+}
+
+/// Whether text is an id as the API writes them (0x optional, 64 hex digits).
+pub fn is_id(text: &str) -> bool {
+    let hex = text.strip_prefix("0x").unwrap_or(text);
+    hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+}
