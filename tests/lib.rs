@@ -33,6 +33,11 @@ pub struct TestNode {
 impl TestNode {
     /// Starts `vellum node --data-dir DIR -i 127.0.0.1` on free ports, plus `extra` flags.
     pub fn start(data_dir: &Path, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::start_logged(data_dir, extra, None)
+    }
+
+    /// Like [`TestNode::start`], appending the node's log to `log` when given.
+    pub fn start_logged(data_dir: &Path, extra: &[&str], log: Option<&Path>) -> anyhow::Result<Self> {
         let mut args: Vec<String> = vec![
             "--data-dir".into(),
             data_dir.display().to_string(),
@@ -50,7 +55,7 @@ impl TestNode {
         if !binary.exists() {
             bail!("{} is missing: run `cargo build --workspace --bins` first", binary.display());
         }
-        let process = NodeProcess::spawn(&binary, &args, Duration::from_secs(30))?;
+        let process = NodeProcess::spawn_logging_to(&binary, &args, Duration::from_secs(30), log)?;
         Ok(Self { process, data_dir: data_dir.to_path_buf(), http: reqwest::Client::new() })
     }
 

@@ -27,11 +27,26 @@ pub struct NodeProcess {
 impl NodeProcess {
     /// Starts `binary node ARGS…` and waits (up to `timeout`) for its API.
     pub fn spawn(binary: &Path, args: &[String], timeout: Duration) -> std::io::Result<Self> {
+        Self::spawn_logging_to(binary, args, timeout, None)
+    }
+
+    /// Like [`NodeProcess::spawn`], with the node's log (its standard error) appended to `log`
+    /// instead of inherited.
+    pub fn spawn_logging_to(
+        binary: &Path,
+        args: &[String],
+        timeout: Duration,
+        log: Option<&Path>,
+    ) -> std::io::Result<Self> {
+        let stderr = match log {
+            Some(path) => Stdio::from(std::fs::OpenOptions::new().create(true).append(true).open(path)?),
+            None => Stdio::inherit(),
+        };
         let mut child = Command::new(binary)
             .arg("node")
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .stdin(Stdio::null())
             .spawn()?;
         let stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?;

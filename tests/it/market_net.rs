@@ -1,0 +1,175 @@
+//! A local marketplace for end-to-end tests: anvil mining a block a second, the contracts
+//! deployed with a small proof shape's key and short periods, funded wallets whose keys sit in
+//! 0600 files, the flags that put a `vellum node` in persistence mode, and a TCP proxy that can
+//! cut a node off the chain endpoint.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use alloy::primitives::{Address, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::signers::local::PrivateKeySigner;
+use circuits::r1cs::ProofShape;
+use contracts::Marketplace::MarketplaceConfig;
+use contracts::{Anvil, Deployment, Marketplace, TestToken, deploy, dev_config};
+use prover::EvmVerifyingKey;
+use tokio::sync::watch;
+
+/// Seconds per proof period in these tests.
+pub(crate) const PERIOD: u64 = 6;
+
+/// The proof shape of these tests: 64 cells of 64 bytes per slot (4 KiB slots), 3 samples.
+pub(crate) const SHAPE: ProofShape = ProofShape { samples: 3, slot_depth: 6, dataset_levels: 1, cell_size: 64 };
+
+/// Anvil, the deployment and the wallets.
+pub(crate) struct MarketNet {
+    pub(crate) anvil: Anvil,
+    pub(crate) deployment: Deployment,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) prover_key: PathBuf,
+    pub(crate) deployer: DynProvider,
+}
+
+impl MarketNet {
+    /// Starts anvil (a block a second), makes keys for [`SHAPE`] and deploys with
+    /// [`PERIOD`]-second periods.
+    pub(crate) async fn start() -> anyhow::Result<Self> {
+        let anvil = Anvil::start_with(Some(1))?;
+        let dir = tempfile::tempdir()?;
+        let keys = prover::setup(&SHAPE)?;
+        let vk = EvmVerifyingKey::new(&keys.pk.vk);
+        let (prover_key, _) = prover::write_keys(&keys, &dir.path().join("keys"))?;
+        let deployer = provider(&anvil, 0);
+        let deployment = deploy(&deployer, &vk, |t, v| MarketplaceConfig {
+            periodLength: PERIOD as u32,
+            proofTimeout: (PERIOD / 2) as u32,
+            ..dev_config(t, v)
+        })
+        .await?;
+        Ok(Self { anvil, deployment, dir, prover_key, deployer })
+    }
+
+    /// Dev wallet `i`'s address.
+    pub(crate) fn address(&self, i: usize) -> Address {
+        signer(&self.anvil, i).address()
+    }
+
+    /// Mints `amount` tokens to wallet `i`.
+    pub(crate) async fn fund(&self, i: usize, amount: U256) -> anyhow::Result<()> {
+        let token = TestToken::new(self.deployment.token, self.deployer.clone());
+        token.mint(self.address(i), amount).send().await?.get_receipt().await?;
+        Ok(())
+    }
+
+    /// Wallet `i`'s token balance.
+    pub(crate) async fn balance(&self, who: Address) -> anyhow::Result<U256> {
+        Ok(TestToken::new(self.deployment.token, self.deployer.clone()).balanceOf(who).call().await?)
+    }
+
+    /// The marketplace, read through the deployer's provider.
+    pub(crate) fn market(&self) -> Marketplace::MarketplaceInstance<DynProvider> {
+        Marketplace::new(self.deployment.marketplace, self.deployer.clone())
+    }
+
+    /// Flags for a node in persistence mode with wallet `i` on `endpoint` (anvil's, or a
+    /// proxy's).
+    pub(crate) fn node_flags(&self, i: usize, endpoint: &str) -> anyhow::Result<Vec<String>> {
+        let key_file = self.dir.path().join(format!("wallet-{i}.key"));
+        std::fs::write(&key_file, &self.anvil.keys()[i])?;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600))?;
+        Ok(vec![
+            "--eth-provider".into(),
+            endpoint.into(),
+            "--eth-private-key-file".into(),
+            key_file.display().to_string(),
+            "--marketplace-address".into(),
+            format!("{:#x}", self.deployment.marketplace),
+            "--prover-key".into(),
+            self.prover_key.display().to_string(),
+            "--log-level".into(),
+            "info,vellum::market=debug,vellum::chain=debug".into(),
+        ])
+    }
+
+    /// A data directory for a node.
+    pub(crate) fn node_dir(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+fn signer(anvil: &Anvil, i: usize) -> PrivateKeySigner {
+    anvil.keys()[i].parse().expect("dev key")
+}
+
+fn provider(anvil: &Anvil, i: usize) -> DynProvider {
+    let url = anvil.endpoint().parse().expect("url");
+    ProviderBuilder::new().wallet(signer(anvil, i)).connect_http(url).erased()
+}
+
+/// A TCP proxy to the chain endpoint that a test can cut (connections dropped, new ones refused)
+/// and restore.
+pub(crate) struct Proxy {
+    pub(crate) endpoint: String,
+    up: Arc<AtomicBool>,
+    cut: watch::Sender<u64>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Listens on a free loopback port and forwards to `target` (`host:port`).
+    pub(crate) async fn start(target: String) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let endpoint = format!("http://{}", listener.local_addr()?);
+        let up = Arc::new(AtomicBool::new(true));
+        let (cut, _) = watch::channel(0u64);
+        let (up2, cut2) = (Arc::clone(&up), cut.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !up2.load(Ordering::Acquire) {
+                    continue; // dropped: the connection closes at once
+                }
+                let target = target.clone();
+                let mut cut = cut2.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Ok(Self { endpoint, up, cut, _task: task })
+    }
+
+    /// Drops every connection and refuses new ones until [`Proxy::restore`].
+    pub(crate) fn cut(&self) {
+        self.up.store(false, Ordering::Release);
+        self.cut.send_modify(|n| *n += 1);
+    }
+
+    /// Forwards again.
+    pub(crate) fn restore(&self) {
+        self.up.store(true, Ordering::Release);
+    }
+}
+
+/// Anvil's `host:port`.
+pub(crate) fn anvil_address(anvil: &Anvil) -> String {
+    anvil.endpoint().trim_start_matches("http://").to_owned()
+}
+
+/// Reads a JSON body or fails with the status and text.
+pub(crate) async fn json(resp: reqwest::Response) -> anyhow::Result<serde_json::Value> {
+    let status = resp.status();
+    let text = resp.text().await?;
+    anyhow::ensure!(status.is_success(), "{status}: {text}");
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// Whether `path` contains `needle`.
+pub(crate) fn file_contains(path: &Path, needle: &str) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|t| t.contains(needle))
+}

@@ -1,0 +1,273 @@
+//! Storage requests end to end on anvil: a client and four hosts (K = 2, M = 2), six-second
+//! periods, a proof required every period. The request starts, every slot is filled and proven
+//! at least three times, the request finishes, hosts are paid and the client refunded to the
+//! unit. Along the way one host is killed and restarted (it resumes proving its slot without
+//! fetching it again, and misses no period in which it was up), and another loses its chain
+//! endpoint for two periods (it keeps serving, logs the outage, and proves again once the
+//! endpoint is back). Bad requests are refused with a reason.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use alloy::primitives::{B256, U256};
+use alloy::providers::Provider;
+use alloy::rpc::types::Filter;
+use alloy::sol_types::SolEvent;
+use contracts::Marketplace;
+use vellum_tests::{TestNode, test_bytes};
+
+use crate::market_net::{MarketNet, PERIOD, Proxy, SHAPE, anvil_address, file_contains, json};
+
+const PRICE: u128 = 3;
+const COLLATERAL_PER_BYTE: u128 = 2;
+const DURATION: u64 = 96;
+
+async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await.unwrap_or(false) {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn chain_time(net: &MarketNet) -> anyhow::Result<u64> {
+    let block = net.deployer.get_block_by_number(alloy::eips::BlockNumberOrTag::Latest).await?;
+    Ok(block.map(|b| b.header.timestamp).unwrap_or_default())
+}
+
+async fn offer(host: &TestNode) -> anyhow::Result<()> {
+    let body = serde_json::json!({
+        "totalSize": 1 << 20,
+        "duration": 3600,
+        "minPricePerBytePerSecond": "1",
+        "totalCollateral": "1000000000",
+    });
+    let resp = host.http.post(format!("{}/sales/availability", host.process.api)).json(&body).send().await?;
+    anyhow::ensure!(resp.status() == 201, "availability: {} {}", resp.status(), resp.text().await?);
+    Ok(())
+}
+
+/// Periods in which each slot's proof was accepted, from the chain's logs.
+async fn proofs_by_slot(net: &MarketNet) -> anyhow::Result<BTreeMap<B256, BTreeSet<u64>>> {
+    let filter = Filter::new()
+        .address(net.deployment.marketplace)
+        .event_signature(Marketplace::ProofSubmitted::SIGNATURE_HASH)
+        .from_block(0u64);
+    let mut out: BTreeMap<B256, BTreeSet<u64>> = BTreeMap::new();
+    for log in net.deployer.get_logs(&filter).await? {
+        let decoded = log.log_decode::<Marketplace::ProofSubmitted>()?;
+        out.entry(decoded.inner.data.slotId).or_default().insert(decoded.inner.data.period.to::<u64>());
+    }
+    Ok(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_hosts_fill_prove_survive_restart_and_outage_and_are_paid() -> anyhow::Result<()> {
+    tokio::time::timeout(Duration::from_secs(400), scenario()).await?
+}
+
+async fn scenario() -> anyhow::Result<()> {
+    let net = MarketNet::start().await?;
+    let slot_size = SHAPE.slot_cells() * SHAPE.cell_size as u64;
+    let payment = U256::from(4 * u128::from(slot_size) * PRICE * u128::from(DURATION));
+    let collateral = U256::from(u128::from(slot_size) * COLLATERAL_PER_BYTE);
+    let client_budget = payment * U256::from(2);
+    net.fund(1, client_budget).await?;
+    for h in 2..6 {
+        net.fund(h, collateral * U256::from(3)).await?;
+    }
+
+    // The client; hosts bootstrap from it. Host 2 talks to the chain through a proxy.
+    let client = TestNode::start(&net.node_dir("client"), &strs(&net.node_flags(1, &net.anvil.endpoint())?))?;
+    let proxy = Proxy::start(anvil_address(&net.anvil)).await?;
+    let mut hosts = Vec::new();
+    let mut host_flags = Vec::new();
+    let logs: Vec<_> = (0..4).map(|i| net.node_dir(&format!("host{i}.log"))).collect();
+    for i in 0..4 {
+        let endpoint = if i == 1 { proxy.endpoint.clone() } else { net.anvil.endpoint() };
+        let spr = client.info().await?["spr"].as_str().unwrap_or_default().to_owned();
+        let mut flags = net.node_flags(2 + i, &endpoint)?;
+        flags.extend(["--bootstrap-node".into(), spr]);
+        let host = TestNode::start_logged(&net.node_dir(&format!("host{i}")), &strs(&flags), Some(&logs[i]))?;
+        offer(&host).await?;
+        host_flags.push(flags);
+        hosts.push(host);
+    }
+
+    // The client stores 6,000 bytes: K = 2 data slots of 4 KiB (padded), M = 2 parity slots.
+    let data = test_bytes(6_000, 42);
+    let cid = client.upload(data.clone()).await?;
+    let body = serde_json::json!({
+        "duration": DURATION, "pricePerBytePerSecond": PRICE.to_string(), "proofProbability": "1",
+        "collateralPerByte": COLLATERAL_PER_BYTE.to_string(), "expiry": 40, "nodes": 4, "tolerance": 2,
+    });
+    let asked = Instant::now();
+    let resp = client.http.post(format!("{}/storage/request/{cid}", client.process.api)).json(&body).send().await?;
+    let status = resp.status();
+    let request_id = resp.text().await?;
+    anyhow::ensure!(status == 200, "storage request: {status} {request_id}");
+    let purchase_path = format!("/storage/purchases/{request_id}");
+    let state = |p: serde_json::Value| p["state"].as_str().unwrap_or_default().to_owned();
+    wait_for("the request to start", Duration::from_secs(60), || async {
+        Ok(state(json(client.get(&purchase_path).await?).await?) == "started")
+    })
+    .await?;
+    let started_after = asked.elapsed();
+    eprintln!("request to started: {started_after:?}");
+    let ids: Vec<B256> = json(client.get("/storage/purchases").await?).await?.as_array().map_or(vec![], |a| {
+        a.iter().filter_map(|v| v.as_str()?.parse().ok()).collect()
+    });
+    anyhow::ensure!(ids.len() == 1, "one purchase listed");
+    let request_id_word: B256 = request_id.parse()?;
+    let market = net.market();
+    let slot_ids: Vec<B256> = futures::future::try_join_all((0..4u64).map(|i| {
+        let market = market.clone();
+        async move { market.slotId(request_id_word, i).call().await }
+    }))
+    .await?;
+
+    // Which host holds which slot.
+    let mut holder = BTreeMap::new();
+    for (i, host) in hosts.iter().enumerate() {
+        let slots = json(host.get("/sales/slots").await?).await?;
+        let list = slots.as_array().cloned().unwrap_or_default();
+        anyhow::ensure!(list.len() == 1, "host {i} holds {} slots", list.len());
+        let id: B256 = list[0]["id"].as_str().unwrap_or_default().parse()?;
+        holder.insert(i, id);
+    }
+    anyhow::ensure!(holder.values().collect::<BTreeSet<_>>().len() == 4, "each host holds its own slot");
+
+    // Host 0 is killed for a period and restarted with the same data dir.
+    wait_for("a first periodic proof", Duration::from_secs(30), || async {
+        Ok(proofs_by_slot(&net).await?.values().any(|p| !p.is_empty()))
+    })
+    .await?;
+    hosts[0].process.kill();
+    tokio::time::sleep(Duration::from_secs(PERIOD)).await;
+    let restarted = TestNode::start_logged(&net.node_dir("host0"), &strs(&host_flags[0]), Some(&logs[0]))?;
+    let back_period = chain_time(&net).await? / PERIOD;
+    hosts[0] = restarted;
+
+    // Host 1's endpoint goes away for two periods; the node keeps serving its data.
+    proxy.cut();
+    let cut_period = chain_time(&net).await? / PERIOD;
+    tokio::time::sleep(Duration::from_secs(2 * PERIOD)).await;
+    let info = hosts[1].info().await?;
+    anyhow::ensure!(info["id"].is_string(), "host 1 serves its API during the outage");
+    wait_for("host 1 to log the outage", Duration::from_secs(10), || async {
+        Ok(file_contains(&logs[1], "chain endpoint unreachable"))
+    })
+    .await?;
+    proxy.restore();
+    let restored_period = chain_time(&net).await? / PERIOD;
+
+    // The request runs to its end; the client withdraws.
+    wait_for("the request to finish and the client to withdraw", Duration::from_secs(DURATION + 60), || async {
+        let p = json(client.get(&purchase_path).await?).await?;
+        Ok(state(p.clone()) == "finished" && p["refunded"].is_string())
+    })
+    .await?;
+    for (i, host) in hosts.iter().enumerate() {
+        let slot = format!("{:#x}", holder[&i]);
+        wait_for("the host's payout", Duration::from_secs(30), || async {
+            let agent = json(host.get(&format!("/sales/slots/{slot}")).await?).await?;
+            Ok(agent["state"] == "SaleFinished")
+        })
+        .await?;
+    }
+    anyhow::ensure!(file_contains(&logs[1], "chain endpoint reachable again"), "host 1 logs the endpoint's return");
+
+    // Proofs: every slot at least three; the restarted host proved every period after its
+    // restart, the cut-off host every period after the endpoint came back.
+    let (_, ends_at, _) = market.requestTimes(request_id_word).call().await?.into();
+    let last_period = (ends_at - 1) / PERIOD;
+    let proofs = proofs_by_slot(&net).await?;
+    for id in &slot_ids {
+        let n = proofs.get(id).map_or(0, BTreeSet::len);
+        anyhow::ensure!(n >= 3, "slot {id} has {n} accepted proofs");
+    }
+    let after = |slot: &B256, from: u64| -> Vec<u64> {
+        (from..last_period).filter(|p| !proofs.get(slot).is_some_and(|s| s.contains(p))).collect()
+    };
+    let missing0 = after(&holder[&0], back_period + 1);
+    anyhow::ensure!(missing0.is_empty(), "the restarted host missed periods {missing0:?}");
+    let missing1 = after(&holder[&1], restored_period + 1);
+    anyhow::ensure!(missing1.is_empty(), "host 1 missed periods {missing1:?} after the endpoint returned");
+    anyhow::ensure!(
+        (cut_period + 1..restored_period).any(|p| !proofs[&holder[&1]].contains(&p)),
+        "host 1 could not have proven while cut off"
+    );
+
+    // Money, to the unit: each host earned pps·(end − fill), the client paid that sum.
+    let pps = U256::from(u128::from(slot_size) * PRICE);
+    let mut earned_total = U256::ZERO;
+    for (i, slot) in &holder {
+        let filled_at = market.slotFilledAt(*slot).call().await?;
+        let earned = pps * (U256::from(ends_at) - filled_at);
+        earned_total += earned;
+        let balance = net.balance(net.address(2 + i)).await?;
+        anyhow::ensure!(balance == collateral * U256::from(3) + earned, "host {i}: {balance}");
+    }
+    let client_balance = net.balance(net.address(1)).await?;
+    anyhow::ensure!(client_balance == client_budget - earned_total, "client: {client_balance}");
+    anyhow::ensure!(net.balance(net.deployment.marketplace).await? == U256::ZERO, "the marketplace keeps nothing");
+    Ok(())
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Requests that cannot work are refused with the reason, before anything is paid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_storage_requests_are_refused_with_a_reason() -> anyhow::Result<()> {
+    let net = MarketNet::start().await?;
+    net.fund(1, U256::from(10u64).pow(U256::from(30u64))).await?;
+    let client = TestNode::start(&net.node_dir("client"), &strs(&net.node_flags(1, &net.anvil.endpoint())?))?;
+    let cid = client.upload(test_bytes(6_000, 1)).await?;
+    let tiny = client.upload(test_bytes(100, 2)).await?;
+    let huge = client.upload(test_bytes(3 * 4096 + 1, 3)).await?;
+    let good = serde_json::json!({
+        "duration": 600, "pricePerBytePerSecond": "1", "proofProbability": "1",
+        "collateralPerByte": "1", "expiry": 60, "nodes": 4, "tolerance": 2,
+    });
+    let with = |k: &str, v: serde_json::Value| {
+        let mut b = good.clone();
+        b[k] = v;
+        b
+    };
+    let cases: Vec<(&str, &str, serde_json::Value, &str)> = vec![
+        ("nodes ≤ tolerance", &cid, with("nodes", 2.into()), "greater than tolerance"),
+        ("no tolerance", &cid, with("tolerance", 0.into()), "tolerance must be at least 1"),
+        ("K + M beyond the proof's slots", &cid, with("nodes", 9.into()), "beyond"),
+        ("dataset too small", &tiny, good.clone(), "too small"),
+        ("dataset too large", &huge, with("nodes", 3.into()), "too large"),
+        ("zero price", &cid, with("pricePerBytePerSecond", "0".into()), "pricePerBytePerSecond"),
+        ("expiry after duration", &cid, with("expiry", 600.into()), "less than duration"),
+        ("repair threshold above tolerance", &cid, with("repairThreshold", 3.into()), "repairThreshold"),
+        ("proof probability zero", &cid, with("proofProbability", "0".into()), "proofProbability"),
+    ];
+    for (what, target, body, needle) in cases {
+        let resp = client.http.post(format!("{}/storage/request/{target}", client.process.api)).json(&body).send().await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        anyhow::ensure!(status == 422, "{what}: {status} {text}");
+        anyhow::ensure!(text.contains(needle), "{what}: {text}");
+    }
+    // malformed JSON and unknown CIDs
+    let resp = client.http.post(format!("{}/storage/request/{cid}", client.process.api)).body("{").send().await?;
+    anyhow::ensure!(resp.status() == 400, "malformed JSON: {}", resp.status());
+    let resp = client.http.post(format!("{}/storage/request/zzz", client.process.api)).json(&good).send().await?;
+    anyhow::ensure!(resp.status() == 422 || resp.status() == 400, "bad CID: {}", resp.status());
+    let resp = client.get("/storage/purchases/0x1234").await?;
+    anyhow::ensure!(resp.status() == 400, "bad purchase id: {}", resp.status());
+    anyhow::ensure!(json(client.get("/storage/purchases").await?).await?.as_array().is_some_and(Vec::is_empty), "nothing was bought");
+    Ok(())
+}
