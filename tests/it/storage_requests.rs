@@ -90,12 +90,12 @@ async fn scenario() -> anyhow::Result<()> {
     let mut hosts = Vec::new();
     let mut host_flags = Vec::new();
     let logs: Vec<_> = (0..4).map(|i| net.node_dir(&format!("host{i}.log"))).collect();
-    for i in 0..4 {
+    for (i, log) in logs.iter().enumerate() {
         let endpoint = if i == 1 { proxy.endpoint.clone() } else { net.anvil.endpoint() };
         let spr = client.info().await?["spr"].as_str().unwrap_or_default().to_owned();
         let mut flags = net.node_flags(2 + i, &endpoint)?;
         flags.extend(["--bootstrap-node".into(), spr]);
-        let host = TestNode::start_logged(&net.node_dir(&format!("host{i}")), &strs(&flags), Some(&logs[i]))?;
+        let host = TestNode::start_logged(&net.node_dir(&format!("host{i}")), &strs(&flags), Some(log))?;
         offer(&host).await?;
         host_flags.push(flags);
         hosts.push(host);
@@ -121,9 +121,10 @@ async fn scenario() -> anyhow::Result<()> {
     .await?;
     let started_after = asked.elapsed();
     eprintln!("request to started: {started_after:?}");
-    let ids: Vec<B256> = json(client.get("/storage/purchases").await?).await?.as_array().map_or(vec![], |a| {
-        a.iter().filter_map(|v| v.as_str()?.parse().ok()).collect()
-    });
+    let ids: Vec<B256> = json(client.get("/storage/purchases").await?)
+        .await?
+        .as_array()
+        .map_or(vec![], |a| a.iter().filter_map(|v| v.as_str()?.parse().ok()).collect());
     anyhow::ensure!(ids.len() == 1, "one purchase listed");
     let request_id_word: B256 = request_id.parse()?;
     let market = net.market();
@@ -183,6 +184,8 @@ async fn scenario() -> anyhow::Result<()> {
         .await?;
     }
     anyhow::ensure!(file_contains(&logs[1], "chain endpoint reachable again"), "host 1 logs the endpoint's return");
+    let fetched = std::fs::read_to_string(&logs[0])?.matches("slot fetched and checked").count();
+    anyhow::ensure!(fetched == 1, "the restarted host fetched its slot {fetched} times");
 
     // Proofs: every slot at least three; the restarted host proved every period after its
     // restart, the cut-off host every period after the endpoint came back.
@@ -255,7 +258,8 @@ async fn bad_storage_requests_are_refused_with_a_reason() -> anyhow::Result<()> 
         ("proof probability zero", &cid, with("proofProbability", "0".into()), "proofProbability"),
     ];
     for (what, target, body, needle) in cases {
-        let resp = client.http.post(format!("{}/storage/request/{target}", client.process.api)).json(&body).send().await?;
+        let resp =
+            client.http.post(format!("{}/storage/request/{target}", client.process.api)).json(&body).send().await?;
         let status = resp.status();
         let text = resp.text().await?;
         anyhow::ensure!(status == 422, "{what}: {status} {text}");
@@ -268,6 +272,9 @@ async fn bad_storage_requests_are_refused_with_a_reason() -> anyhow::Result<()> 
     anyhow::ensure!(resp.status() == 422 || resp.status() == 400, "bad CID: {}", resp.status());
     let resp = client.get("/storage/purchases/0x1234").await?;
     anyhow::ensure!(resp.status() == 400, "bad purchase id: {}", resp.status());
-    anyhow::ensure!(json(client.get("/storage/purchases").await?).await?.as_array().is_some_and(Vec::is_empty), "nothing was bought");
+    anyhow::ensure!(
+        json(client.get("/storage/purchases").await?).await?.as_array().is_some_and(Vec::is_empty),
+        "nothing was bought"
+    );
     Ok(())
 }

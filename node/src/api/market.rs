@@ -11,9 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use super::{ApiError, AppState, ErrorBody};
-use crate::market::types::{
-    Availability, AvailabilityInput, Purchase, SlotAgent, SlotInfo, StorageRequestCreation,
-};
+use crate::market::types::{Availability, AvailabilityInput, Purchase, SlotAgent, SlotInfo, StorageRequestCreation};
 use crate::market::{Market, MarketError};
 
 fn market(state: &AppState) -> Result<Arc<Market>, ApiError> {
@@ -30,7 +28,9 @@ impl From<MarketError> for ApiError {
         match e {
             MarketError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m),
             MarketError::NotFound(m) => ApiError::not_found(m),
-            MarketError::Chain(c) if c.is_unreachable() => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, c.to_string()),
+            MarketError::Chain(c) if c.is_unreachable() => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, c.to_string())
+            }
             MarketError::Chain(c) => ApiError::new(StatusCode::BAD_GATEWAY, c.to_string()),
             MarketError::Local(m) => ApiError::internal(m),
         }
@@ -78,7 +78,10 @@ pub(super) async fn purchases(State(state): State<AppState>) -> Result<Json<Vec<
               (status = 400, description = "Invalid id", body = ErrorBody),
               (status = 404, description = "No such purchase", body = ErrorBody),
               (status = 503, description = "Persistence not enabled", body = ErrorBody)))]
-pub(super) async fn purchase(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Purchase>, ApiError> {
+pub(super) async fn purchase(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Purchase>, ApiError> {
     let market = market(&state)?;
     if crate::market::types::is_id(&id) {
         market.purchase(&id).map(Json).ok_or_else(|| ApiError::not_found(format!("no purchase {id}")))
@@ -147,7 +150,10 @@ pub(super) async fn slots(State(state): State<AppState>) -> Result<Json<Vec<Slot
               (status = 400, description = "Invalid slot id", body = ErrorBody),
               (status = 404, description = "No sale for this slot", body = ErrorBody),
               (status = 503, description = "Persistence not enabled", body = ErrorBody)))]
-pub(super) async fn slot(State(state): State<AppState>, Path(slot_id): Path<String>) -> Result<Json<SlotAgent>, ApiError> {
+pub(super) async fn slot(
+    State(state): State<AppState>,
+    Path(slot_id): Path<String>,
+) -> Result<Json<SlotAgent>, ApiError> {
     let market = market(&state)?;
     if !crate::market::types::is_id(&slot_id) {
         return Err(ApiError::bad_request(format!("invalid slot id {slot_id:?}")));

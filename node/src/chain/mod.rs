@@ -344,7 +344,10 @@ impl Chain {
                 Err(e) => {
                     let m = e.to_string();
                     self.0.health.failed(&self.0.endpoint, &m);
-                    Err(ChainError::Unreachable { call: what, reason: format!("transaction {hash} sent, no receipt: {m}") })
+                    Err(ChainError::Unreachable {
+                        call: what,
+                        reason: format!("transaction {hash} sent, no receipt: {m}"),
+                    })
                 }
             };
         }

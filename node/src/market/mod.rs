@@ -132,15 +132,18 @@ impl Market {
             .map_err(|e| MarketError::Local(e.to_string()))?
             .map_err(|e| MarketError::Local(format!("prover key {}: {e}", config.prover_key.display())))?;
         let shape = keys.shape;
-        let prover = Arc::new(tokio::task::spawn_blocking(move || Prover::new(keys)).await.map_err(|e| {
-            MarketError::Local(e.to_string())
-        })?);
+        let prover = Arc::new(
+            tokio::task::spawn_blocking(move || Prover::new(keys))
+                .await
+                .map_err(|e| MarketError::Local(e.to_string()))?,
+        );
         let chain = Chain::connect(&config.chain).await?;
         let dir = data_dir.join("market");
         let purchase_records = RecordDir::open(&dir.join("purchases"))?;
         let availability_records = RecordDir::open(&dir.join("availabilities"))?;
         let sale_records = RecordDir::open(&dir.join("sales"))?;
-        let purchases = purchase_records.load_all::<Purchase>()?.into_iter().map(|p| (p.request_id.clone(), p)).collect();
+        let purchases =
+            purchase_records.load_all::<Purchase>()?.into_iter().map(|p| (p.request_id.clone(), p)).collect();
         let availabilities = availability_records.load_all::<Availability>()?;
         let sales = sale_records.load_all::<SaleRecord>()?.into_iter().map(|s| (s.slot_id, s)).collect();
         let market = Arc::new(Self {

@@ -57,8 +57,8 @@ impl Market {
             let slot = DiskSlot::open(&cells, &tree, shape.cell_size, shape.slot_cells()).map_err(|e| e.to_string())?;
             let entropy = prover::entropy_from_block_hash(&entropy.to_be_bytes::<32>());
             let root = circuits::dataset_root(&roots);
-            let inputs =
-                build_inputs(&shape, &slot, dataset_path(&roots, index), root, entropy, index).map_err(|e| e.to_string())?;
+            let inputs = build_inputs(&shape, &slot, dataset_path(&roots, index), root, entropy, index)
+                .map_err(|e| e.to_string())?;
             let proof = prover.prove(&inputs).map_err(|e| e.to_string())?;
             Ok(contracts::proof_words(&EvmProof::new(&proof)))
         })
@@ -75,16 +75,18 @@ impl Market {
         Ok((period, self.prove_with(sale, entropy).await?))
     }
 
-    /// Collects the payout of a slot whose request ended.
-    async fn payout(&self, sale: &mut SaleRecord) -> Result<(), MarketError> {
+    /// Collects the payout of a slot whose request ended (`cancelled`: before it started).
+    async fn payout(&self, sale: &mut SaleRecord, cancelled: bool) -> Result<(), MarketError> {
         let m = self.chain.market();
         let amount = self.chain.read("slotPayout", m.slotPayout(sale.slot_id)).await.unwrap_or_default();
         match self.chain.send("freeSlot", m.freeSlot(sale.slot_id)).await {
-            Ok(_) => info!(target: LOG, slot = %id_hex(&sale.slot_id), %amount, proofs = sale.proofs_submitted, "slot freed and paid"),
+            Ok(_) => {
+                info!(target: LOG, slot = %id_hex(&sale.slot_id), %amount, proofs = sale.proofs_submitted, "slot freed and paid")
+            }
             Err(e) if e.revert_reason() == Some("AlreadyPaid") => {}
             Err(e) => return Err(e.into()),
         }
-        sale.state = SaleState::SaleFinished;
+        sale.state = if cancelled { SaleState::Cancelled } else { SaleState::Finished };
         self.save_sale(sale);
         let collateral = parse_amount(&sale.collateral).unwrap_or(0);
         self.draw_back(sale, collateral);
@@ -106,7 +108,7 @@ pub(super) async fn run(market: Arc<Market>) {
         let sales: Vec<SaleRecord> = market
             .sales_snapshot()
             .into_iter()
-            .filter(|s| matches!(s.state, SaleState::SaleProving | SaleState::SalePayout))
+            .filter(|s| matches!(s.state, SaleState::Proving | SaleState::Payout))
             .collect();
         if sales.is_empty() {
             continue;
@@ -117,10 +119,12 @@ pub(super) async fn run(market: Arc<Market>) {
         if anchored_for != Some(period) {
             // Keep the next period enforceable even when no validator is around.
             match market.chain.read("periodSeed", m.periodSeed(U256::from(period + 1))).await {
-                Ok(s) if s.anchorBlock == U256::ZERO => match market.chain.send("anchorPeriods", m.anchorPeriods()).await {
-                    Ok(_) => anchored_for = Some(period),
-                    Err(e) => debug!(target: LOG, error = %e, "anchoring failed"),
-                },
+                Ok(s) if s.anchorBlock == U256::ZERO => {
+                    match market.chain.send("anchorPeriods", m.anchorPeriods()).await {
+                        Ok(_) => anchored_for = Some(period),
+                        Err(e) => debug!(target: LOG, error = %e, "anchoring failed"),
+                    }
+                }
                 Ok(_) => anchored_for = Some(period),
                 Err(e) => debug!(target: LOG, error = %e, "seed not read"),
             }
@@ -142,19 +146,20 @@ async fn step(
     ahead: &mut HashMap<(B256, u64), [U256; 8]>,
 ) -> Result<(), MarketError> {
     let m = market.chain.market();
-    if sale.state == SaleState::SalePayout {
-        return market.payout(sale).await;
+    if sale.state == SaleState::Payout {
+        let state = market.chain.read("requestState", m.requestState(sale.request_id)).await?;
+        return market.payout(sale, state == 3).await;
     }
     if checked.get(&sale.slot_id) != Some(&period) {
         let state = market.chain.read("requestState", m.requestState(sale.request_id)).await?;
         if matches!(state, 3..=5) {
-            sale.state = SaleState::SalePayout;
+            sale.state = SaleState::Payout;
             market.save_sale(sale);
-            return market.payout(sale).await;
+            return market.payout(sale, state == 3).await;
         }
         if market.chain.read("getHost", m.getHost(sale.slot_id)).await? != market.chain.address() {
             warn!(target: LOG, slot = %id_hex(&sale.slot_id), "slot lost");
-            sale.state = SaleState::SaleFailed;
+            sale.state = SaleState::Failed;
             sale.error = Some("the slot was taken from this host after missed proofs".into());
             market.save_sale(sale);
             market.draw_back(sale, 0);

@@ -53,7 +53,9 @@ impl Market {
         }
         let max = self.shape.max_slots().min(u64::from(u16::MAX));
         if nodes > max {
-            return Err(invalid(format!("nodes = K + M = {nodes} is beyond the {max} slots a storage proof can address")));
+            return Err(invalid(format!(
+                "nodes = K + M = {nodes} is beyond the {max} slots a storage proof can address"
+            )));
         }
         let (k, m) = ((nodes - tolerance) as usize, tolerance as usize);
         let cell = self.shape.cell_size as u64;
@@ -74,9 +76,9 @@ impl Market {
                 self.slot_size()
             )));
         }
-        let price = parse_amount(&body.price_per_byte_per_second)
-            .filter(|p| *p > 0)
-            .ok_or_else(|| invalid("pricePerBytePerSecond must be a positive whole number of tokens (decimal string)"))?;
+        let price = parse_amount(&body.price_per_byte_per_second).filter(|p| *p > 0).ok_or_else(|| {
+            invalid("pricePerBytePerSecond must be a positive whole number of tokens (decimal string)")
+        })?;
         let collateral = parse_amount(&body.collateral_per_byte)
             .ok_or_else(|| invalid("collateralPerByte must be a whole number of tokens (decimal string)"))?;
         let probability = parse_amount(&body.proof_probability)
@@ -93,7 +95,10 @@ impl Market {
         }
         let max_expiry = self.chain.params().max_request_expiry;
         if body.expiry > max_expiry {
-            return Err(invalid(format!("expiry ({}) exceeds the marketplace's limit of {max_expiry} seconds", body.expiry)));
+            return Err(invalid(format!(
+                "expiry ({}) exceeds the marketplace's limit of {max_expiry} seconds",
+                body.expiry
+            )));
         }
         if body.repair_threshold == 0 || body.repair_threshold > tolerance {
             return Err(invalid(format!(
@@ -158,9 +163,9 @@ impl Market {
             verification.verify_root.as_slice().try_into().map_err(|_| MarketError::Local("verify root".into()))?,
         )
         .ok_or_else(|| MarketError::Local("verify root is not a field element".into()))?;
-        for announced in std::iter::once(protected_cid.clone()).chain(
-            (0..verification.slot_cids.len()).filter_map(|i| crate::slots::slot_cid(&protected, i).ok()),
-        ) {
+        for announced in std::iter::once(protected_cid)
+            .chain((0..verification.slot_cids.len()).filter_map(|i| crate::slots::slot_cid(&protected, i).ok()))
+        {
             if let Err(e) = self.net.provide(&announced).await {
                 warn!(target: LOG, cid = %announced, error = %e, "could not announce");
             }
@@ -175,7 +180,10 @@ impl Market {
             client: self.chain.address(),
             expiry: checked.expiry,
             ask: checked.ask.clone(),
-            content: Content { cid: Bytes::from(protected_cid.to_string().into_bytes()), merkleRoot: fr_word(&verify_root) },
+            content: Content {
+                cid: Bytes::from(protected_cid.to_string().into_bytes()),
+                merkleRoot: fr_word(&verify_root),
+            },
             nonce: B256::from(rand::random::<[u8; 32]>()),
         };
         let market = self.chain.market();
@@ -245,15 +253,18 @@ pub(super) fn request_json(id: &B256, r: &Request) -> StorageRequest {
 }
 
 fn terminal(state: &str) -> bool {
-    matches!(state, "cancelled" | "finished" | "failed" | "errored") 
+    matches!(state, "cancelled" | "finished" | "failed" | "errored")
 }
 
 /// Follows every purchase that has not ended; withdraws the client's funds once it has.
 pub(super) async fn watch(market: Arc<Market>) {
     loop {
         tokio::time::sleep(super::TICK).await;
-        let open: Vec<Purchase> =
-            lock(&market.purchases).values().filter(|p| !terminal(&p.state) || p.refunded.is_none() && p.state != "errored").cloned().collect();
+        let open: Vec<Purchase> = lock(&market.purchases)
+            .values()
+            .filter(|p| !terminal(&p.state) || p.refunded.is_none() && p.state != "errored")
+            .cloned()
+            .collect();
         for mut p in open {
             let Some(id) = super::words::parse_id(&p.request_id) else { continue };
             let m = market.chain.market();

@@ -54,9 +54,10 @@ impl RecordDir {
             if path.extension().is_none_or(|e| e != "json") {
                 continue;
             }
-            match fs::read(&path).map_err(std::io::Error::other).and_then(|b| {
-                serde_json::from_slice::<T>(&b).map_err(std::io::Error::other)
-            }) {
+            match fs::read(&path)
+                .map_err(std::io::Error::other)
+                .and_then(|b| serde_json::from_slice::<T>(&b).map_err(std::io::Error::other))
+            {
                 Ok(v) => out.push(v),
                 Err(e) => warn!(target: LOG, path = %path.display(), error = %e, "skipping unreadable record"),
             }

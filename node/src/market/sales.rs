@@ -27,28 +27,21 @@ use crate::content::ContentId;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SaleState {
     /// Reserved; fetching and checking the slot.
-    SaleDownloading,
+    Downloading,
     /// Slot held and checked; filling it on chain.
-    SaleFilling,
+    Filling,
     /// Filled; proving every period that requires it.
-    SaleProving,
+    Proving,
     /// The request ended; collecting the payout.
-    SalePayout,
+    Payout,
     /// Paid out.
-    SaleFinished,
+    Finished,
     /// The slot was lost or the request failed and nothing is owed.
-    SaleFailed,
-    /// The request expired before it started (collateral returned by the payout).
-    SaleCancelled,
+    Failed,
+    /// The request expired before it started; collateral and pay for the time held returned.
+    Cancelled,
     /// Gave up on this slot (another host took it, or it could not be fetched or checked).
-    SaleErrored,
-}
-
-impl SaleState {
-    /// Whether nothing more will happen.
-    pub fn is_final(self) -> bool {
-        matches!(self, SaleState::SaleFinished | SaleState::SaleFailed | SaleState::SaleErrored)
-    }
+    Errored,
 }
 
 /// One sale, as persisted.
@@ -86,7 +79,7 @@ impl SaleRecord {
             slot_index: self.slot_index,
             request_id: id_hex(&self.request_id),
             request: self.request.clone(),
-            state: format!("{:?}", self.state),
+            state: format!("Sale{:?}", self.state),
             proofs_submitted: self.proofs_submitted,
             error: self.error.clone(),
         }
@@ -104,7 +97,8 @@ impl Market {
     pub fn add_availability(&self, input: AvailabilityInput) -> Result<Availability, MarketError> {
         let total_size = input.total_size.filter(|s| *s > 0).ok_or_else(|| invalid("totalSize must be positive"))?;
         let duration = input.duration.filter(|d| *d > 0).ok_or_else(|| invalid("duration must be positive"))?;
-        let price = input.min_price_per_byte_per_second.ok_or_else(|| invalid("minPricePerBytePerSecond is required"))?;
+        let price =
+            input.min_price_per_byte_per_second.ok_or_else(|| invalid("minPricePerBytePerSecond is required"))?;
         parse_amount(&price).ok_or_else(|| invalid("minPricePerBytePerSecond must be a decimal string"))?;
         let collateral = input.total_collateral.ok_or_else(|| invalid("totalCollateral is required"))?;
         parse_amount(&collateral).ok_or_else(|| invalid("totalCollateral must be a decimal string"))?;
@@ -135,7 +129,8 @@ impl Market {
 
     /// Changes an availability; sizes and collateral already in use stay in use.
     pub fn update_availability(&self, id: &str, input: AvailabilityInput) -> Result<(), MarketError> {
-        let id = parse_id(id).map(|b| id_hex(&b)).ok_or_else(|| MarketError::Invalid("invalid availability id".into()))?;
+        let id =
+            parse_id(id).map(|b| id_hex(&b)).ok_or_else(|| MarketError::Invalid("invalid availability id".into()))?;
         let mut a = lock(&self.availabilities)
             .iter()
             .find(|a| a.id == id)
@@ -250,7 +245,7 @@ impl Market {
     pub fn active_slots(&self) -> Vec<SlotInfo> {
         lock(&self.sales)
             .values()
-            .filter(|s| matches!(s.state, SaleState::SaleFilling | SaleState::SaleProving | SaleState::SalePayout))
+            .filter(|s| matches!(s.state, SaleState::Filling | SaleState::Proving | SaleState::Payout))
             .map(|s| SlotInfo { id: id_hex(&s.slot_id), request: s.request.clone(), slot_index: s.slot_index })
             .collect()
     }
@@ -258,7 +253,10 @@ impl Market {
     /// One sale by slot id.
     pub fn slot_agent(&self, slot_id: &str) -> Result<SlotAgent, MarketError> {
         let id = parse_id(slot_id).ok_or_else(|| invalid("invalid slot id"))?;
-        lock(&self.sales).get(&id).map(SaleRecord::agent).ok_or_else(|| MarketError::NotFound(format!("no sale for slot {slot_id}")))
+        lock(&self.sales)
+            .get(&id)
+            .map(SaleRecord::agent)
+            .ok_or_else(|| MarketError::NotFound(format!("no sale for slot {slot_id}")))
     }
 
     /// Considers a request: when an availability takes it and no sale of ours is on it, tries
@@ -287,7 +285,11 @@ impl Market {
         for i in 0..slots {
             let index = (start + i) % slots;
             let slot_id = self.chain.read("slotId", m.slotId(request_id, index)).await?;
-            if !self.chain.read("canReserveSlot", m.canReserveSlot(request_id, index).from(self.chain.address())).await? {
+            if !self
+                .chain
+                .read("canReserveSlot", m.canReserveSlot(request_id, index).from(self.chain.address()))
+                .await?
+            {
                 continue;
             }
             let collateral = u128::from(request.ask.slotSize).saturating_mul(request.ask.collateralPerByte);
@@ -296,7 +298,7 @@ impl Market {
                 request_id,
                 slot_index: index,
                 request: request_json(&request_id, &request),
-                state: SaleState::SaleDownloading,
+                state: SaleState::Downloading,
                 availability_id: availability.id.clone(),
                 collateral: collateral.to_string(),
                 cells: None,
@@ -317,7 +319,7 @@ impl Market {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     warn!(target: LOG, request = %id_hex(&request_id), slot = index, error = %e, "sale abandoned");
-                    sale.state = SaleState::SaleErrored;
+                    sale.state = SaleState::Errored;
                     sale.error = Some(e.to_string());
                     self.save_sale(&sale);
                     self.draw(&availability.id, request.ask.slotSize, collateral, true);
@@ -333,17 +335,17 @@ impl Market {
     /// Fetches the slot, checks it, and fills it (resuming from the recorded step).
     pub(super) async fn download_and_fill(&self, sale: &mut SaleRecord, request: &Request) -> Result<(), MarketError> {
         let m = self.chain.market();
-        if sale.state == SaleState::SaleDownloading {
+        if sale.state == SaleState::Downloading {
             let (cells, tree) = self.fetch_slot(sale, request).await?;
             sale.cells = Some(cells);
             sale.tree = Some(tree);
-            sale.state = SaleState::SaleFilling;
+            sale.state = SaleState::Filling;
             self.save_sale(sale);
         }
-        if sale.state == SaleState::SaleFilling {
+        if sale.state == SaleState::Filling {
             // A restart between the fill's transaction and its record: the chain knows.
             if self.chain.read("getHost", m.getHost(sale.slot_id)).await? == self.chain.address() {
-                sale.state = SaleState::SaleProving;
+                sale.state = SaleState::Proving;
                 self.save_sale(sale);
                 return Ok(());
             }
@@ -357,7 +359,7 @@ impl Market {
                 let (period, proof) = self.prove_now(sale).await?;
                 match self.chain.send("fillSlot", m.fillSlot(sale.request_id, sale.slot_index, proof)).await {
                     Ok(_) => {
-                        sale.state = SaleState::SaleProving;
+                        sale.state = SaleState::Proving;
                         sale.last_proven_period = Some(period);
                         self.save_sale(sale);
                         info!(target: LOG, request = %id_hex(&sale.request_id), slot = sale.slot_index, "slot filled");
@@ -375,7 +377,8 @@ impl Market {
 
     /// Fetches slot `sale.slot_index` of the request's dataset and checks it.
     async fn fetch_slot(&self, sale: &SaleRecord, request: &Request) -> Result<(PathBuf, PathBuf), MarketError> {
-        let cid_text = String::from_utf8(request.content.cid.to_vec()).map_err(|_| invalid("request CID is not text"))?;
+        let cid_text =
+            String::from_utf8(request.content.cid.to_vec()).map_err(|_| invalid("request CID is not text"))?;
         let cid: ContentId = cid_text.parse().map_err(|e| invalid(format!("request CID {cid_text}: {e}")))?;
         let protected = self.fetcher.manifest(&cid).await.map_err(|e| MarketError::Local(e.to_string()))?;
         let (layout, verification) = crate::slots::layout_of(&protected)?;
@@ -392,7 +395,7 @@ impl Market {
         let index = sale.slot_index as usize;
         let slot_cid = crate::slots::slot_cid(&protected, index)?;
         let slot_manifest = self.fetcher.manifest(&slot_cid).await.map_err(|e| MarketError::Local(e.to_string()))?;
-        if let Some(job) = self.fetcher.fetch(slot_cid.clone(), slot_manifest).map_err(|e| MarketError::Local(e.to_string()))? {
+        if let Some(job) = self.fetcher.fetch(slot_cid, slot_manifest).map_err(|e| MarketError::Local(e.to_string()))? {
             job.finished().await.map_err(|e| MarketError::Local(format!("slot {index}: {e}")))?;
         }
         let tree = self.dir.join("trees").join(format!("{:x}.tree", sale.slot_id));
@@ -409,10 +412,11 @@ impl Market {
 /// Reads the marketplace's logs from the persisted cursor and considers every new request.
 pub(super) async fn follow(market: Arc<Market>, start_block: u64) {
     let cursor_file = market.dir.join("cursor");
-    let mut next = std::fs::read_to_string(&cursor_file).ok().and_then(|t| t.trim().parse::<u64>().ok()).unwrap_or(start_block);
+    let mut next =
+        std::fs::read_to_string(&cursor_file).ok().and_then(|t| t.trim().parse::<u64>().ok()).unwrap_or(start_block);
     // Sales cut short by a restart go on from their recorded step.
     for mut sale in market.sales_snapshot() {
-        if matches!(sale.state, SaleState::SaleDownloading | SaleState::SaleFilling) {
+        if matches!(sale.state, SaleState::Downloading | SaleState::Filling) {
             let m = market.chain.market();
             let request = match market.chain.read("getRequest", m.getRequest(sale.request_id)).await {
                 Ok(r) => r,
@@ -424,7 +428,7 @@ pub(super) async fn follow(market: Arc<Market>, start_block: u64) {
             let _turn = market.selling.lock().await;
             if let Err(e) = market.download_and_fill(&mut sale, &request).await {
                 warn!(target: LOG, slot = %id_hex(&sale.slot_id), error = %e, "resumed sale abandoned");
-                sale.state = SaleState::SaleErrored;
+                sale.state = SaleState::Errored;
                 sale.error = Some(e.to_string());
                 market.save_sale(&sale);
             }
