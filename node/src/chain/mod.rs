@@ -36,13 +36,15 @@ const ATTEMPTS: u32 = 5;
 const MAX_CONCURRENT_CALLS: usize = 8;
 /// How long a sent transaction may take to be mined.
 const RECEIPT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a sent transaction's receipt is asked for.
+const RECEIPT_POLL: Duration = Duration::from_millis(250);
 /// Blocks per `eth_getLogs` query.
 pub const LOG_RANGE: u64 = 2_000;
 
 /// Where the chain is and who we are on it.
 #[derive(Debug, Clone)]
 pub struct ChainConfig {
-    /// JSON-RPC endpoint (`http://…` or `https://…`).
+    /// JSON-RPC endpoint (`http(s)://…` or `ws(s)://…`).
     pub endpoint: String,
     /// File holding the wallet's private key (hex), mode 0600.
     pub key_file: PathBuf,
@@ -191,10 +193,16 @@ impl Chain {
         let address = signer.address();
         let endpoint_err = |reason: String| ChainError::Endpoint { endpoint: config.endpoint.clone(), reason };
         let url = config.endpoint.parse::<reqwest::Url>().map_err(|e| endpoint_err(e.to_string()))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(endpoint_err("only http:// and https:// endpoints are supported".into()));
-        }
-        let provider = ProviderBuilder::new().wallet(signer).connect_http(url).erased();
+        let provider = match url.scheme() {
+            "http" | "https" => ProviderBuilder::new().wallet(signer).connect_http(url).erased(),
+            "ws" | "wss" => ProviderBuilder::new()
+                .wallet(signer)
+                .connect_ws(alloy::providers::WsConnect::new(url.as_str()))
+                .await
+                .map_err(|e| endpoint_err(e.to_string()))?
+                .erased(),
+            other => return Err(endpoint_err(format!("unsupported scheme {other}: use http(s):// or ws(s)://"))),
+        };
         let mut chain = Inner {
             endpoint: config.endpoint.clone(),
             provider,
@@ -335,23 +343,40 @@ impl Chain {
                 },
             };
             let hash = *pending.tx_hash();
-            return match pending.with_timeout(Some(RECEIPT_TIMEOUT)).get_receipt().await {
+            return match self.receipt(hash).await {
                 Ok(receipt) if receipt.status() => {
                     debug!(target: LOG, call = what, %hash, gas_used = receipt.gas_used, "mined");
                     Ok(receipt)
                 }
                 Ok(_) => Err(ChainError::Reverted { call: what, reason: format!("transaction {hash} failed") }),
-                Err(e) => {
-                    let m = e.to_string();
-                    self.0.health.failed(&self.0.endpoint, &m);
-                    Err(ChainError::Unreachable {
-                        call: what,
-                        reason: format!("transaction {hash} sent, no receipt: {m}"),
-                    })
+                Err(reason) => {
+                    Err(ChainError::Unreachable { call: what, reason: format!("transaction {hash} sent: {reason}") })
                 }
             };
         }
         Err(ChainError::Unreachable { call: what, reason: last })
+    }
+
+    /// Polls for a transaction's receipt (our own polling: every failed poll counts against the
+    /// endpoint's health at once, where a subscription would wait silently).
+    async fn receipt(&self, hash: alloy::primitives::TxHash) -> Result<TransactionReceipt, String> {
+        let deadline = tokio::time::Instant::now() + RECEIPT_TIMEOUT;
+        let mut last = String::from("not mined in time");
+        while tokio::time::Instant::now() < deadline {
+            match self.0.provider.get_transaction_receipt(hash).await {
+                Ok(Some(receipt)) => {
+                    self.0.health.answered(&self.0.endpoint);
+                    return Ok(receipt);
+                }
+                Ok(None) => self.0.health.answered(&self.0.endpoint),
+                Err(e) => {
+                    last = e.to_string();
+                    self.0.health.failed(&self.0.endpoint, &last);
+                }
+            }
+            tokio::time::sleep(RECEIPT_POLL).await;
+        }
+        Err(last)
     }
 
     /// Retries a provider call (not a contract call) while the endpoint does not answer.

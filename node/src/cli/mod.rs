@@ -96,7 +96,7 @@ pub struct NodeArgs {
     /// Fault injection for tests: corrupt every block served to peers.
     #[arg(long, env = "VELLUM_FAULT_CORRUPT_SERVED_BLOCKS", hide = true)]
     pub fault_corrupt_served_blocks: bool,
-    /// Persistence mode: JSON-RPC endpoint of the chain holding the marketplace (http:// or https://).
+    /// Persistence mode: JSON-RPC endpoint of the chain holding the marketplace (http(s):// or ws(s)://).
     #[arg(long, env = "VELLUM_ETH_PROVIDER", value_name = "URL")]
     pub eth_provider: Option<String>,
     /// Persistence mode: file with the wallet's private key in hex; refused unless only its owner may read it.

@@ -53,6 +53,7 @@ impl Market {
         let shape = self.shape;
         let index = sale.slot_index;
         let _turn = self.proving.lock().await;
+        let started = std::time::Instant::now();
         let proof = tokio::task::spawn_blocking(move || -> Result<[U256; 8], String> {
             let slot = DiskSlot::open(&cells, &tree, shape.cell_size, shape.slot_cells()).map_err(|e| e.to_string())?;
             let entropy = prover::entropy_from_block_hash(&entropy.to_be_bytes::<32>());
@@ -65,6 +66,7 @@ impl Market {
         .await
         .map_err(|e| MarketError::Local(e.to_string()))?
         .map_err(MarketError::Local)?;
+        info!(target: LOG, slot = %id_hex(&sale.slot_id), ms = started.elapsed().as_millis() as u64, "proof made");
         Ok(proof)
     }
 

@@ -259,14 +259,20 @@ impl Market {
             .ok_or_else(|| MarketError::NotFound(format!("no sale for slot {slot_id}")))
     }
 
-    /// Considers a request: when an availability takes it and no sale of ours is on it, tries
-    /// its slots until one is filled.
-    async fn consider(&self, request_id: B256) -> Result<(), MarketError> {
-        if lock(&self.sales).values().any(|s| s.request_id == request_id) {
+    /// Considers a request (new, or with `repair` slots open for repair): when an availability
+    /// takes it and this node holds none of its slots, tries the slots until one is filled.
+    async fn consider(&self, request_id: B256, repair: Option<Vec<u64>>) -> Result<(), MarketError> {
+        let holding = |s: &SaleRecord| {
+            s.request_id == request_id
+                && (repair.is_none()
+                    || matches!(s.state, SaleState::Downloading | SaleState::Filling | SaleState::Proving))
+        };
+        if lock(&self.sales).values().any(holding) {
             return Ok(());
         }
         let m = self.chain.market();
-        if self.chain.read("requestState", m.requestState(request_id)).await? != 1 {
+        let waiting = if repair.is_some() { 2 } else { 1 }; // Started (repair) or New
+        if self.chain.read("requestState", m.requestState(request_id)).await? != waiting {
             return Ok(()); // not waiting for hosts
         }
         let request: Request = self.chain.read("getRequest", m.getRequest(request_id)).await?;
@@ -280,10 +286,11 @@ impl Market {
             return Ok(());
         };
         let _turn = self.selling.lock().await;
-        let slots = u64::from(request.ask.slots);
-        let start = rand::random::<u64>() % slots.max(1);
-        for i in 0..slots {
-            let index = (start + i) % slots;
+        // Each host starts at a slot of its own choosing, so hosts spread over the slots.
+        let candidates: Vec<u64> = repair.unwrap_or_else(|| (0..u64::from(request.ask.slots)).collect());
+        let start = rand::random::<u64>() as usize % candidates.len().max(1);
+        for i in 0..candidates.len() {
+            let index = candidates[(start + i) % candidates.len()];
             let slot_id = self.chain.read("slotId", m.slotId(request_id, index)).await?;
             if !self
                 .chain
@@ -456,11 +463,17 @@ pub(super) async fn follow(market: Arc<Market>, start_block: u64) {
         };
         let mut done = true;
         for log in logs {
-            if log.topic0() != Some(&Marketplace::StorageRequested::SIGNATURE_HASH) {
+            let (request_id, repair) = if log.topic0() == Some(&Marketplace::StorageRequested::SIGNATURE_HASH) {
+                let Some(id) = log.topics().get(1).copied() else { continue };
+                (id, None)
+            } else if log.topic0() == Some(&Marketplace::RepairOpened::SIGNATURE_HASH) {
+                let Ok(opened) = log.log_decode::<Marketplace::RepairOpened>() else { continue };
+                let indices = opened.inner.data.slotIndices.iter().map(|i| i.saturating_to::<u64>()).collect();
+                (opened.inner.data.requestId, Some(indices))
+            } else {
                 continue;
-            }
-            let Some(request_id) = log.topics().get(1).copied() else { continue };
-            if let Err(e) = market.consider(request_id).await {
+            };
+            if let Err(e) = market.consider(request_id, repair).await {
                 debug!(target: LOG, request = %id_hex(&request_id), error = %e, "request not considered yet");
                 if matches!(e, MarketError::Chain(ref c) if c.is_unreachable()) {
                     done = false; // read these blocks again
