@@ -36,15 +36,20 @@ impl MarketNet {
     /// Starts anvil (a block a second), makes keys for [`SHAPE`] and deploys with
     /// [`PERIOD`]-second periods.
     pub(crate) async fn start() -> anyhow::Result<Self> {
+        Self::start_with(&SHAPE, PERIOD).await
+    }
+
+    /// Like [`MarketNet::start`] with another proof shape and period length.
+    pub(crate) async fn start_with(shape: &ProofShape, period: u64) -> anyhow::Result<Self> {
         let anvil = Anvil::start_with(Some(1))?;
         let dir = tempfile::tempdir()?;
-        let keys = prover::setup(&SHAPE)?;
+        let keys = prover::setup(shape)?;
         let vk = EvmVerifyingKey::new(&keys.pk.vk);
         let (prover_key, _) = prover::write_keys(&keys, &dir.path().join("keys"))?;
         let deployer = provider(&anvil, 0);
         let deployment = deploy(&deployer, &vk, |t, v| MarketplaceConfig {
-            periodLength: PERIOD as u32,
-            proofTimeout: (PERIOD / 2) as u32,
+            periodLength: period as u32,
+            proofTimeout: (period / 2) as u32,
             ..dev_config(t, v)
         })
         .await?;

@@ -284,3 +284,64 @@ async fn bad_storage_requests_are_refused_with_a_reason() -> anyhow::Result<()> 
     );
     Ok(())
 }
+
+/// The figures for the note, not a check of speed: a 64 MiB dataset (K = 2, M = 2) with
+/// the 100-sample circuit over 32 MiB slots of 2 KiB cells, 30-second periods. Prints the time
+/// from the request to its start and each host's proof times.
+/// `cargo nextest run -p vellum-tests --run-ignored only measure_64_mib --no-capture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a measurement of several minutes; run it by name"]
+async fn measure_64_mib_request_to_started_and_proof_times() -> anyhow::Result<()> {
+    let shape = circuits::r1cs::ProofShape { samples: 100, slot_depth: 14, dataset_levels: 1, cell_size: 2048 };
+    let setup = Instant::now();
+    let net = MarketNet::start_with(&shape, 30).await?;
+    eprintln!("setup and deployment: {:?}", setup.elapsed());
+    net.fund(1, U256::from(10u64).pow(U256::from(30u64))).await?;
+    let client = TestNode::start(&net.node_dir("client"), &strs(&net.node_flags(1, &net.anvil.endpoint())?))?;
+    let mut hosts = Vec::new();
+    let logs: Vec<_> = (0..4).map(|i| net.node_dir(&format!("host{i}.log"))).collect();
+    for (i, log) in logs.iter().enumerate() {
+        net.fund(2 + i, U256::from(10u64).pow(U256::from(30u64))).await?;
+        let spr = client.info().await?["spr"].as_str().unwrap_or_default().to_owned();
+        let mut flags = net.node_flags(2 + i, &net.anvil.endpoint())?;
+        flags.extend(["--bootstrap-node".into(), spr, "--log-level".into(), "info".into()]);
+        let host = TestNode::start_logged(&net.node_dir(&format!("host{i}")), &strs(&flags), Some(log))?;
+        let body = serde_json::json!({"totalSize": 1u64 << 30, "duration": 3600,
+            "minPricePerBytePerSecond": "1", "totalCollateral": "1000000000000000000"});
+        let resp = host.http.post(format!("{}/sales/availability", host.process.api)).json(&body).send().await?;
+        anyhow::ensure!(resp.status() == 201, "availability");
+        hosts.push(host);
+    }
+    let cid = client.upload(test_bytes(64 << 20, 7)).await?;
+    let body = serde_json::json!({
+        "duration": 900, "pricePerBytePerSecond": "1", "proofProbability": "1",
+        "collateralPerByte": "1", "expiry": 600, "nodes": 4, "tolerance": 2,
+    });
+    let asked = Instant::now();
+    let resp = client.http.post(format!("{}/storage/request/{cid}", client.process.api)).json(&body).send().await?;
+    anyhow::ensure!(resp.status() == 200, "request: {}", resp.text().await?);
+    let request_id = resp.text().await?;
+    let submitted = asked.elapsed();
+    let path = format!("/storage/purchases/{request_id}");
+    wait_for("the start", Duration::from_secs(600), || async {
+        Ok(json(client.get(&path).await?).await?["state"] == "started")
+    })
+    .await?;
+    let started = asked.elapsed();
+    wait_for("two periodic proofs per slot", Duration::from_secs(300), || async {
+        Ok(proofs_by_slot(&net).await?.values().filter(|p| p.len() >= 2).count() == 4)
+    })
+    .await?;
+    eprintln!("request answered (protect, publish, pay, submit): {submitted:?}");
+    eprintln!("request to started: {started:?}");
+    for (i, log) in logs.iter().enumerate() {
+        let text = std::fs::read_to_string(log)?;
+        let ms: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("proof made"))
+            .filter_map(|l| l.split("ms=").nth(1)?.split_whitespace().next())
+            .collect();
+        eprintln!("host {i}: proof times (ms, fill first): {}", ms.join(", "));
+    }
+    Ok(())
+}
