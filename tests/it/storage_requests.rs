@@ -1,10 +1,11 @@
-//! Storage requests end to end on anvil: a client and four hosts (K = 2, M = 2), six-second
-//! periods, a proof required every period. The request starts, every slot is filled and proven
-//! at least three times, the request finishes, hosts are paid and the client refunded to the
-//! unit. Along the way one host is killed and restarted (it resumes proving its slot without
-//! fetching it again, and misses no period in which it was up), and another loses its chain
-//! endpoint for two periods (it keeps serving, logs the outage, and proves again once the
-//! endpoint is back). Bad requests are refused with a reason.
+//! Storage requests end to end on anvil: a client and four hosts (K = 2, M = 2; one host offers
+//! its storage only after the request is out), six-second periods, a proof required every
+//! period. The request starts, every slot is filled and proven at least three times, the request
+//! finishes, hosts are paid and the client refunded to the unit. Along the way one host is killed
+//! and restarted (it resumes proving its slot without fetching it again, and misses no period in
+//! which it was up), and another loses its chain endpoint for two periods (it keeps serving, logs
+//! the outage, and proves again once the endpoint is back). Bad requests are refused with a
+//! reason.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -98,7 +99,9 @@ async fn scenario() -> anyhow::Result<()> {
         let mut flags = net.node_flags(2 + i, &endpoint)?;
         flags.extend(["--bootstrap-node".into(), spr]);
         let host = TestNode::start_logged(&net.node_dir(&format!("host{i}")), &strs(&flags), Some(log))?;
-        offer(&host).await?;
+        if i != 3 {
+            offer(&host).await?; // host 3 offers its storage only after the request is out
+        }
         host_flags.push(flags);
         hosts.push(host);
     }
@@ -115,6 +118,8 @@ async fn scenario() -> anyhow::Result<()> {
     let status = resp.status();
     let request_id = resp.text().await?;
     anyhow::ensure!(status == 200, "storage request: {status} {request_id}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    offer(&hosts[3]).await?;
     let purchase_path = format!("/storage/purchases/{request_id}");
     let state = |p: serde_json::Value| p["state"].as_str().unwrap_or_default().to_owned();
     wait_for("the request to start", Duration::from_secs(60), || async {

@@ -103,6 +103,11 @@ pub struct Market {
     sales: Mutex<HashMap<B256, SaleRecord>>,
     /// One sale at a time reserves, downloads and fills (collateral approvals stay in order).
     selling: tokio::sync::Mutex<()>,
+    /// Requests seen waiting for hosts that this node did not take (looked at again when an
+    /// availability is added or changed); bounded.
+    passed_over: Mutex<std::collections::VecDeque<B256>>,
+    /// Set when availabilities change.
+    availability_changed: std::sync::atomic::AtomicBool,
     /// One proof at a time (a proof takes both cores and up to a few GB).
     proving: tokio::sync::Mutex<()>,
 }
@@ -161,6 +166,8 @@ impl Market {
             availabilities: Mutex::new(availabilities),
             sales: Mutex::new(sales),
             selling: tokio::sync::Mutex::new(()),
+            passed_over: Mutex::new(std::collections::VecDeque::new()),
+            availability_changed: std::sync::atomic::AtomicBool::new(false),
             proving: tokio::sync::Mutex::new(()),
         });
         info!(

@@ -86,6 +86,9 @@ impl SaleRecord {
     }
 }
 
+/// Requests passed over that are remembered for another look.
+const PASSED_OVER_LIMIT: usize = 1024;
+
 fn invalid(text: impl Into<String>) -> MarketError {
     MarketError::Invalid(text.into())
 }
@@ -176,6 +179,7 @@ impl Market {
 
     fn save_availability(&self, a: &Availability) -> Result<(), MarketError> {
         self.availability_records.save(a.id.trim_start_matches("0x"), a)?;
+        self.availability_changed.store(true, std::sync::atomic::Ordering::Release);
         let mut all = lock(&self.availabilities);
         match all.iter_mut().find(|x| x.id == a.id) {
             Some(x) => *x = a.clone(),
@@ -282,7 +286,14 @@ impl Market {
         }
         let (_, ends_at, _) = self.chain.read("requestTimes", m.requestTimes(request_id)).await?.into();
         let Some(availability) = self.matching(&request.ask, ends_at) else {
-            debug!(target: LOG, request = %id_hex(&request_id), "ignored: no availability matches");
+            debug!(target: LOG, request = %id_hex(&request_id), "passed over: no availability matches");
+            let mut passed = lock(&self.passed_over);
+            if !passed.contains(&request_id) {
+                if passed.len() >= PASSED_OVER_LIMIT {
+                    passed.pop_front();
+                }
+                passed.push_back(request_id);
+            }
             return Ok(());
         };
         let _turn = self.selling.lock().await;
@@ -443,6 +454,15 @@ pub(super) async fn follow(market: Arc<Market>, start_block: u64) {
     }
     loop {
         tokio::time::sleep(TICK).await;
+        if market.availability_changed.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            // An availability changed: requests passed over earlier may match now.
+            let passed: Vec<B256> = lock(&market.passed_over).drain(..).collect();
+            for request_id in passed {
+                if let Err(e) = market.consider(request_id, None).await {
+                    debug!(target: LOG, request = %id_hex(&request_id), error = %e, "request not considered again");
+                }
+            }
+        }
         let head = match market.chain.head().await {
             Ok((n, _)) => n,
             Err(e) => {
