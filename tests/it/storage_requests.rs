@@ -192,6 +192,11 @@ async fn scenario() -> anyhow::Result<()> {
     }
     anyhow::ensure!(file_contains(&logs[1], "chain endpoint reachable again"), "host 1 logs the endpoint's return");
     // (its log holds both runs; the second starts at the last "persistence mode" line)
+    // The wallets' keys never reach a log.
+    for (i, log) in logs.iter().enumerate() {
+        let key = net.anvil.keys()[2 + i].trim_start_matches("0x").to_owned();
+        anyhow::ensure!(!file_contains(log, &key), "host {i}'s log holds its private key");
+    }
     let log0 = std::fs::read_to_string(&logs[0])?;
     let second_run = log0.rfind("persistence mode").map_or("", |at| &log0[at..]);
     anyhow::ensure!(log0.contains("slot fetched and checked"), "host 0 fetched its slot before the restart");
@@ -287,6 +292,44 @@ async fn bad_storage_requests_are_refused_with_a_reason() -> anyhow::Result<()> 
         json(client.get("/storage/purchases").await?).await?.as_array().is_some_and(Vec::is_empty),
         "nothing was bought"
     );
+
+    // Availabilities: invalid ones refused, changes applied, unknown ids answered.
+    let api = &client.process.api;
+    let post = |body: serde_json::Value| client.http.post(format!("{api}/sales/availability")).json(&body).send();
+    let resp = post(
+        serde_json::json!({"totalSize": 0, "duration": 60, "minPricePerBytePerSecond": "1", "totalCollateral": "1"}),
+    )
+    .await?;
+    anyhow::ensure!(resp.status() == 422, "zero size: {}", resp.status());
+    let resp = post(serde_json::json!({"totalSize": 4096, "duration": 60, "minPricePerBytePerSecond": "-1", "totalCollateral": "1"})).await?;
+    anyhow::ensure!(resp.status() == 422, "negative price: {}", resp.status());
+    let resp = post(serde_json::json!({"totalSize": 1u64 << 50, "duration": 60, "minPricePerBytePerSecond": "1", "totalCollateral": "1"})).await?;
+    anyhow::ensure!(resp.status() == 422, "beyond the quota: {}", resp.status());
+    let created = json(post(serde_json::json!({"totalSize": 8192, "duration": 60, "minPricePerBytePerSecond": "1", "totalCollateral": "10"})).await?).await?;
+    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    anyhow::ensure!(created["freeSize"] == 8192 && created["enabled"] == true, "{created}");
+    let patch = |id: String, body: serde_json::Value| {
+        client.http.patch(format!("{api}/sales/availability/{id}")).json(&body).send()
+    };
+    let resp = patch(id.clone(), serde_json::json!({"duration": 120, "enabled": false})).await?;
+    anyhow::ensure!(resp.status() == 204, "patch: {}", resp.status());
+    let listed = json(client.get("/sales/availability").await?).await?;
+    anyhow::ensure!(listed[0]["duration"] == 120 && listed[0]["enabled"] == false, "{listed}");
+    let resp = patch(format!("0x{}", "ab".repeat(32)), serde_json::json!({"duration": 5})).await?;
+    anyhow::ensure!(resp.status() == 404, "unknown availability: {}", resp.status());
+    let resp = patch(id, serde_json::json!({"colour": "blue"})).await?;
+    anyhow::ensure!(resp.status() == 400, "unknown field: {}", resp.status());
+    let resp = client.get("/sales/slots/nope").await?;
+    anyhow::ensure!(resp.status() == 400, "bad slot id: {}", resp.status());
+    let resp = client.get(&format!("/sales/slots/0x{}", "cd".repeat(32))).await?;
+    anyhow::ensure!(resp.status() == 404, "unknown slot: {}", resp.status());
+
+    // Without persistence mode the marketplace endpoints say so.
+    let plain = TestNode::start(&net.node_dir("plain"), &[])?;
+    for path in ["/storage/purchases", "/sales/availability", "/sales/slots"] {
+        let resp = plain.get(path).await?;
+        anyhow::ensure!(resp.status() == 503, "{path} without persistence: {}", resp.status());
+    }
     Ok(())
 }
 
