@@ -5,10 +5,13 @@
 //! on any difference, so the bindings always match the sources); `deploy.rs` deploys the test
 //! token, the Groth16 verifier with a key exported by `prover`, and the marketplace with a
 //! configuration; `anvil.rs` starts the pinned anvil from `contracts/node_modules` on a free
-//! loopback port for tests and the devnet, and stops it when dropped.
+//! loopback port for tests and the devnet, and stops it when dropped; [`client`] is a wallet's
+//! resilient access to the marketplace (retries, back-off, one-at-a-time sends), used by the node
+//! and the validator.
 
 mod anvil;
 mod bindings;
+pub mod client;
 mod deploy;
 
 pub use anvil::{Anvil, AnvilError};

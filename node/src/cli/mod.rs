@@ -139,7 +139,7 @@ impl NodeArgs {
             .parse::<alloy::primitives::Address>()
             .map_err(|e| anyhow::anyhow!("--marketplace-address {address:?}: {e}"))?;
         Ok(Some(crate::market::MarketConfig {
-            chain: crate::chain::ChainConfig { endpoint, key_file, marketplace },
+            chain: contracts::client::ChainConfig { endpoint, key_file, marketplace },
             prover_key,
             start_block: self.marketplace_start_block,
         }))

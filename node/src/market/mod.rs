@@ -4,7 +4,7 @@
 //! One [`Market`] per node owns the chain handle, the prover and the records; background tasks
 //! follow the chain (new requests from the marketplace's logs, request states, periods) and act.
 //! Every task survives an unreachable endpoint: a failed round is logged at debug level (the
-//! endpoint's going down and coming back are logged once each by [`crate::chain`]) and retried
+//! endpoint's going down and coming back are logged once each by [`contracts::client`]) and retried
 //! on the next tick. Records are written before and after each chain transaction, so a restarted
 //! node resumes where it was: a host that had filled a slot goes back to proving it without
 //! downloading it again.
@@ -29,10 +29,10 @@ use tracing::info;
 use self::records::RecordDir;
 pub use self::sales::SaleRecord;
 use self::types::{Availability, Purchase};
-use crate::chain::{Chain, ChainConfig, ChainError};
 use crate::fetch::Fetcher;
 use crate::net::NetworkHandle;
 use crate::store::BlockStore;
+use contracts::client::{Chain, ChainConfig, ChainError};
 
 const LOG: &str = "vellum::market";
 

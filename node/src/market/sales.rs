@@ -473,7 +473,7 @@ pub(super) async fn follow(market: Arc<Market>, start_block: u64) {
         if next > head {
             continue;
         }
-        let to = head.min(next + crate::chain::LOG_RANGE - 1);
+        let to = head.min(next + contracts::client::LOG_RANGE - 1);
         let logs = match market.chain.logs(next, to).await {
             Ok(l) => l,
             Err(e) => {

@@ -1,5 +1,6 @@
-//! The node's access to the marketplace on an EVM chain: one wallet (its key read from a file
-//! only the node's user may read), one JSON-RPC endpoint, and the contract's typed bindings.
+//! A wallet's access to the marketplace on an EVM chain, shared by the node and the validator:
+//! one wallet (its key read from a file only its owner may read), one JSON-RPC endpoint, and the
+//! contract's typed bindings.
 //!
 //! Every call goes through [`Chain::read`] or [`Chain::send`]: a bounded number at a time,
 //! retried with back-off while the endpoint is unreachable (logged once when it goes down and
@@ -15,13 +16,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::{Marketplace, TestToken};
 use alloy::contract::SolCallBuilder;
 use alloy::eips::BlockNumberOrTag;
 use alloy::primitives::Address;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::{Filter, Log, TransactionReceipt};
 use alloy::sol_types::SolCall;
-use contracts::{Marketplace, TestToken};
 use tokio::sync::{Mutex, Semaphore};
 use tracing::debug;
 
@@ -192,7 +193,10 @@ impl Chain {
         let signer = read_key_file(&config.key_file)?;
         let address = signer.address();
         let endpoint_err = |reason: String| ChainError::Endpoint { endpoint: config.endpoint.clone(), reason };
-        let url = config.endpoint.parse::<reqwest::Url>().map_err(|e| endpoint_err(e.to_string()))?;
+        let url = config
+            .endpoint
+            .parse::<alloy::transports::http::reqwest::Url>()
+            .map_err(|e| endpoint_err(e.to_string()))?;
         let provider = match url.scheme() {
             "http" | "https" => ProviderBuilder::new().wallet(signer).connect_http(url).erased(),
             "ws" | "wss" => ProviderBuilder::new()
