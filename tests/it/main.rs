@@ -12,3 +12,4 @@ mod prover_cli;
 mod slot_files;
 mod storage_requests;
 mod tutorial;
+mod validator;

@@ -81,9 +81,7 @@ impl MarketNet {
     /// Flags for a node in persistence mode with wallet `i` on `endpoint` (anvil's, or a
     /// proxy's).
     pub(crate) fn node_flags(&self, i: usize, endpoint: &str) -> anyhow::Result<Vec<String>> {
-        let key_file = self.dir.path().join(format!("wallet-{i}.key"));
-        std::fs::write(&key_file, &self.anvil.keys()[i])?;
-        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600))?;
+        let key_file = self.key_file(i)?;
         Ok(vec![
             "--eth-provider".into(),
             endpoint.into(),
@@ -96,6 +94,19 @@ impl MarketNet {
             "--log-level".into(),
             "info,vellum::market=debug,vellum::chain=debug".into(),
         ])
+    }
+
+    /// Wallet `i`'s key in a 0600 file.
+    pub(crate) fn key_file(&self, i: usize) -> anyhow::Result<PathBuf> {
+        let key_file = self.dir.path().join(format!("wallet-{i}.key"));
+        std::fs::write(&key_file, &self.anvil.keys()[i])?;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600))?;
+        Ok(key_file)
+    }
+
+    /// A provider sending from wallet `i`.
+    pub(crate) fn wallet(&self, i: usize) -> DynProvider {
+        provider(&self.anvil, i)
     }
 
     /// A data directory for a node.

@@ -158,6 +158,10 @@ pub struct MarketParams {
     pub max_request_expiry: u64,
     /// Hosts that may reserve one slot.
     pub max_reservations: u64,
+    /// % of a slot's collateral slashed per missed proof.
+    pub slash_percentage: u64,
+    /// % of a slashed amount paid to whoever marked the miss.
+    pub validator_reward_percentage: u64,
 }
 
 struct Inner {
@@ -213,7 +217,14 @@ impl Chain {
             address,
             marketplace: config.marketplace,
             token: Address::ZERO,
-            params: MarketParams { period_length: 1, proof_timeout: 1, max_request_expiry: 0, max_reservations: 0 },
+            params: MarketParams {
+                period_length: 1,
+                proof_timeout: 1,
+                max_request_expiry: 0,
+                max_reservations: 0,
+                slash_percentage: 0,
+                validator_reward_percentage: 0,
+            },
             health: Health::default(),
             calls: Semaphore::new(MAX_CONCURRENT_CALLS),
             sending: Mutex::new(()),
@@ -231,6 +242,8 @@ impl Chain {
             proof_timeout: u64::from(c.proofTimeout),
             max_request_expiry: u64::from(c.maxRequestExpiry),
             max_reservations: u64::from(c.maxReservations),
+            slash_percentage: u64::from(c.slashPercentage),
+            validator_reward_percentage: u64::from(c.validatorRewardPercentage),
         };
         Ok(Chain(Arc::new(chain)))
     }
@@ -423,6 +436,81 @@ impl Chain {
     pub async fn logs(&self, from: u64, to: u64) -> Result<Vec<Log>, ChainError> {
         let filter = Filter::new().address(self.0.marketplace).from_block(from).to_block(to);
         self.provider_call("eth_getLogs", || self.0.provider.get_logs(&filter)).await
+    }
+
+    /// The hash of block `number`.
+    pub async fn block_hash(&self, number: u64) -> Result<alloy::primitives::B256, ChainError> {
+        let block = self
+            .provider_call("eth_getBlockByNumber", || {
+                self.0.provider.get_block_by_number(BlockNumberOrTag::Number(number))
+            })
+            .await?
+            .ok_or_else(|| ChainError::Rpc { call: "eth_getBlockByNumber", reason: format!("no block {number}") })?;
+        Ok(block.header.hash)
+    }
+
+    /// Sends several transactions of one kind back to back (consecutive nonces, no wait between
+    /// them), then waits for all their receipts: one block for a whole batch instead of one block
+    /// per call. Calls whose estimate reverts are not sent (their result is the revert).
+    pub async fn send_batch<C: SolCall>(
+        &self,
+        what: &'static str,
+        calls: Vec<SolCallBuilder<&DynProvider, C>>,
+    ) -> Vec<Result<TransactionReceipt, ChainError>> {
+        let _permit = self.0.calls.acquire().await;
+        let _turn = self.0.sending.lock().await;
+        let mut results: Vec<Option<Result<TransactionReceipt, ChainError>>> = Vec::with_capacity(calls.len());
+        let mut pending = Vec::new();
+        let mut nonce = match self
+            .provider_call("eth_getTransactionCount", || {
+                self.0.provider.get_transaction_count(self.0.address).pending()
+            })
+            .await
+        {
+            Ok(n) => n,
+            Err(e) => {
+                let reason = e.to_string();
+                return calls
+                    .iter()
+                    .map(|_| Err(ChainError::Unreachable { call: what, reason: reason.clone() }))
+                    .collect();
+            }
+        };
+        for call in &calls {
+            let gas = match call.estimate_gas().await {
+                Ok(g) => g,
+                Err(e) => {
+                    results.push(Some(Err(match classify(&e) {
+                        Failure::Revert(reason) => ChainError::Reverted { call: what, reason },
+                        Failure::Transient(reason) => {
+                            self.0.health.failed(&self.0.endpoint, &reason);
+                            ChainError::Unreachable { call: what, reason }
+                        }
+                        Failure::Other(reason) => ChainError::Rpc { call: what, reason },
+                    })));
+                    continue;
+                }
+            };
+            match call.clone().gas(gas + gas / 4 + 20_000).nonce(nonce).send().await {
+                Ok(p) => {
+                    nonce += 1;
+                    pending.push((results.len(), *p.tx_hash()));
+                    results.push(None);
+                }
+                Err(e) => results.push(Some(Err(ChainError::Rpc { call: what, reason: e.to_string() }))),
+            }
+        }
+        for (slot, hash) in pending {
+            results[slot] = Some(match self.receipt(hash).await {
+                Ok(r) if r.status() => Ok(r),
+                Ok(_) => Err(ChainError::Reverted { call: what, reason: format!("transaction {hash} failed") }),
+                Err(reason) => Err(ChainError::Unreachable { call: what, reason }),
+            });
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(ChainError::Rpc { call: what, reason: "not sent".into() })))
+            .collect()
     }
 
     /// The period a timestamp falls in.

@@ -1,4 +1,4 @@
-//! The `vellum` command line: `node`, `upload`, `download` and `bench`.
+//! The `vellum` command line: `node`, `validator`, `upload`, `download`, `prover` and `bench`.
 //!
 //! Every flag can also come from a `VELLUM_*` environment variable or from the TOML file named
 //! by `--config` (see [`config_file`]); the command line wins over the environment, which wins
@@ -51,6 +51,40 @@ pub enum Command {
     /// Storage-proof keys, proofs and their verification.
     #[command(subcommand)]
     Prover(prover_cmd::ProverCommand),
+    /// Run a validator: follow the marketplace, anchor period seeds, mark missed proofs.
+    Validator(ValidatorArgs),
+}
+
+/// Flags of `vellum validator`.
+#[derive(Debug, Args)]
+pub struct ValidatorArgs {
+    /// Directory for the validator's state (its cursor, the slots it watches, its counters).
+    #[arg(long, env = "VELLUM_DATA_DIR", default_value = "vellum-validator")]
+    pub data_dir: PathBuf,
+    /// JSON-RPC endpoint of the chain holding the marketplace (http(s):// or ws(s)://).
+    #[arg(long, env = "VELLUM_ETH_PROVIDER", value_name = "URL")]
+    pub eth_provider: String,
+    /// File with the validator wallet's private key in hex; refused unless only its owner may read it.
+    #[arg(long, env = "VELLUM_ETH_PRIVATE_KEY_FILE", value_name = "FILE")]
+    pub eth_private_key_file: PathBuf,
+    /// Address of the Marketplace contract.
+    #[arg(long, env = "VELLUM_MARKETPLACE_ADDRESS", value_name = "ADDRESS")]
+    pub marketplace_address: String,
+    /// Validators sharing the work: each watches the slots with slot id mod groups = its index.
+    #[arg(long, env = "VELLUM_VALIDATOR_GROUPS", default_value_t = 1)]
+    pub validator_groups: u64,
+    /// This validator's group (0 ≤ index < groups).
+    #[arg(long, env = "VELLUM_VALIDATOR_GROUP_INDEX", default_value_t = 0)]
+    pub validator_group_index: u64,
+    /// Most missed proofs marked in one batch of transactions.
+    #[arg(long, env = "VELLUM_VALIDATOR_MAX_BATCH", default_value_t = 100)]
+    pub max_batch: usize,
+    /// First block whose marketplace events are read on the first start.
+    #[arg(long, env = "VELLUM_MARKETPLACE_START_BLOCK", default_value_t = 0)]
+    pub marketplace_start_block: u64,
+    /// Log level or filter, as for `vellum node`.
+    #[arg(long, env = "VELLUM_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
 }
 
 /// Flags of `vellum node`.
@@ -200,7 +234,7 @@ pub fn main() -> ExitCode {
         }
     };
     let cli = Cli::parse_from(args);
-    if !matches!(cli.command, Command::Node(_)) {
+    if !matches!(cli.command, Command::Node(_) | Command::Validator(_)) {
         // Commands other than the node log warnings, or what `VELLUM_LOG` asks for.
         let level = std::env::var("VELLUM_LOG").unwrap_or_else(|_| "warn".to_owned());
         if let Err(e) = logging::init(&level) {
@@ -225,6 +259,7 @@ pub fn main() -> ExitCode {
             Command::Bench(BenchCommand::Hash(args)) => tokio::task::block_in_place(|| bench_hash::hash(args)),
             Command::Bench(BenchCommand::Prove(args)) => tokio::task::block_in_place(|| bench_prove::prove(args)),
             Command::Prover(command) => tokio::task::block_in_place(|| prover_cmd::run(command)),
+            Command::Validator(args) => run_validator(args).await,
         }
     });
     match result {
@@ -234,6 +269,40 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn run_validator(args: ValidatorArgs) -> anyhow::Result<()> {
+    logging::init(&args.log_level)?;
+    std::fs::create_dir_all(&args.data_dir)?;
+    let marketplace = args
+        .marketplace_address
+        .parse::<alloy::primitives::Address>()
+        .map_err(|e| anyhow::anyhow!("--marketplace-address {:?}: {e}", args.marketplace_address))?;
+    let config = validator::ValidatorConfig {
+        chain: contracts::client::ChainConfig {
+            endpoint: args.eth_provider,
+            key_file: args.eth_private_key_file,
+            marketplace,
+        },
+        groups: args.validator_groups,
+        group_index: args.validator_group_index,
+        state_file: args.data_dir.join("validator.json"),
+        start_block: args.marketplace_start_block,
+        max_batch: args.max_batch,
+    };
+    let validator = validator::Validator::connect(config).await?;
+    println!("Vellum validator {}", validator_address(&validator));
+    tokio::select! {
+        r = validator.run() => Ok(r?),
+        _ = tokio::signal::ctrl_c() => {
+            tracing::info!(target: "vellum::validator", "interrupted; stopping");
+            Ok(())
+        }
+    }
+}
+
+fn validator_address(v: &validator::Validator) -> String {
+    format!("{:#x}", v.address())
 }
 
 async fn run_node(args: NodeArgs) -> anyhow::Result<()> {

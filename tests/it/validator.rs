@@ -1,0 +1,218 @@
+//! Validators on anvil: two `vellum validator` processes split the slots into two groups. A host
+//! fills both slots of a request with real proofs, then proves slot 0 every period and never
+//! slot 1. The validator whose group holds slot 1 marks each of its missed proofs once (also
+//! across a restart of that validator), until the slot is lost after three misses; it is paid
+//! exactly three rewards; the other validator marks nothing, and slot 0 is never marked.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use alloy::primitives::{B256, Bytes, U256};
+use alloy::providers::Provider;
+use alloy::rpc::types::Filter;
+use alloy::sol_types::SolEvent;
+use circuits::Fr;
+use circuits::r1cs::{build_inputs, dataset_path};
+use contracts::Marketplace::{self, Ask, Content, Request};
+use contracts::proof_words;
+use prover::{DiskSlot, EvmProof, Prover};
+use vellum_tests::vellum_binary;
+
+use crate::market_net::{MarketNet, SHAPE, file_contains};
+use crate::slot_files::write_slot;
+
+/// A `vellum validator` process, killed when dropped.
+struct ValidatorProcess(Child);
+
+impl ValidatorProcess {
+    fn start(
+        net: &MarketNet,
+        wallet: usize,
+        group: u64,
+        dir: &std::path::Path,
+        log: &std::path::Path,
+    ) -> anyhow::Result<Self> {
+        let key = net.key_file(wallet)?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+        let child = Command::new(vellum_binary())
+            .args(["validator", "--data-dir"])
+            .arg(dir)
+            .args(["--eth-provider", &net.anvil.endpoint(), "--eth-private-key-file"])
+            .arg(key)
+            .args(["--marketplace-address", &format!("{:#x}", net.deployment.marketplace)])
+            .args(["--validator-groups", "2", "--validator-group-index", &group.to_string()])
+            .args(["--log-level", "info,vellum::validator=debug"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()?;
+        Ok(Self(child))
+    }
+}
+
+impl Drop for ValidatorProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn fr_word(x: &Fr) -> B256 {
+    let mut be = circuits::fr_to_bytes(x);
+    be.reverse();
+    B256::from(be)
+}
+
+/// Missed-proof marks so far: (slot, period, validator).
+async fn marks(net: &MarketNet) -> anyhow::Result<Vec<(B256, u64, alloy::primitives::Address)>> {
+    let filter = Filter::new()
+        .address(net.deployment.marketplace)
+        .event_signature(Marketplace::ProofMissed::SIGNATURE_HASH)
+        .from_block(0u64);
+    let mut out = Vec::new();
+    for log in net.deployer.get_logs(&filter).await? {
+        let e = log.log_decode::<Marketplace::ProofMissed>()?.inner.data;
+        out.push((e.slotId, e.period.to::<u64>(), e.validator));
+    }
+    Ok(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn validators_mark_missed_proofs_of_their_group_once_each() -> anyhow::Result<()> {
+    tokio::time::timeout(Duration::from_secs(240), scenario()).await?
+}
+
+async fn scenario() -> anyhow::Result<()> {
+    let net = MarketNet::start().await?;
+    let dir = net.dir.path().to_path_buf();
+    let roots: Vec<Fr> =
+        (0..2u8).map(|i| write_slot(&dir, &format!("s{i}"), SHAPE.slot_depth, SHAPE.cell_size, i)).collect();
+    let slots: Vec<DiskSlot> = (0..2)
+        .map(|i| {
+            let (c, t) = (dir.join(format!("s{i}.cells")), dir.join(format!("s{i}.tree")));
+            DiskSlot::open(&c, &t, SHAPE.cell_size, SHAPE.slot_cells())
+        })
+        .collect::<Result<_, _>>()?;
+    let prover = Prover::new(prover::read_proving_key(&net.prover_key)?);
+    let dataset_root = circuits::dataset_root(&roots);
+
+    // The client asks for two slots, a proof every period.
+    let client = Marketplace::new(net.deployment.marketplace, net.wallet(1));
+    let slot_size = SHAPE.slot_cells() * SHAPE.cell_size as u64;
+    let request = Request {
+        client: net.address(1),
+        expiry: 300,
+        ask: Ask {
+            slots: 2,
+            slotSize: slot_size,
+            duration: 3_600,
+            proofProbability: 1,
+            maxSlotLoss: 1,
+            repairThreshold: 1,
+            pricePerBytePerSecond: 1,
+            collateralPerByte: 10,
+        },
+        content: Content { cid: Bytes::from_static(b"zDvZ-validator-test"), merkleRoot: fr_word(&dataset_root) },
+        nonce: B256::repeat_byte(9),
+    };
+    let payment = U256::from(2 * slot_size * 3_600);
+    net.fund(1, payment).await?;
+    let token = contracts::TestToken::new(net.deployment.token, net.wallet(1));
+    token.approve(net.deployment.marketplace, payment).send().await?.get_receipt().await?;
+    let request_id = client.requestStorage(request.clone()).call().await?;
+    client.requestStorage(request).send().await?.get_receipt().await?;
+    let ids: Vec<B256> = vec![client.slotId(request_id, 0).call().await?, client.slotId(request_id, 1).call().await?];
+    let owner = (0..2u64).find(|g| validator::challenge::in_group(ids[1], 2, *g)).unwrap_or(0);
+
+    // Two validators (wallets 3 and 4), groups 0 and 1.
+    let vdirs: Vec<_> = (0..2).map(|g| dir.join(format!("validator{g}"))).collect();
+    let vlogs: Vec<_> = (0..2).map(|g| dir.join(format!("validator{g}.log"))).collect();
+    let mut validators = Vec::new();
+    for g in 0..2u64 {
+        validators.push(ValidatorProcess::start(&net, 3 + g as usize, g, &vdirs[g as usize], &vlogs[g as usize])?);
+    }
+
+    // The host fills both slots (once a validator has anchored the period), with collateral.
+    let collateral = U256::from(slot_size * 10);
+    net.fund(2, collateral * U256::from(2)).await?;
+    let host = Marketplace::new(net.deployment.marketplace, net.wallet(2));
+    contracts::TestToken::new(net.deployment.token, net.wallet(2))
+        .approve(net.deployment.marketplace, collateral * U256::from(2))
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    let prove = |index: usize, entropy: U256| -> anyhow::Result<[U256; 8]> {
+        let e = prover::entropy_from_block_hash(&entropy.to_be_bytes::<32>());
+        let inputs =
+            build_inputs(&SHAPE, &slots[index], dataset_path(&roots, index as u64), dataset_root, e, index as u64)?;
+        Ok(proof_words(&EvmProof::new(&prover.prove(&inputs)?)))
+    };
+    for (index, id) in ids.iter().enumerate() {
+        host.reserveSlot(request_id, index as u64).send().await?.get_receipt().await?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            anyhow::ensure!(Instant::now() < deadline, "could not fill slot {index}");
+            let Ok(entropy) = host.getEntropy(*id).call().await else {
+                tokio::time::sleep(Duration::from_millis(300)).await; // no seed yet
+                continue;
+            };
+            let words = prove(index, entropy)?;
+            // (a proof made in one period fails in the next: check, send, and check the receipt)
+            if host.fillSlot(request_id, index as u64, words).call().await.is_ok()
+                && host.fillSlot(request_id, index as u64, words).send().await?.get_receipt().await?.status()
+            {
+                break;
+            }
+        }
+    }
+    anyhow::ensure!(host.requestState(request_id).call().await? == 2, "the request started");
+
+    // The host proves slot 0 whenever required, never slot 1; the owning validator restarts
+    // after its first mark.
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let mut restarted = false;
+    while host.getHost(ids[1]).call().await? != alloy::primitives::Address::ZERO {
+        anyhow::ensure!(Instant::now() < deadline, "slot 1 was not lost in time: marks {:?}", marks(&net).await?);
+        if host.isProofRequired(ids[0]).call().await.unwrap_or(false)
+            && let Ok(entropy) = host.getEntropy(ids[0]).call().await
+        {
+            let words = prove(0, entropy)?;
+            if host.submitProof(ids[0], words).call().await.is_ok() {
+                host.submitProof(ids[0], words).send().await?.get_receipt().await?;
+            }
+        }
+        if !restarted && !marks(&net).await?.is_empty() {
+            drop(validators.remove(owner as usize));
+            validators.insert(
+                owner as usize,
+                ValidatorProcess::start(
+                    &net,
+                    3 + owner as usize,
+                    owner,
+                    &vdirs[owner as usize],
+                    &vlogs[owner as usize],
+                )?,
+            );
+            restarted = true;
+        }
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+
+    let all = marks(&net).await?;
+    let owner_address = net.address(3 + owner as usize);
+    anyhow::ensure!(all.len() == 3, "three misses lose the slot: {all:?}");
+    anyhow::ensure!(
+        all.iter().all(|(s, _, v)| *s == ids[1] && *v == owner_address),
+        "only slot 1, only its group's validator: {all:?}"
+    );
+    let periods: std::collections::BTreeSet<u64> = all.iter().map(|(_, p, _)| *p).collect();
+    anyhow::ensure!(periods.len() == 3, "each period marked once");
+    let slash = collateral * U256::from(10u64) / U256::from(100u64);
+    let reward = slash * U256::from(50u64) / U256::from(100u64);
+    anyhow::ensure!(net.balance(owner_address).await? == reward * U256::from(3u64), "the owner earned three rewards");
+    anyhow::ensure!(net.balance(net.address(4 - owner as usize)).await? == U256::ZERO, "the other earned nothing");
+    anyhow::ensure!(restarted && file_contains(&vlogs[owner as usize], "validator started"), "the owner restarted");
+    anyhow::ensure!(file_contains(&vlogs[owner as usize], "period checked"), "the owner reports its periods");
+    Ok(())
+}

@@ -1,0 +1,18 @@
+//! # validator
+//!
+//! The Vellum validator: it follows the Marketplace contract from a persisted cursor, anchors
+//! each period's seed so that proofs can be required at all, and after each period marks the
+//! missed proofs of its group's slots, earning a share of the slashed collateral. Enough marks
+//! take a slot from its host, and lost slots accumulate until the request's repair threshold
+//! opens them for repair.
+//!
+//! - [`challenge`]: the contract's proof requirement computed locally from a period's seed, so a
+//!   period's check costs calls in proportion to the missed proofs, not to the slots watched;
+//! - [`state`]: requests, slots and proofs rebuilt from the logs, kept in a JSON file;
+//! - [`service`]: the loop (logs, anchoring, checks, batched marks).
+
+pub mod challenge;
+pub mod service;
+pub mod state;
+
+pub use service::{PeriodReport, Validator, ValidatorConfig, ValidatorError};

@@ -1,0 +1,209 @@
+//! What the validator knows, rebuilt from the marketplace's logs and kept in one JSON file (written
+//! to a temporary file, synced, renamed), with the block it has read up to. Only slots of this
+//! validator's group are kept; proofs are kept for the last few periods only.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use alloy::primitives::{B256, U256, keccak256};
+use alloy::rpc::types::Log;
+use alloy::sol_types::SolEvent;
+use contracts::Marketplace;
+use serde::{Deserialize, Serialize};
+
+use crate::challenge::in_group;
+
+/// Periods of proofs remembered.
+const PROOF_PERIODS_KEPT: u64 = 4;
+
+/// A request the validator follows.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RequestWatch {
+    /// One proof per this many periods on average.
+    pub probability: u32,
+    /// Bytes per slot.
+    pub slot_size: u64,
+    /// Collateral per byte.
+    pub collateral_per_byte: u128,
+    /// When it ends (unix seconds).
+    pub ends_at: u64,
+    /// When its last slot was filled, once it has started.
+    pub started_at: Option<u64>,
+}
+
+/// A filled slot of this validator's group.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SlotWatch {
+    /// Its request.
+    pub request_id: B256,
+    /// Its index.
+    pub index: u64,
+    /// When its current host filled it (unix seconds).
+    pub filled_at: u64,
+}
+
+/// Counters for operators.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Stats {
+    /// Missed proofs this validator marked.
+    pub marks: u64,
+    /// Tokens it earned for them (decimal).
+    pub rewards: String,
+    /// Marks that failed (another validator was first, or the window closed).
+    pub marks_refused: u64,
+}
+
+/// The validator's knowledge.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct State {
+    /// Next block to read.
+    pub cursor: u64,
+    /// Requests that have not ended.
+    pub requests: BTreeMap<B256, RequestWatch>,
+    /// Filled slots of this group.
+    pub slots: BTreeMap<B256, SlotWatch>,
+    /// Slots proven, per recent period.
+    pub proven: BTreeMap<u64, BTreeSet<B256>>,
+    /// The last period whose missed proofs were handled.
+    pub checked_period: Option<u64>,
+    /// Counters.
+    pub stats: Stats,
+}
+
+/// The marketplace's slot id of a request's slot.
+pub fn slot_id(request_id: B256, index: u64) -> B256 {
+    let mut words = [0u8; 64];
+    words[..32].copy_from_slice(request_id.as_slice());
+    words[32..].copy_from_slice(&U256::from(index).to_be_bytes::<32>());
+    keccak256(words)
+}
+
+impl State {
+    /// Loads the state file, or starts from `start_block`.
+    pub fn load(path: &Path, start_block: u64) -> std::io::Result<Self> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(std::io::Error::other),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self { cursor: start_block, ..Self::default() }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes the state file durably.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let tmp: PathBuf = path.with_extension("tmp");
+        let bytes = serde_json::to_vec(self).map_err(std::io::Error::other)?;
+        std::fs::write(&tmp, bytes)?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, path)
+    }
+
+    /// Applies one marketplace log (in chain order). `groups`/`group` select the slots kept;
+    /// `block_time` gives a log's block timestamp when the log does not carry it.
+    pub fn apply(&mut self, log: &Log, groups: u64, group: u64, block_time: u64) {
+        let Some(topic) = log.topic0().copied() else { return };
+        let time = log.block_timestamp.unwrap_or(block_time);
+        if topic == Marketplace::StorageRequested::SIGNATURE_HASH {
+            if let Ok(e) = log.log_decode::<Marketplace::StorageRequested>() {
+                let e = e.inner.data;
+                self.requests.insert(
+                    e.requestId,
+                    RequestWatch {
+                        probability: e.ask.proofProbability,
+                        slot_size: e.ask.slotSize,
+                        collateral_per_byte: e.ask.collateralPerByte,
+                        ends_at: e.endsAt,
+                        started_at: None,
+                    },
+                );
+            }
+        } else if topic == Marketplace::RequestFulfilled::SIGNATURE_HASH {
+            if let Ok(e) = log.log_decode::<Marketplace::RequestFulfilled>()
+                && let Some(r) = self.requests.get_mut(&e.inner.data.requestId)
+            {
+                r.started_at = Some(time);
+            }
+        } else if topic == Marketplace::SlotFilled::SIGNATURE_HASH || topic == Marketplace::SlotRepaired::SIGNATURE_HASH
+        {
+            let decoded = if topic == Marketplace::SlotFilled::SIGNATURE_HASH {
+                log.log_decode::<Marketplace::SlotFilled>()
+                    .ok()
+                    .map(|e| (e.inner.data.requestId, e.inner.data.slotIndex))
+            } else {
+                log.log_decode::<Marketplace::SlotRepaired>()
+                    .ok()
+                    .map(|e| (e.inner.data.requestId, e.inner.data.slotIndex))
+            };
+            if let Some((request_id, index)) = decoded {
+                let index = index.saturating_to::<u64>();
+                let id = slot_id(request_id, index);
+                if in_group(id, groups, group) {
+                    self.slots.insert(id, SlotWatch { request_id, index, filled_at: time });
+                }
+            }
+        } else if topic == Marketplace::SlotLost::SIGNATURE_HASH {
+            if let Ok(e) = log.log_decode::<Marketplace::SlotLost>() {
+                self.slots.remove(&slot_id(e.inner.data.requestId, e.inner.data.slotIndex.saturating_to()));
+            }
+        } else if topic == Marketplace::ProofSubmitted::SIGNATURE_HASH {
+            if let Ok(e) = log.log_decode::<Marketplace::ProofSubmitted>()
+                && self.slots.contains_key(&e.inner.data.slotId)
+            {
+                self.proven.entry(e.inner.data.period.saturating_to()).or_default().insert(e.inner.data.slotId);
+            }
+        } else if (topic == Marketplace::RequestFailed::SIGNATURE_HASH
+            || topic == Marketplace::RequestFinished::SIGNATURE_HASH
+            || topic == Marketplace::RequestCancelled::SIGNATURE_HASH)
+            && let Some(id) = log.topics().get(1).copied()
+        {
+            self.forget_request(id);
+        }
+    }
+
+    /// Drops a request and its slots.
+    pub fn forget_request(&mut self, request_id: B256) {
+        self.requests.remove(&request_id);
+        self.slots.retain(|_, s| s.request_id != request_id);
+    }
+
+    /// Drops requests that have ended by `now` and proofs older than a few periods before `period`.
+    pub fn prune(&mut self, now: u64, period: u64) {
+        let ended: Vec<B256> = self.requests.iter().filter(|(_, r)| r.ends_at <= now).map(|(id, _)| *id).collect();
+        for id in ended {
+            self.forget_request(id);
+        }
+        self.proven.retain(|p, _| p + PROOF_PERIODS_KEPT >= period);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_through_its_file() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("validator.json");
+        let fresh = State::load(&path, 17).expect("load");
+        assert_eq!(fresh.cursor, 17);
+        let mut s = fresh;
+        let r = B256::repeat_byte(1);
+        s.requests.insert(
+            r,
+            RequestWatch {
+                probability: 2,
+                slot_size: 4096,
+                collateral_per_byte: 3,
+                ends_at: 100,
+                started_at: Some(10),
+            },
+        );
+        s.slots.insert(slot_id(r, 0), SlotWatch { request_id: r, index: 0, filled_at: 5 });
+        s.proven.entry(3).or_default().insert(slot_id(r, 0));
+        s.save(&path).expect("save");
+        assert_eq!(State::load(&path, 0).expect("reload"), s);
+        s.prune(50, 20);
+        assert!(s.proven.is_empty(), "old proofs pruned");
+        s.prune(100, 20);
+        assert!(s.requests.is_empty() && s.slots.is_empty(), "ended requests forgotten");
+    }
+}
