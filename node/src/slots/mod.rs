@@ -9,6 +9,7 @@
 //! against its leaf and rebuilds what is missing or damaged, as long as K slots survive.
 
 mod publish;
+mod regenerate;
 mod tree;
 
 use std::fs::{self, File};
@@ -25,6 +26,7 @@ use crate::erasure::{self, DecodeStats, ErasureError, SlotLayout};
 use crate::store::{BlockStore, StoreError};
 
 pub use self::publish::{HeldSlot, accept, publish, slot_cid, slot_roots};
+pub use self::regenerate::regenerate;
 
 const LOG: &str = "vellum::slots";
 /// How cells are laid out in slots (`ErasureInfo.protectedStrategy`).

@@ -139,3 +139,30 @@ fn padding_below_the_data_is_refused() {
     assert!(protection.layout(64 * 8).is_ok());
     assert!(matches!(protection.layout(64 * 8 + 1), Err(ErasureError::InvalidParams(_))));
 }
+
+/// Lazy repair's decode: three lost slots regenerated from the K = 2 others, byte for byte the
+/// published slots (same CIDs); fewer than K present slots is an error.
+#[test]
+fn lost_slots_regenerate_from_any_k_others() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = BlockStore::open(dir.path(), 1 << 30).expect("open");
+    let data = sample(5_000, 3);
+    let protection = Protection { k: 2, m: 3, cell_size: 64, slot_cells: Some(64) };
+    let (_, protected) = protect(&store, &stored(&store, &data), protection, 2).expect("protect");
+    let (_, published) = publish(&store, &protected).expect("publish");
+    let path_of = |i: usize| {
+        let m = store.manifest(&slot_cid(&published, i).expect("cid")).expect("get").expect("manifest");
+        store.complete_data_path(&m.tree().expect("tree")).expect("path")
+    };
+    let present = vec![(1, path_of(1)), (4, path_of(4))];
+    let lost = [0usize, 2, 3];
+    for &i in &lost {
+        assert!(store.delete(&slot_cid(&published, i).expect("cid")).expect("delete"));
+    }
+    let cids = regenerate(&store, &published, &present, &lost).expect("regenerate");
+    for (&i, cid) in lost.iter().zip(&cids) {
+        assert_eq!(*cid, slot_cid(&published, i).expect("cid"));
+        assert!(store.has_complete(cid).expect("has"));
+    }
+    assert!(regenerate(&store, &published, &present[..1], &lost).is_err(), "one slot cannot rebuild K = 2");
+}
