@@ -71,6 +71,9 @@ pub struct SaleRecord {
     pub last_proven_period: Option<u64>,
     /// Why it failed or errored.
     pub error: Option<String>,
+    /// For a repair: every slot that repair opened with this one (lost together).
+    #[serde(default)]
+    pub repair_of: Vec<u64>,
 }
 
 impl SaleRecord {
@@ -298,6 +301,7 @@ impl Market {
         };
         let _turn = self.selling.lock().await;
         // Each host starts at a slot of its own choosing, so hosts spread over the slots.
+        let repair_set = repair.clone().unwrap_or_default();
         let candidates: Vec<u64> = repair.unwrap_or_else(|| (0..u64::from(request.ask.slots)).collect());
         let start = rand::random::<u64>() as usize % candidates.len().max(1);
         for i in 0..candidates.len() {
@@ -324,6 +328,7 @@ impl Market {
                 proofs_submitted: 0,
                 last_proven_period: None,
                 error: None,
+                repair_of: repair_set.clone(),
             };
             match self.chain.send("reserveSlot", m.reserveSlot(request_id, index)).await {
                 Ok(_) => {}
@@ -412,9 +417,13 @@ impl Market {
         }
         let index = sale.slot_index as usize;
         let slot_cid = crate::slots::slot_cid(&protected, index)?;
-        let slot_manifest = self.fetcher.manifest(&slot_cid).await.map_err(|e| MarketError::Local(e.to_string()))?;
-        if let Some(job) = self.fetcher.fetch(slot_cid, slot_manifest).map_err(|e| MarketError::Local(e.to_string()))? {
-            job.finished().await.map_err(|e| MarketError::Local(format!("slot {index}: {e}")))?;
+        if let Err(e) = self.fetch_dataset(slot_cid).await {
+            if sale.repair_of.is_empty() {
+                return Err(e);
+            }
+            // Nobody serves the lost slot: rebuild all the lost slots from K others, once.
+            info!(target: LOG, request = %id_hex(&sale.request_id), slot = index, error = %e, "slot unavailable; regenerating the lost slots");
+            self.regenerate_lost(&protected, &sale.repair_of).await?;
         }
         let tree = self.dir.join("trees").join(format!("{:x}.tree", sale.slot_id));
         let store = Arc::clone(&self.store);
@@ -424,6 +433,59 @@ impl Market {
         let _ = self.net.provide(&slot_cid).await;
         info!(target: LOG, request = %id_hex(&sale.request_id), slot = index, "slot fetched and checked");
         Ok((held.cells, held.tree))
+    }
+
+    /// Fetches a dataset (by manifest CID) from the network unless it is here.
+    async fn fetch_dataset(&self, cid: ContentId) -> Result<(), MarketError> {
+        let manifest = self.fetcher.manifest(&cid).await.map_err(|e| MarketError::Local(e.to_string()))?;
+        if let Some(job) = self.fetcher.fetch(cid, manifest).map_err(|e| MarketError::Local(e.to_string()))? {
+            job.finished().await.map_err(|e| MarketError::Local(format!("{cid}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Lazy repair: fetches any K surviving slots, decodes once, regenerates every slot in
+    /// `lost` and announces them, so that this host and the others repairing fetch them from here.
+    async fn regenerate_lost(&self, protected: &crate::content::Manifest, lost: &[u64]) -> Result<(), MarketError> {
+        let (layout, _) = crate::slots::layout_of(protected)?;
+        let lost: Vec<usize> = lost.iter().map(|i| *i as usize).collect();
+        let mut present = Vec::new();
+        for i in (0..layout.slot_count()).filter(|i| !lost.contains(i)) {
+            if present.len() == layout.k {
+                break;
+            }
+            let cid = crate::slots::slot_cid(protected, i)?;
+            match self.fetch_dataset(cid).await {
+                Ok(()) => {
+                    let m =
+                        self.store.manifest(&cid)?.ok_or_else(|| MarketError::Local("slot manifest gone".into()))?;
+                    let tree = m.tree().map_err(|e| MarketError::Local(e.to_string()))?;
+                    present.push((i, self.store.complete_data_path(&tree)?));
+                }
+                Err(e) => debug!(target: LOG, slot = i, error = %e, "surviving slot not fetched"),
+            }
+        }
+        if present.len() < layout.k {
+            return Err(MarketError::Local(format!(
+                "only {} of the K = {} slots needed to repair could be fetched",
+                present.len(),
+                layout.k
+            )));
+        }
+        let store = Arc::clone(&self.store);
+        let manifest = protected.clone();
+        let cids = tokio::task::spawn_blocking(move || crate::slots::regenerate(&store, &manifest, &present, &lost))
+            .await
+            .map_err(|e| MarketError::Local(e.to_string()))??;
+        for cid in cids {
+            let _ = self.net.provide(&cid).await;
+            if let Ok(Some(m)) = self.store.manifest(&cid)
+                && let Ok(tree) = m.tree()
+            {
+                let _ = self.net.provide(&tree).await;
+            }
+        }
+        Ok(())
     }
 }
 
