@@ -175,6 +175,11 @@ impl Fetcher {
                                 let m2 = m.clone();
                                 blocking(move || store.put_manifest(&m2)).await?;
                                 debug!(target: LOG, %cid, %peer, "manifest fetched");
+                                if m.is_protected() {
+                                    // Whoever holds a protected manifest can hand it to those
+                                    // rebuilding or repairing the dataset from its slots.
+                                    let _ = self.net.provide(cid).await;
+                                }
                                 return Ok(Some(m));
                             }
                             Err(e) => warn!(target: LOG, %peer, error = %e, "peer sent an invalid manifest"),

@@ -27,6 +27,7 @@ pub mod market;
 pub mod metrics;
 pub mod net;
 pub mod process;
+pub mod repair;
 pub mod service;
 pub mod slots;
 pub mod store;

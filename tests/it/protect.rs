@@ -50,3 +50,43 @@ async fn protected_dataset_downloads_from_its_slots() -> anyhow::Result<()> {
     assert_eq!(node.get(&format!("/data/{protected}")).await?.status(), 404);
     Ok(())
 }
+
+/// A protected dataset whose owner is gone, rebuilt over the network from K published slots held
+/// by other nodes: node A protects and publishes (K = 2, M = 2); B fetches slot 1 and C slot 3
+/// (and the protected manifest); A is killed; a fresh node D downloads the protected CID, which
+/// nobody serves in its original blocks, and gets the exact bytes, decoded from B's and C's slots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protected_dataset_is_rebuilt_from_slots_held_elsewhere() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut a = TestNode::start(&dir.path().join("a"), &[])?;
+    let data = test_bytes(300_001, 5);
+    let cid = a.upload(data.clone()).await?;
+    let resp = a
+        .http
+        .post(format!("{}/data/{cid}/protect?nodes=4&tolerance=2&cellSize=1024&publish=true", a.process.api))
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 200);
+    let item: serde_json::Value = resp.json().await?;
+    let protected = item["cid"].as_str().unwrap_or_default().to_owned();
+    let slots: Vec<String> = item["manifest"]["slotCids"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    assert_eq!(slots.len(), 4, "{item}");
+
+    let b = TestNode::start_bootstrapped(&dir.path().join("b"), &a, &[]).await?;
+    let c = TestNode::start_bootstrapped(&dir.path().join("c"), &a, &[]).await?;
+    for (node, slot) in [(&b, &slots[1]), (&c, &slots[3])] {
+        let m = node.get(&format!("/data/{protected}/network/manifest")).await?;
+        assert_eq!(m.status(), 200, "manifest");
+        let (len, _) = node.download_hash(&format!("/data/{slot}/network/stream")).await?;
+        assert!(len > 0);
+    }
+    a.process.kill();
+
+    let d = TestNode::start_bootstrapped(&dir.path().join("d"), &b, &[]).await?;
+    let body = d.download(&format!("/download/{protected}")).await?;
+    assert!(body == data, "{} bytes rebuilt, {} expected", body.len(), data.len());
+    Ok(())
+}

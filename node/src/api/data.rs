@@ -23,6 +23,9 @@ const LOG: &str = "vellum::api";
 const REBUILD_QUEUE: usize = 4;
 /// Body chunks queued between the HTTP connection and the disk writer.
 const UPLOAD_QUEUE: usize = 4;
+/// How long a download of a protected dataset waits for a provider of the original blocks
+/// before it decodes from the slots instead.
+const PROVIDER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn parse_cid(text: &str) -> Result<ContentId, ApiError> {
     Ok(text.parse::<ContentId>()?)
@@ -209,6 +212,16 @@ async fn serve_dataset(state: &AppState, cid_text: &str, network: bool) -> Resul
     if !network {
         return Err(ApiError::not_found(format!("{cid} is not held locally")));
     }
+    let published =
+        manifest.erasure.as_ref().and_then(|e| e.verification.as_ref()).is_some_and(|v| !v.slot_cids.is_empty());
+    if published && !crate::repair::has_provider(&state.net, &tree, PROVIDER_WAIT).await {
+        // Nobody serves the original blocks: rebuild from any K of the published slots.
+        let fetched = crate::repair::fetch_k_slots(&state.fetcher, &state.store, &manifest, &[])
+            .await
+            .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()))?;
+        info!(target: LOG, %cid, slots = fetched.slots.len(), bytes = fetched.bytes_fetched, "downloading from slots");
+        return Ok(stream_response(&manifest, slot_decode_stream(manifest.clone(), fetched.slots)));
+    }
     match state.fetcher.fetch(cid, manifest.clone())? {
         Some(job) => {
             if manifest.dataset_size == 0 {
@@ -222,6 +235,22 @@ async fn serve_dataset(state: &AppState, cid_text: &str, network: bool) -> Resul
             Ok(stream_response(&manifest, DatasetStream::local(Arc::new(file), manifest.dataset_size)))
         }
     }
+}
+
+/// Streams a protected dataset decoded from fetched slot files.
+fn slot_decode_stream(manifest: Manifest, present: Vec<(usize, std::path::PathBuf)>) -> DatasetStream {
+    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(REBUILD_QUEUE);
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChannelWriter { tx: tx.clone(), buf: Vec::with_capacity(1 << 20) };
+        let result = crate::repair::decode_slots(&manifest, &present, &mut out)
+            .map_err(std::io::Error::other)
+            .and_then(|_| out.flush_piece());
+        if let Err(e) = result {
+            tracing::warn!(target: LOG, error = %e, "decoding a protected dataset from fetched slots failed");
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    DatasetStream::from_channel(rx)
 }
 
 /// Streams a protected dataset rebuilt from its local slots.
@@ -282,6 +311,9 @@ pub(super) struct ProtectQuery {
     tolerance: Option<usize>,
     /// Cell (shard) size in bytes; default 2048.
     cell_size: Option<usize>,
+    /// Also publish every slot as a dataset of its own (as storage requests do), so that other
+    /// nodes can fetch slots and rebuild the dataset from any K of them; default false.
+    publish: Option<bool>,
 }
 
 /// Erasure-code a dataset held here into K = nodes − tolerance data and M = tolerance parity
@@ -312,13 +344,15 @@ pub(super) async fn protect(
         .ok_or_else(|| ApiError::not_found(format!("{cid} is not held here")))?;
     let store = Arc::clone(&state.store);
     let cell_size = q.cell_size.unwrap_or(crate::erasure::DEFAULT_CELL_SIZE as usize);
+    let publish = q.publish.unwrap_or(false);
     let (pcid, protected) = tokio::task::spawn_blocking(move || {
-        crate::slots::protect(
+        let (pcid, protected) = crate::slots::protect(
             &store,
             &manifest,
             crate::slots::Protection::new(nodes - tolerance, tolerance, cell_size),
             2,
-        )
+        )?;
+        if publish { crate::slots::publish(&store, &protected) } else { Ok((pcid, protected)) }
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?
@@ -330,6 +364,20 @@ pub(super) async fn protect(
         crate::slots::SlotError::Store(s) => s.into(),
         other => ApiError::internal(other.to_string()),
     })?;
+    if publish {
+        // Announce the protected manifest and every slot, so nodes can fetch them.
+        let mut announced = vec![pcid];
+        let count = protected.erasure.as_ref().and_then(|e| e.verification.as_ref()).map_or(0, |v| v.slot_cids.len());
+        announced.extend((0..count).filter_map(|i| crate::slots::slot_cid(&protected, i).ok()));
+        for cid in announced {
+            let _ = state.net.provide(&cid).await;
+            if let Ok(Some(m)) = state.store.manifest(&cid)
+                && let Ok(tree) = m.tree()
+            {
+                let _ = state.net.provide(&tree).await;
+            }
+        }
+    }
     Ok(Json(DataItem::new(&pcid, &protected)))
 }
 

@@ -34,6 +34,9 @@ pub struct ManifestItem {
     pub filename: Option<String>,
     /// Original media type.
     pub mimetype: Option<String>,
+    /// Manifest CIDs of the published slots of a protected dataset (Vellum extension).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slot_cids: Vec<String>,
 }
 
 impl ManifestItem {
@@ -46,6 +49,14 @@ impl ManifestItem {
             protected: m.is_protected(),
             filename: m.filename.clone(),
             mimetype: m.mimetype.clone(),
+            slot_cids: m
+                .erasure
+                .as_ref()
+                .and_then(|e| e.verification.as_ref())
+                .map(|v| {
+                    v.slot_cids.iter().filter_map(|c| ContentId::from_bytes(c).ok()).map(|c| c.to_string()).collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }

@@ -417,9 +417,9 @@ impl Market {
         }
         let index = sale.slot_index as usize;
         let slot_cid = crate::slots::slot_cid(&protected, index)?;
-        if let Err(e) = self.fetch_dataset(slot_cid).await {
+        if let Err(e) = crate::repair::fetch_dataset(&self.fetcher, &self.store, slot_cid).await {
             if sale.repair_of.is_empty() {
-                return Err(e);
+                return Err(MarketError::Local(e.to_string()));
             }
             // Nobody serves the lost slot: rebuild all the lost slots from K others, once.
             info!(target: LOG, request = %id_hex(&sale.request_id), slot = index, error = %e, "slot unavailable; regenerating the lost slots");
@@ -435,43 +435,15 @@ impl Market {
         Ok((held.cells, held.tree))
     }
 
-    /// Fetches a dataset (by manifest CID) from the network unless it is here.
-    async fn fetch_dataset(&self, cid: ContentId) -> Result<(), MarketError> {
-        let manifest = self.fetcher.manifest(&cid).await.map_err(|e| MarketError::Local(e.to_string()))?;
-        if let Some(job) = self.fetcher.fetch(cid, manifest).map_err(|e| MarketError::Local(e.to_string()))? {
-            job.finished().await.map_err(|e| MarketError::Local(format!("{cid}: {e}")))?;
-        }
-        Ok(())
-    }
-
     /// Lazy repair: fetches any K surviving slots, decodes once, regenerates every slot in
     /// `lost` and announces them, so that this host and the others repairing fetch them from here.
     async fn regenerate_lost(&self, protected: &crate::content::Manifest, lost: &[u64]) -> Result<(), MarketError> {
-        let (layout, _) = crate::slots::layout_of(protected)?;
         let lost: Vec<usize> = lost.iter().map(|i| *i as usize).collect();
-        let mut present = Vec::new();
-        for i in (0..layout.slot_count()).filter(|i| !lost.contains(i)) {
-            if present.len() == layout.k {
-                break;
-            }
-            let cid = crate::slots::slot_cid(protected, i)?;
-            match self.fetch_dataset(cid).await {
-                Ok(()) => {
-                    let m =
-                        self.store.manifest(&cid)?.ok_or_else(|| MarketError::Local("slot manifest gone".into()))?;
-                    let tree = m.tree().map_err(|e| MarketError::Local(e.to_string()))?;
-                    present.push((i, self.store.complete_data_path(&tree)?));
-                }
-                Err(e) => debug!(target: LOG, slot = i, error = %e, "surviving slot not fetched"),
-            }
-        }
-        if present.len() < layout.k {
-            return Err(MarketError::Local(format!(
-                "only {} of the K = {} slots needed to repair could be fetched",
-                present.len(),
-                layout.k
-            )));
-        }
+        let fetched = crate::repair::fetch_k_slots(&self.fetcher, &self.store, protected, &lost)
+            .await
+            .map_err(|e| MarketError::Local(e.to_string()))?;
+        info!(target: LOG, slots = fetched.slots.len(), bytes = fetched.bytes_fetched, "repair: surviving slots fetched");
+        let present = fetched.slots;
         let store = Arc::clone(&self.store);
         let manifest = protected.clone();
         let cids = tokio::task::spawn_blocking(move || crate::slots::regenerate(&store, &manifest, &present, &lost))

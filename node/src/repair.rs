@@ -1,0 +1,111 @@
+//! Reading a protected dataset back from the network when its original blocks are gone: any K
+//! of its published slots are fetched (each block checked against the slot's content tree on
+//! arrival) and decoded. Lazy repair uses the same fetch before regenerating lost slots
+//! ([`crate::slots::regenerate`]); a download of a protected CID uses it when no node serves the
+//! original blocks. Bytes fetched are counted, so a repair can report what it moved.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tracing::debug;
+
+use crate::content::{ContentId, Manifest};
+use crate::fetch::{FetchError, Fetcher};
+use crate::slots::{SlotError, layout_of, slot_cid};
+use crate::store::{BlockStore, StoreError};
+
+const LOG: &str = "vellum::repair";
+
+/// Why K slots could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum RepairError {
+    /// The manifest does not describe published slots.
+    #[error(transparent)]
+    Slots(#[from] SlotError),
+    /// Local storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Too few slots could be fetched.
+    #[error("only {got} of the K = {k} slots needed could be fetched")]
+    TooFew {
+        /// Slots fetched.
+        got: usize,
+        /// Slots needed.
+        k: usize,
+    },
+}
+
+/// K slots of a protected dataset, here: (slot index, data file), and the bytes fetched for them.
+#[derive(Debug, Clone, Default)]
+pub struct FetchedSlots {
+    /// Slot index and the path of its cells.
+    pub slots: Vec<(usize, PathBuf)>,
+    /// Bytes that came over the network (slots already held count nothing).
+    pub bytes_fetched: u64,
+}
+
+/// Fetches a dataset by manifest CID unless it is here; returns the bytes fetched.
+pub async fn fetch_dataset(fetcher: &Arc<Fetcher>, store: &BlockStore, cid: ContentId) -> Result<u64, FetchError> {
+    let manifest = fetcher.manifest(&cid).await?;
+    let tree = manifest.tree().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    if store.dataset(&tree)?.is_some() {
+        return Ok(0);
+    }
+    if let Some(job) = fetcher.fetch(cid, manifest.clone())? {
+        job.finished().await.map_err(|reason| FetchError::Failed { cid, reason })?;
+    }
+    Ok(manifest.dataset_size)
+}
+
+/// Gets K slots of `protected` other than those in `skip`, trying them in order.
+pub async fn fetch_k_slots(
+    fetcher: &Arc<Fetcher>,
+    store: &Arc<BlockStore>,
+    protected: &Manifest,
+    skip: &[usize],
+) -> Result<FetchedSlots, RepairError> {
+    let (layout, _) = layout_of(protected)?;
+    let mut out = FetchedSlots::default();
+    for i in (0..layout.slot_count()).filter(|i| !skip.contains(i)) {
+        if out.slots.len() == layout.k {
+            break;
+        }
+        let cid = slot_cid(protected, i)?;
+        match fetch_dataset(fetcher, store, cid).await {
+            Ok(bytes) => {
+                let m = store.manifest(&cid)?.ok_or(StoreError::NotFound)?;
+                let tree = m.tree().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                out.slots.push((i, store.complete_data_path(&tree)?));
+                out.bytes_fetched += bytes;
+            }
+            Err(e) => debug!(target: LOG, slot = i, error = %e, "slot not fetched"),
+        }
+    }
+    if out.slots.len() < layout.k {
+        return Err(RepairError::TooFew { got: out.slots.len(), k: layout.k });
+    }
+    Ok(out)
+}
+
+/// Writes the original bytes of `protected` to `output`, decoded from the slot files `present`
+/// (at least K; they were checked block by block when fetched).
+pub fn decode_slots<W: std::io::Write>(
+    protected: &Manifest,
+    present: &[(usize, PathBuf)],
+    output: W,
+) -> Result<crate::erasure::DecodeStats, SlotError> {
+    let (layout, _) = layout_of(protected)?;
+    let mut slots: Vec<Option<std::fs::File>> = (0..layout.slot_count()).map(|_| None).collect();
+    for (index, path) in present {
+        if let Some(slot) = slots.get_mut(*index) {
+            *slot = Some(std::fs::File::open(path)?);
+        }
+    }
+    Ok(crate::erasure::decode(&layout, &slots, output, &crate::erasure::trust_all)?)
+}
+
+/// Whether any node announces `cid` within `wait`.
+pub async fn has_provider(net: &crate::net::NetworkHandle, cid: &ContentId, wait: std::time::Duration) -> bool {
+    let Ok(mut found) = net.find_providers(cid).await else { return false };
+    matches!(tokio::time::timeout(wait, found.recv()).await, Ok(Some(_)))
+}
