@@ -38,6 +38,8 @@ const MAX_PEER_FAILURES: u32 = 4;
 const MAX_SEARCHES: u32 = 4;
 /// How long a manifest search may take.
 const MANIFEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Providers asked for a manifest at once.
+const MANIFEST_ASKS: usize = 4;
 
 /// Pauses before each DHT search for a manifest's providers while none is found (the first
 /// search goes at once).
@@ -156,42 +158,71 @@ impl Fetcher {
         }
     }
 
-    /// One DHT search for `cid`'s providers, asking each for the manifest; counts them in `tried`.
+    /// One DHT search for `cid`'s providers, asking them for the manifest as they are found, up
+    /// to [`MANIFEST_ASKS`] at once (a provider that went away costs a dial timeout, not the
+    /// whole search); the first valid answer wins. Counts the providers asked in `tried`.
     async fn manifest_from_providers(
         &self,
         cid: &ContentId,
         tried: &mut usize,
     ) -> Result<Option<Manifest>, FetchError> {
         let mut providers = self.net.find_providers(cid).await?;
-        while let Some(peer) = providers.recv().await {
-            *tried += 1;
-            let request = Request { kind: Some(RequestKind::Manifest(cid.to_bytes())) };
-            match self.net.request(peer, request).await {
-                Ok(resp) => match resp.kind {
-                    Some(ResponseKind::Manifest(bytes)) if cid.matches_manifest(&bytes) => {
-                        match Manifest::decode_checked(&bytes) {
-                            Ok(m) => {
-                                let store = Arc::clone(&self.store);
-                                let m2 = m.clone();
-                                blocking(move || store.put_manifest(&m2)).await?;
-                                debug!(target: LOG, %cid, %peer, "manifest fetched");
-                                if m.is_protected() {
-                                    // Whoever holds a protected manifest can hand it to those
-                                    // rebuilding or repairing the dataset from its slots.
-                                    let _ = self.net.provide(cid).await;
-                                }
-                                return Ok(Some(m));
-                            }
-                            Err(e) => warn!(target: LOG, %peer, error = %e, "peer sent an invalid manifest"),
-                        }
+        let mut asking = FuturesUnordered::new();
+        let mut searching = true;
+        loop {
+            tokio::select! {
+                found = providers.recv(), if searching && asking.len() < MANIFEST_ASKS => match found {
+                    Some(peer) => {
+                        *tried += 1;
+                        let net = self.net.clone();
+                        let request = Request { kind: Some(RequestKind::Manifest(cid.to_bytes())) };
+                        asking.push(async move { (peer, net.request(peer, request).await) });
                     }
-                    Some(ResponseKind::Manifest(_)) => {
-                        warn!(target: LOG, %peer, "peer sent a manifest that does not match its CID")
-                    }
-                    other => debug!(target: LOG, %peer, ?other, "peer did not send the manifest"),
+                    None => searching = false,
                 },
-                Err(e) => debug!(target: LOG, %peer, error = %e, "manifest request failed"),
+                Some((peer, answer)) = asking.next(), if !asking.is_empty() => {
+                    if let Some(m) = self.check_manifest(cid, peer, answer).await? {
+                        return Ok(Some(m));
+                    }
+                }
+                else => return Ok(None),
             }
+        }
+    }
+
+    /// Checks a provider's answer to a manifest request; stores (and, if protected, announces)
+    /// a valid manifest.
+    async fn check_manifest(
+        &self,
+        cid: &ContentId,
+        peer: libp2p::PeerId,
+        answer: Result<crate::net::exchange::Response, crate::net::NetError>,
+    ) -> Result<Option<Manifest>, FetchError> {
+        match answer {
+            Ok(resp) => match resp.kind {
+                Some(ResponseKind::Manifest(bytes)) if cid.matches_manifest(&bytes) => {
+                    match Manifest::decode_checked(&bytes) {
+                        Ok(m) => {
+                            let store = Arc::clone(&self.store);
+                            let m2 = m.clone();
+                            blocking(move || store.put_manifest(&m2)).await?;
+                            debug!(target: LOG, %cid, %peer, "manifest fetched");
+                            if m.is_protected() {
+                                // Whoever holds a protected manifest can hand it to those rebuilding
+                                // or repairing the dataset from its slots.
+                                let _ = self.net.provide(cid).await;
+                            }
+                            return Ok(Some(m));
+                        }
+                        Err(e) => warn!(target: LOG, %peer, error = %e, "peer sent an invalid manifest"),
+                    }
+                }
+                Some(ResponseKind::Manifest(_)) => {
+                    warn!(target: LOG, %peer, "peer sent a manifest that does not match its CID")
+                }
+                other => debug!(target: LOG, %peer, ?other, "peer did not send the manifest"),
+            },
+            Err(e) => debug!(target: LOG, %peer, error = %e, "manifest request failed"),
         }
         Ok(None)
     }

@@ -1,8 +1,9 @@
 //! Reading a protected dataset back from the network when its original blocks are gone: any K
 //! of its published slots are fetched (each block checked against the slot's content tree on
 //! arrival) and decoded. Lazy repair uses the same fetch before regenerating lost slots
-//! ([`crate::slots::regenerate`]); a download of a protected CID uses it when no node serves the
-//! original blocks. Bytes fetched are counted, so a repair can report what it moved.
+//! ([`crate::slots::regenerate`]); a download of a published protected CID that is not held
+//! locally decodes from slots too (hosts keep slots, not the original blocks). Bytes fetched are
+//! counted, so a repair can report what it moved.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -102,10 +103,4 @@ pub fn decode_slots<W: std::io::Write>(
         }
     }
     Ok(crate::erasure::decode(&layout, &slots, output, &crate::erasure::trust_all)?)
-}
-
-/// Whether any node announces `cid` within `wait`.
-pub async fn has_provider(net: &crate::net::NetworkHandle, cid: &ContentId, wait: std::time::Duration) -> bool {
-    let Ok(mut found) = net.find_providers(cid).await else { return false };
-    matches!(tokio::time::timeout(wait, found.recv()).await, Ok(Some(_)))
 }

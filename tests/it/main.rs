@@ -6,6 +6,7 @@ mod bad_input;
 mod chain;
 mod corrupt_peer;
 mod crash_recovery;
+mod lazy_repair;
 mod market_net;
 mod protect;
 mod prover_cli;

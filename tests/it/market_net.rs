@@ -5,8 +5,10 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
@@ -16,6 +18,7 @@ use contracts::Marketplace::MarketplaceConfig;
 use contracts::{Anvil, Deployment, Marketplace, TestToken, deploy, dev_config};
 use prover::EvmVerifyingKey;
 use tokio::sync::watch;
+use vellum_tests::vellum_binary;
 
 /// Seconds per proof period in these tests.
 pub(crate) const PERIOD: u64 = 6;
@@ -188,4 +191,62 @@ pub(crate) async fn json(resp: reqwest::Response) -> anyhow::Result<serde_json::
 /// Whether `path` contains `needle`.
 pub(crate) fn file_contains(path: &Path, needle: &str) -> bool {
     std::fs::read_to_string(path).is_ok_and(|t| t.contains(needle))
+}
+
+/// Polls `check` until it holds or `timeout` passes.
+pub(crate) async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await.unwrap_or(false) {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The flags as `&str`s.
+pub(crate) fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// A `vellum validator` process, killed when dropped.
+pub(crate) struct ValidatorProcess(Child);
+
+impl ValidatorProcess {
+    /// Starts `vellum validator` with wallet `wallet`, in group `groups.1` of `groups.0`.
+    pub(crate) fn start(
+        net: &MarketNet,
+        wallet: usize,
+        groups: (u64, u64),
+        dir: &Path,
+        log: &Path,
+    ) -> anyhow::Result<Self> {
+        let key = net.key_file(wallet)?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+        let child = Command::new(vellum_binary())
+            .args(["validator", "--data-dir"])
+            .arg(dir)
+            .args(["--eth-provider", &net.anvil.endpoint(), "--eth-private-key-file"])
+            .arg(key)
+            .args(["--marketplace-address", &format!("{:#x}", net.deployment.marketplace)])
+            .args(["--validator-groups", &groups.0.to_string(), "--validator-group-index", &groups.1.to_string()])
+            .args(["--log-level", "info,vellum::validator=debug"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()?;
+        Ok(Self(child))
+    }
+}
+
+impl Drop for ValidatorProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

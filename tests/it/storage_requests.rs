@@ -17,26 +17,11 @@ use alloy::sol_types::SolEvent;
 use contracts::Marketplace;
 use vellum_tests::{TestNode, test_bytes};
 
-use crate::market_net::{MarketNet, PERIOD, Proxy, SHAPE, anvil_address, file_contains, json};
+use crate::market_net::{MarketNet, PERIOD, Proxy, SHAPE, anvil_address, file_contains, json, strs, wait_for};
 
 const PRICE: u128 = 3;
 const COLLATERAL_PER_BYTE: u128 = 2;
 const DURATION: u64 = 96;
-
-async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<bool>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check().await.unwrap_or(false) {
-            return Ok(());
-        }
-        anyhow::ensure!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
 
 async fn chain_time(net: &MarketNet) -> anyhow::Result<u64> {
     let block = net.deployer.get_block_by_number(alloy::eips::BlockNumberOrTag::Latest).await?;
@@ -71,7 +56,7 @@ async fn proofs_by_slot(net: &MarketNet) -> anyhow::Result<BTreeMap<B256, BTreeS
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn four_hosts_fill_prove_survive_restart_and_outage_and_are_paid() -> anyhow::Result<()> {
-    tokio::time::timeout(Duration::from_secs(400), scenario()).await?
+    tokio::time::timeout(Duration::from_secs(590), scenario()).await?
 }
 
 async fn scenario() -> anyhow::Result<()> {
@@ -122,7 +107,7 @@ async fn scenario() -> anyhow::Result<()> {
     offer(&hosts[3]).await?;
     let purchase_path = format!("/storage/purchases/{request_id}");
     let state = |p: serde_json::Value| p["state"].as_str().unwrap_or_default().to_owned();
-    wait_for("the request to start", Duration::from_secs(60), || async {
+    wait_for("the request to start", Duration::from_secs(180), || async {
         Ok(state(json(client.get(&purchase_path).await?).await?) == "started")
     })
     .await?;
@@ -153,7 +138,7 @@ async fn scenario() -> anyhow::Result<()> {
     anyhow::ensure!(holder.values().collect::<BTreeSet<_>>().len() == 4, "each host holds its own slot");
 
     // Host 0 is killed for a period and restarted with the same data dir.
-    wait_for("a first periodic proof", Duration::from_secs(30), || async {
+    wait_for("a first periodic proof", Duration::from_secs(90), || async {
         Ok(proofs_by_slot(&net).await?.values().any(|p| !p.is_empty()))
     })
     .await?;
@@ -169,7 +154,7 @@ async fn scenario() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(2 * PERIOD)).await;
     let info = hosts[1].info().await?;
     anyhow::ensure!(info["id"].is_string(), "host 1 serves its API during the outage");
-    wait_for("host 1 to log the outage", Duration::from_secs(10), || async {
+    wait_for("host 1 to log the outage", Duration::from_secs(30), || async {
         Ok(file_contains(&logs[1], "chain endpoint unreachable"))
     })
     .await?;
@@ -177,14 +162,14 @@ async fn scenario() -> anyhow::Result<()> {
     let restored_period = chain_time(&net).await? / PERIOD;
 
     // The request runs to its end; the client withdraws.
-    wait_for("the request to finish and the client to withdraw", Duration::from_secs(DURATION + 60), || async {
+    wait_for("the request to finish and the client to withdraw", Duration::from_secs(DURATION + 180), || async {
         let p = json(client.get(&purchase_path).await?).await?;
         Ok(state(p.clone()) == "finished" && p["refunded"].is_string())
     })
     .await?;
     for (i, host) in hosts.iter().enumerate() {
         let slot = format!("{:#x}", holder[&i]);
-        wait_for("the host's payout", Duration::from_secs(30), || async {
+        wait_for("the host's payout", Duration::from_secs(90), || async {
             let agent = json(host.get(&format!("/sales/slots/{slot}")).await?).await?;
             Ok(agent["state"] == "SaleFinished")
         })
@@ -238,10 +223,6 @@ async fn scenario() -> anyhow::Result<()> {
     anyhow::ensure!(client_balance == client_budget - earned_total, "client: {client_balance}");
     anyhow::ensure!(net.balance(net.deployment.marketplace).await? == U256::ZERO, "the marketplace keeps nothing");
     Ok(())
-}
-
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
 }
 
 /// Requests that cannot work are refused with the reason, before anything is paid.

@@ -4,7 +4,6 @@
 //! across a restart of that validator), until the slot is lost after three misses; it is paid
 //! exactly three rewards; the other validator marks nothing, and slot 0 is never marked.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{B256, Bytes, U256};
@@ -16,46 +15,9 @@ use circuits::r1cs::{build_inputs, dataset_path};
 use contracts::Marketplace::{self, Ask, Content, Request};
 use contracts::proof_words;
 use prover::{DiskSlot, EvmProof, Prover};
-use vellum_tests::vellum_binary;
 
-use crate::market_net::{MarketNet, SHAPE, file_contains};
+use crate::market_net::{MarketNet, SHAPE, ValidatorProcess, file_contains};
 use crate::slot_files::write_slot;
-
-/// A `vellum validator` process, killed when dropped.
-struct ValidatorProcess(Child);
-
-impl ValidatorProcess {
-    fn start(
-        net: &MarketNet,
-        wallet: usize,
-        group: u64,
-        dir: &std::path::Path,
-        log: &std::path::Path,
-    ) -> anyhow::Result<Self> {
-        let key = net.key_file(wallet)?;
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
-        let child = Command::new(vellum_binary())
-            .args(["validator", "--data-dir"])
-            .arg(dir)
-            .args(["--eth-provider", &net.anvil.endpoint(), "--eth-private-key-file"])
-            .arg(key)
-            .args(["--marketplace-address", &format!("{:#x}", net.deployment.marketplace)])
-            .args(["--validator-groups", "2", "--validator-group-index", &group.to_string()])
-            .args(["--log-level", "info,vellum::validator=debug"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()?;
-        Ok(Self(child))
-    }
-}
-
-impl Drop for ValidatorProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn fr_word(x: &Fr) -> B256 {
     let mut be = circuits::fr_to_bytes(x);
@@ -129,7 +91,7 @@ async fn scenario() -> anyhow::Result<()> {
     let vlogs: Vec<_> = (0..2).map(|g| dir.join(format!("validator{g}.log"))).collect();
     let mut validators = Vec::new();
     for g in 0..2u64 {
-        validators.push(ValidatorProcess::start(&net, 3 + g as usize, g, &vdirs[g as usize], &vlogs[g as usize])?);
+        validators.push(ValidatorProcess::start(&net, 3 + g as usize, (2, g), &vdirs[g as usize], &vlogs[g as usize])?);
     }
 
     // The host fills both slots (once a validator has anchored the period), with collateral.
@@ -189,7 +151,7 @@ async fn scenario() -> anyhow::Result<()> {
                 ValidatorProcess::start(
                     &net,
                     3 + owner as usize,
-                    owner,
+                    (2, owner),
                     &vdirs[owner as usize],
                     &vlogs[owner as usize],
                 )?,

@@ -23,9 +23,6 @@ const LOG: &str = "vellum::api";
 const REBUILD_QUEUE: usize = 4;
 /// Body chunks queued between the HTTP connection and the disk writer.
 const UPLOAD_QUEUE: usize = 4;
-/// How long a download of a protected dataset waits for a provider of the original blocks
-/// before it decodes from the slots instead.
-const PROVIDER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn parse_cid(text: &str) -> Result<ContentId, ApiError> {
     Ok(text.parse::<ContentId>()?)
@@ -214,8 +211,9 @@ async fn serve_dataset(state: &AppState, cid_text: &str, network: bool) -> Resul
     }
     let published =
         manifest.erasure.as_ref().and_then(|e| e.verification.as_ref()).is_some_and(|v| !v.slot_cids.is_empty());
-    if published && !crate::repair::has_provider(&state.net, &tree, PROVIDER_WAIT).await {
-        // Nobody serves the original blocks: rebuild from any K of the published slots.
+    if published {
+        // Hosts keep slots, not the original blocks (and a provider record of the original may
+        // outlive the client that announced it): decode from any K of the published slots.
         let fetched = crate::repair::fetch_k_slots(&state.fetcher, &state.store, &manifest, &[])
             .await
             .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()))?;

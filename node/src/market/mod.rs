@@ -105,7 +105,7 @@ pub struct Market {
     selling: tokio::sync::Mutex<()>,
     /// Requests seen waiting for hosts that this node did not take (looked at again when an
     /// availability is added or changed); bounded.
-    passed_over: Mutex<std::collections::VecDeque<B256>>,
+    passed_over: Mutex<std::collections::VecDeque<(B256, Option<Vec<u64>>)>>,
     /// Set when availabilities change.
     availability_changed: std::sync::atomic::AtomicBool,
     /// One proof at a time (a proof takes both cores and up to a few GB).

@@ -74,6 +74,9 @@ pub struct SaleRecord {
     /// For a repair: every slot that repair opened with this one (lost together).
     #[serde(default)]
     pub repair_of: Vec<u64>,
+    /// The slot dataset's manifest CID, once fetched.
+    #[serde(default)]
+    pub slot_cid: Option<String>,
 }
 
 impl SaleRecord {
@@ -291,11 +294,12 @@ impl Market {
         let Some(availability) = self.matching(&request.ask, ends_at) else {
             debug!(target: LOG, request = %id_hex(&request_id), "passed over: no availability matches");
             let mut passed = lock(&self.passed_over);
-            if !passed.contains(&request_id) {
+            let entry = (request_id, repair.clone());
+            if !passed.contains(&entry) {
                 if passed.len() >= PASSED_OVER_LIMIT {
                     passed.pop_front();
                 }
-                passed.push_back(request_id);
+                passed.push_back(entry);
             }
             return Ok(());
         };
@@ -329,6 +333,7 @@ impl Market {
                 last_proven_period: None,
                 error: None,
                 repair_of: repair_set.clone(),
+                slot_cid: None,
             };
             match self.chain.send("reserveSlot", m.reserveSlot(request_id, index)).await {
                 Ok(_) => {}
@@ -344,6 +349,7 @@ impl Market {
                     warn!(target: LOG, request = %id_hex(&request_id), slot = index, error = %e, "sale abandoned");
                     sale.state = SaleState::Errored;
                     sale.error = Some(e.to_string());
+                    self.discard_slot_data(&mut sale);
                     self.save_sale(&sale);
                     self.draw(&availability.id, request.ask.slotSize, collateral, true);
                     if matches!(e, MarketError::Chain(ref c) if c.is_unreachable()) {
@@ -359,7 +365,8 @@ impl Market {
     pub(super) async fn download_and_fill(&self, sale: &mut SaleRecord, request: &Request) -> Result<(), MarketError> {
         let m = self.chain.market();
         if sale.state == SaleState::Downloading {
-            let (cells, tree) = self.fetch_slot(sale, request).await?;
+            let (cells, tree, cid) = self.fetch_slot(sale, request).await?;
+            sale.slot_cid = Some(cid.to_string());
             sale.cells = Some(cells);
             sale.tree = Some(tree);
             sale.state = SaleState::Filling;
@@ -399,7 +406,11 @@ impl Market {
     }
 
     /// Fetches slot `sale.slot_index` of the request's dataset and checks it.
-    async fn fetch_slot(&self, sale: &SaleRecord, request: &Request) -> Result<(PathBuf, PathBuf), MarketError> {
+    async fn fetch_slot(
+        &self,
+        sale: &SaleRecord,
+        request: &Request,
+    ) -> Result<(PathBuf, PathBuf, ContentId), MarketError> {
         let cid_text =
             String::from_utf8(request.content.cid.to_vec()).map_err(|_| invalid("request CID is not text"))?;
         let cid: ContentId = cid_text.parse().map_err(|e| invalid(format!("request CID {cid_text}: {e}")))?;
@@ -417,7 +428,9 @@ impl Market {
         }
         let index = sale.slot_index as usize;
         let slot_cid = crate::slots::slot_cid(&protected, index)?;
-        if let Err(e) = crate::repair::fetch_dataset(&self.fetcher, &self.store, slot_cid).await {
+        let fetched = crate::repair::fetch_dataset(&self.fetcher, &self.store, slot_cid).await;
+        let bytes = *fetched.as_ref().unwrap_or(&0);
+        if let Err(e) = fetched {
             if sale.repair_of.is_empty() {
                 return Err(MarketError::Local(e.to_string()));
             }
@@ -431,8 +444,22 @@ impl Market {
             .await
             .map_err(|e| MarketError::Local(e.to_string()))??;
         let _ = self.net.provide(&slot_cid).await;
-        info!(target: LOG, request = %id_hex(&sale.request_id), slot = index, "slot fetched and checked");
-        Ok((held.cells, held.tree))
+        info!(target: LOG, request = %id_hex(&sale.request_id), slot = index, bytes, "slot fetched and checked");
+        Ok((held.cells, held.tree, slot_cid))
+    }
+
+    /// Drops the slot data an abandoned sale fetched: nobody pays this host to keep it (and a
+    /// copy kept by chance would hide a lost slot from repair).
+    fn discard_slot_data(&self, sale: &mut SaleRecord) {
+        if let Some(cid) = sale.slot_cid.take().and_then(|c| c.parse::<ContentId>().ok())
+            && let Err(e) = self.store.delete(&cid)
+        {
+            debug!(target: LOG, %cid, error = %e, "abandoned slot data not deleted");
+        }
+        if let Some(tree) = sale.tree.take() {
+            let _ = std::fs::remove_file(tree);
+        }
+        sale.cells = None;
     }
 
     /// Lazy repair: fetches any K surviving slots, decodes once, regenerates every slot in
@@ -482,6 +509,7 @@ pub(super) async fn follow(market: Arc<Market>, start_block: u64) {
                 warn!(target: LOG, slot = %id_hex(&sale.slot_id), error = %e, "resumed sale abandoned");
                 sale.state = SaleState::Errored;
                 sale.error = Some(e.to_string());
+                market.discard_slot_data(&mut sale);
                 market.save_sale(&sale);
             }
         }
@@ -490,9 +518,9 @@ pub(super) async fn follow(market: Arc<Market>, start_block: u64) {
         tokio::time::sleep(TICK).await;
         if market.availability_changed.swap(false, std::sync::atomic::Ordering::AcqRel) {
             // An availability changed: requests passed over earlier may match now.
-            let passed: Vec<B256> = lock(&market.passed_over).drain(..).collect();
-            for request_id in passed {
-                if let Err(e) = market.consider(request_id, None).await {
+            let passed: Vec<(B256, Option<Vec<u64>>)> = lock(&market.passed_over).drain(..).collect();
+            for (request_id, repair) in passed {
+                if let Err(e) = market.consider(request_id, repair).await {
                     debug!(target: LOG, request = %id_hex(&request_id), error = %e, "request not considered again");
                 }
             }
