@@ -30,25 +30,8 @@ pub fn publish(store: &Arc<BlockStore>, protected: &Manifest) -> Result<(Content
     }
     let dir = slot_dir(store, &verification.verify_root);
     let mut cids = Vec::with_capacity(layout.slot_count());
-    let mut buf = vec![0u8; 1 << 20];
     for i in 0..layout.slot_count() {
-        let mut cells = File::open(cells_path(&dir, i))?;
-        let mut writer = store.begin_upload(DEFAULT_BLOCK_SIZE)?;
-        loop {
-            let n = cells.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            writer.write(&buf[..n])?;
-        }
-        if writer.len() != layout.slot_size() {
-            return Err(SlotError::Manifest(format!(
-                "slot {i} holds {} bytes, expected {}",
-                writer.len(),
-                layout.slot_size()
-            )));
-        }
-        let (cid, _) = writer.finish(Some(format!("slot-{i}")), Some("application/octet-stream".into()))?;
+        let cid = store_slot(store, &cells_path(&dir, i), i, layout.slot_size())?;
         cids.push(cid.to_bytes());
     }
     let mut published = protected.clone();
@@ -58,6 +41,31 @@ pub fn publish(store: &Arc<BlockStore>, protected: &Manifest) -> Result<(Content
     let cid = store.put_manifest(&published)?;
     info!(target: LOG, %cid, slots = layout.slot_count(), "slots published");
     Ok((cid, published))
+}
+
+/// Stores a slot's cells file as a dataset of its own (named `slot-<index>`), refusing one whose
+/// size is not `size`; returns its manifest CID.
+pub(super) fn store_slot(
+    store: &Arc<BlockStore>,
+    cells: &Path,
+    index: usize,
+    size: u64,
+) -> Result<ContentId, SlotError> {
+    let mut file = File::open(cells)?;
+    let mut writer = store.begin_upload(DEFAULT_BLOCK_SIZE)?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        writer.write(&buf[..n])?;
+    }
+    if writer.len() != size {
+        return Err(SlotError::Manifest(format!("slot {index} holds {} bytes, expected {size}", writer.len())));
+    }
+    let (cid, _) = writer.finish(Some(format!("slot-{index}")), Some("application/octet-stream".into()))?;
+    Ok(cid)
 }
 
 /// The manifest CID of slot `index` of a published protected dataset.

@@ -5,14 +5,15 @@
 //! not is refused.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use tracing::info;
 
+use super::publish::store_slot;
 use super::{SlotError, layout_of, slot_cid};
-use crate::content::{ContentId, DEFAULT_BLOCK_SIZE, Manifest};
+use crate::content::{ContentId, Manifest};
 use crate::erasure;
 use crate::store::BlockStore;
 
@@ -62,19 +63,9 @@ pub fn regenerate(
         }
         drop(writers);
         let mut cids = Vec::with_capacity(lost.len());
-        let mut buf = vec![0u8; 1 << 20];
         for &i in lost {
             let path = paths.get(i).cloned().flatten().ok_or_else(|| SlotError::Manifest(format!("no slot {i}")))?;
-            let mut cells = File::open(&path)?;
-            let mut writer = store.begin_upload(DEFAULT_BLOCK_SIZE)?;
-            loop {
-                let n = cells.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                writer.write(&buf[..n])?;
-            }
-            let (cid, _) = writer.finish(Some(format!("slot-{i}")), Some("application/octet-stream".into()))?;
+            let cid = store_slot(store, &path, i, layout.slot_size())?;
             if cid != slot_cid(protected, i)? {
                 let _ = store.delete(&cid);
                 return Err(SlotError::Manifest(format!("regenerated slot {i} is not the slot the manifest names")));
