@@ -94,6 +94,8 @@ impl SaleRecord {
 
 /// Requests passed over that are remembered for another look.
 const PASSED_OVER_LIMIT: usize = 1024;
+/// Ticks between looks at the requests passed over (every 5 s).
+const RETRY_PASSED_OVER_TICKS: u64 = 10;
 
 fn invalid(text: impl Into<String>) -> MarketError {
     MarketError::Invalid(text.into())
@@ -272,10 +274,13 @@ impl Market {
     /// Considers a request (new, or with `repair` slots open for repair): when an availability
     /// takes it and this node holds none of its slots, tries the slots until one is filled.
     async fn consider(&self, request_id: B256, repair: Option<Vec<u64>>) -> Result<(), MarketError> {
+        // A host holds at most one slot of a request; a sale it gave up does not count.
         let holding = |s: &SaleRecord| {
             s.request_id == request_id
-                && (repair.is_none()
-                    || matches!(s.state, SaleState::Downloading | SaleState::Filling | SaleState::Proving))
+                && matches!(
+                    s.state,
+                    SaleState::Downloading | SaleState::Filling | SaleState::Proving | SaleState::Payout
+                )
         };
         if lock(&self.sales).values().any(holding) {
             return Ok(());
@@ -293,14 +298,7 @@ impl Market {
         let (_, ends_at, _) = self.chain.read("requestTimes", m.requestTimes(request_id)).await?.into();
         let Some(availability) = self.matching(&request.ask, ends_at) else {
             debug!(target: LOG, request = %id_hex(&request_id), "passed over: no availability matches");
-            let mut passed = lock(&self.passed_over);
-            let entry = (request_id, repair.clone());
-            if !passed.contains(&entry) {
-                if passed.len() >= PASSED_OVER_LIMIT {
-                    passed.pop_front();
-                }
-                passed.push_back(entry);
-            }
+            self.pass_over(request_id, repair);
             return Ok(());
         };
         let _turn = self.selling.lock().await;
@@ -358,7 +356,23 @@ impl Market {
                 }
             }
         }
+        // Every slot was taken or fully reserved for now: reserving hosts may still give up, so
+        // look again in a while.
+        let repair = if repair_set.is_empty() { None } else { Some(repair_set) };
+        self.pass_over(request_id, repair);
         Ok(())
+    }
+
+    /// Remembers a request to look at again (when availabilities change, and every few seconds).
+    fn pass_over(&self, request_id: B256, repair: Option<Vec<u64>>) {
+        let mut passed = lock(&self.passed_over);
+        let entry = (request_id, repair);
+        if !passed.contains(&entry) {
+            if passed.len() >= PASSED_OVER_LIMIT {
+                passed.pop_front();
+            }
+            passed.push_back(entry);
+        }
     }
 
     /// Fetches the slot, checks it, and fills it (resuming from the recorded step).
@@ -514,9 +528,12 @@ pub(super) async fn follow(market: Arc<Market>, start_block: u64) {
             }
         }
     }
+    let mut ticks: u64 = 0;
     loop {
         tokio::time::sleep(TICK).await;
-        if market.availability_changed.swap(false, std::sync::atomic::Ordering::AcqRel) {
+        ticks += 1;
+        let retry = ticks.is_multiple_of(RETRY_PASSED_OVER_TICKS);
+        if market.availability_changed.swap(false, std::sync::atomic::Ordering::AcqRel) || retry {
             // An availability changed: requests passed over earlier may match now.
             let passed: Vec<(B256, Option<Vec<u64>>)> = lock(&market.passed_over).drain(..).collect();
             for (request_id, repair) in passed {
