@@ -65,7 +65,7 @@ where
     let shape = prover.keys().shape;
     let dataset_root = circuits::dataset_root(roots);
     let mut last = None;
-    for _ in 0..3 {
+    for _ in 0..6 {
         let entropy_word = market.getEntropy(slot_id).call().await?;
         let entropy = prover::entropy_from_block_hash(&entropy_word.to_be_bytes::<32>());
         let inputs = build_inputs(&shape, slot, dataset_path(roots, index), dataset_root, entropy, index)?;
