@@ -42,11 +42,12 @@ fn fetched_bytes(log: &std::path::Path) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn lost_slots_are_marked_regenerated_once_and_refilled() -> anyhow::Result<()> {
-    tokio::time::timeout(Duration::from_secs(590), scenario()).await?
+    let net = MarketNet::start().await?;
+    let outcome = tokio::time::timeout(Duration::from_secs(590), scenario(&net)).await;
+    net.report(outcome)
 }
 
-async fn scenario() -> anyhow::Result<()> {
-    let net = MarketNet::start().await?;
+async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
     let budget = U256::from(10u64).pow(U256::from(24u64));
     for wallet in 1..9 {
         net.fund(wallet, budget).await?;
@@ -67,7 +68,7 @@ async fn scenario() -> anyhow::Result<()> {
         hosts.push((host, log));
     }
     let vlog = net.node_dir("validator.log");
-    let _validator = ValidatorProcess::start(&net, 8, (1, 0), &net.node_dir("validator"), &vlog)?;
+    let _validator = ValidatorProcess::start(net, 8, (1, 0), &net.node_dir("validator"), &vlog)?;
 
     let data = test_bytes(5_000, 11);
     let cid = client.upload(data.clone()).await?;
@@ -94,10 +95,10 @@ async fn scenario() -> anyhow::Result<()> {
 
     // Three marks each lose both slots; repair opens for both at once.
     wait_for("repair to open", Duration::from_secs(180), || async {
-        Ok(!count_events::<Marketplace::RepairOpened>(&net).await?.is_empty())
+        Ok(!count_events::<Marketplace::RepairOpened>(net).await?.is_empty())
     })
     .await?;
-    let opened = count_events::<Marketplace::RepairOpened>(&net).await?;
+    let opened = count_events::<Marketplace::RepairOpened>(net).await?;
     let lost = opened[0].log_decode::<Marketplace::RepairOpened>()?.inner.data.slotIndices;
     anyhow::ensure!(lost.len() == 2, "repair opened for both lost slots: {lost:?}");
 
@@ -107,7 +108,7 @@ async fn scenario() -> anyhow::Result<()> {
     let (spare1, log1) = start_host("spare1", 6, &live)?;
     offer(&spare1).await?;
     wait_for("the first refill", Duration::from_secs(120), || async {
-        Ok(!count_events::<Marketplace::SlotRepaired>(&net).await?.is_empty())
+        Ok(!count_events::<Marketplace::SlotRepaired>(net).await?.is_empty())
     })
     .await
     .inspect_err(|_| eprintln!("spare 1's log:\n{}", std::fs::read_to_string(&log1).unwrap_or_default()))?;
@@ -116,14 +117,14 @@ async fn scenario() -> anyhow::Result<()> {
     let (spare2, log2) = start_host("spare2", 7, &live)?;
     offer(&spare2).await?;
     wait_for("the second refill", Duration::from_secs(120), || async {
-        Ok(count_events::<Marketplace::SlotRepaired>(&net).await?.len() == 2)
+        Ok(count_events::<Marketplace::SlotRepaired>(net).await?.len() == 2)
     })
     .await
     .inspect_err(|_| eprintln!("spare 2's log:\n{}", std::fs::read_to_string(&log2).unwrap_or_default()))?;
     anyhow::ensure!(!file_contains(&log2, "lost slots regenerated"), "one decode served both lost slots");
 
     // Missed proofs marked and paid; the validator earned a reward for each of its marks.
-    let marks = count_events::<Marketplace::ProofMissed>(&net).await?;
+    let marks = count_events::<Marketplace::ProofMissed>(net).await?;
     anyhow::ensure!(marks.len() >= 6, "two hosts, three marks each: {}", marks.len());
     let slot_size = SHAPE.slot_cells() * SHAPE.cell_size as u64;
     let reward = U256::from(slot_size * 10) * U256::from(10u64) / U256::from(100u64) / U256::from(2u64);

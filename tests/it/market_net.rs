@@ -116,7 +116,35 @@ impl MarketNet {
     pub(crate) fn node_dir(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
+
+    /// Passes a scenario's outcome through; when it failed or ran out of time, first prints the
+    /// last lines of every log the nodes and validators wrote, so a failure in CI can be read.
+    pub(crate) fn report(
+        &self,
+        outcome: Result<anyhow::Result<()>, tokio::time::error::Elapsed>,
+    ) -> anyhow::Result<()> {
+        let outcome = outcome.map_err(anyhow::Error::from).and_then(|r| r);
+        if outcome.is_err() {
+            let mut logs: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+                .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                .unwrap_or_default();
+            logs.retain(|p| p.extension().is_some_and(|e| e == "log"));
+            logs.sort();
+            for log in logs {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                eprintln!("==== last lines of {} ====", log.display());
+                for line in &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..] {
+                    eprintln!("{line}");
+                }
+            }
+        }
+        outcome
+    }
 }
+
+/// Lines of each log printed when a scenario fails.
+const LOG_TAIL_LINES: usize = 60;
 
 fn signer(anvil: &Anvil, i: usize) -> PrivateKeySigner {
     anvil.keys()[i].parse().expect("dev key")

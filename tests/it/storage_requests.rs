@@ -56,11 +56,12 @@ async fn proofs_by_slot(net: &MarketNet) -> anyhow::Result<BTreeMap<B256, BTreeS
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn four_hosts_fill_prove_survive_restart_and_outage_and_are_paid() -> anyhow::Result<()> {
-    tokio::time::timeout(Duration::from_secs(590), scenario()).await?
+    let net = MarketNet::start().await?;
+    let outcome = tokio::time::timeout(Duration::from_secs(590), scenario(&net)).await;
+    net.report(outcome)
 }
 
-async fn scenario() -> anyhow::Result<()> {
-    let net = MarketNet::start().await?;
+async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
     let slot_size = SHAPE.slot_cells() * SHAPE.cell_size as u64;
     let payment = U256::from(4 * u128::from(slot_size) * PRICE * u128::from(DURATION));
     let collateral = U256::from(u128::from(slot_size) * COLLATERAL_PER_BYTE);
@@ -96,7 +97,7 @@ async fn scenario() -> anyhow::Result<()> {
     let cid = client.upload(data.clone()).await?;
     let body = serde_json::json!({
         "duration": DURATION, "pricePerBytePerSecond": PRICE.to_string(), "proofProbability": "1",
-        "collateralPerByte": COLLATERAL_PER_BYTE.to_string(), "expiry": 40, "nodes": 4, "tolerance": 2,
+        "collateralPerByte": COLLATERAL_PER_BYTE.to_string(), "expiry": 90, "nodes": 4, "tolerance": 2,
     });
     let asked = Instant::now();
     let resp = client.http.post(format!("{}/storage/request/{cid}", client.process.api)).json(&body).send().await?;
@@ -139,18 +140,18 @@ async fn scenario() -> anyhow::Result<()> {
 
     // Host 0 is killed for a period and restarted with the same data dir.
     wait_for("a first periodic proof", Duration::from_secs(90), || async {
-        Ok(proofs_by_slot(&net).await?.values().any(|p| !p.is_empty()))
+        Ok(proofs_by_slot(net).await?.values().any(|p| !p.is_empty()))
     })
     .await?;
     hosts[0].process.kill();
     tokio::time::sleep(Duration::from_secs(PERIOD)).await;
     let restarted = TestNode::start_logged(&net.node_dir("host0"), &strs(&host_flags[0]), Some(&logs[0]))?;
-    let back_period = chain_time(&net).await? / PERIOD;
+    let back_period = chain_time(net).await? / PERIOD;
     hosts[0] = restarted;
 
     // Host 1's endpoint goes away for two periods; the node keeps serving its data.
     proxy.cut();
-    let cut_period = chain_time(&net).await? / PERIOD;
+    let cut_period = chain_time(net).await? / PERIOD;
     tokio::time::sleep(Duration::from_secs(2 * PERIOD)).await;
     let info = hosts[1].info().await?;
     anyhow::ensure!(info["id"].is_string(), "host 1 serves its API during the outage");
@@ -159,7 +160,7 @@ async fn scenario() -> anyhow::Result<()> {
     })
     .await?;
     proxy.restore();
-    let restored_period = chain_time(&net).await? / PERIOD;
+    let restored_period = chain_time(net).await? / PERIOD;
 
     // The request runs to its end; the client withdraws.
     wait_for("the request to finish and the client to withdraw", Duration::from_secs(DURATION + 180), || async {
@@ -192,7 +193,7 @@ async fn scenario() -> anyhow::Result<()> {
     // restart, the cut-off host every period after the endpoint came back.
     let (_, ends_at, _) = market.requestTimes(request_id_word).call().await?.into();
     let last_period = (ends_at - 1) / PERIOD;
-    let proofs = proofs_by_slot(&net).await?;
+    let proofs = proofs_by_slot(net).await?;
     for id in &slot_ids {
         let n = proofs.get(id).map_or(0, BTreeSet::len);
         anyhow::ensure!(n >= 3, "slot {id} has {n} accepted proofs");

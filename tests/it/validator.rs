@@ -41,11 +41,12 @@ async fn marks(net: &MarketNet) -> anyhow::Result<Vec<(B256, u64, alloy::primiti
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn validators_mark_missed_proofs_of_their_group_once_each() -> anyhow::Result<()> {
-    tokio::time::timeout(Duration::from_secs(240), scenario()).await?
+    let net = MarketNet::start().await?;
+    let outcome = tokio::time::timeout(Duration::from_secs(240), scenario(&net)).await;
+    net.report(outcome)
 }
 
-async fn scenario() -> anyhow::Result<()> {
-    let net = MarketNet::start().await?;
+async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
     let dir = net.dir.path().to_path_buf();
     let roots: Vec<Fr> =
         (0..2u8).map(|i| write_slot(&dir, &format!("s{i}"), SHAPE.slot_depth, SHAPE.cell_size, i)).collect();
@@ -91,7 +92,7 @@ async fn scenario() -> anyhow::Result<()> {
     let vlogs: Vec<_> = (0..2).map(|g| dir.join(format!("validator{g}.log"))).collect();
     let mut validators = Vec::new();
     for g in 0..2u64 {
-        validators.push(ValidatorProcess::start(&net, 3 + g as usize, (2, g), &vdirs[g as usize], &vlogs[g as usize])?);
+        validators.push(ValidatorProcess::start(net, 3 + g as usize, (2, g), &vdirs[g as usize], &vlogs[g as usize])?);
     }
 
     // The host fills both slots (once a validator has anchored the period), with collateral.
@@ -135,7 +136,7 @@ async fn scenario() -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(150);
     let mut restarted = false;
     while host.getHost(ids[1]).call().await? != alloy::primitives::Address::ZERO {
-        anyhow::ensure!(Instant::now() < deadline, "slot 1 was not lost in time: marks {:?}", marks(&net).await?);
+        anyhow::ensure!(Instant::now() < deadline, "slot 1 was not lost in time: marks {:?}", marks(net).await?);
         if host.isProofRequired(ids[0]).call().await.unwrap_or(false)
             && let Ok(entropy) = host.getEntropy(ids[0]).call().await
         {
@@ -144,12 +145,12 @@ async fn scenario() -> anyhow::Result<()> {
                 host.submitProof(ids[0], words).send().await?.get_receipt().await?;
             }
         }
-        if !restarted && !marks(&net).await?.is_empty() {
+        if !restarted && !marks(net).await?.is_empty() {
             drop(validators.remove(owner as usize));
             validators.insert(
                 owner as usize,
                 ValidatorProcess::start(
-                    &net,
+                    net,
                     3 + owner as usize,
                     (2, owner),
                     &vdirs[owner as usize],
@@ -161,7 +162,7 @@ async fn scenario() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
 
-    let all = marks(&net).await?;
+    let all = marks(net).await?;
     let owner_address = net.address(3 + owner as usize);
     anyhow::ensure!(all.len() == 3, "three misses lose the slot: {all:?}");
     anyhow::ensure!(

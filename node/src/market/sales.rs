@@ -309,13 +309,6 @@ impl Market {
         for i in 0..candidates.len() {
             let index = candidates[(start + i) % candidates.len()];
             let slot_id = self.chain.read("slotId", m.slotId(request_id, index)).await?;
-            if !self
-                .chain
-                .read("canReserveSlot", m.canReserveSlot(request_id, index).from(self.chain.address()))
-                .await?
-            {
-                continue;
-            }
             let collateral = u128::from(request.ask.slotSize).saturating_mul(request.ask.collateralPerByte);
             let mut sale = SaleRecord {
                 slot_id,
@@ -333,14 +326,19 @@ impl Market {
                 repair_of: repair_set.clone(),
                 slot_cid: None,
             };
-            match self.chain.send("reserveSlot", m.reserveSlot(request_id, index)).await {
-                Ok(_) => {}
-                Err(e) if e.revert_reason().is_some() => continue, // taken meanwhile
+            // Reservations outlive sales: a host that gave up on this slot earlier (its fetch
+            // failed, say) still holds its reservation and tries again with it. Were it to skip
+            // such slots, hosts retrying could fill every slot's reservations among them and
+            // lock each other out.
+            let reserved_before = match self.chain.send("reserveSlot", m.reserveSlot(request_id, index)).await {
+                Ok(_) => false,
+                Err(e) if e.revert_reason() == Some("AlreadyReserved") => true,
+                Err(e) if e.revert_reason().is_some() => continue, // filled, full or closed
                 Err(e) => return Err(e.into()),
-            }
+            };
             self.draw(&availability.id, request.ask.slotSize, collateral, false);
             self.save_sale(&sale);
-            info!(target: LOG, request = %id_hex(&request_id), slot = index, "slot reserved");
+            info!(target: LOG, request = %id_hex(&request_id), slot = index, reserved_before, "slot reserved");
             match self.download_and_fill(&mut sale, &request).await {
                 Ok(()) => return Ok(()),
                 Err(e) => {
