@@ -4,10 +4,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
-    npm ci --no-audit --no-fund
-    touch node_modules
-fi
+scripts/install.sh
 
 FORGE=node_modules/@foundry-rs/forge-linux-amd64/bin/forge
 "$FORGE" build

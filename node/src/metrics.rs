@@ -36,6 +36,15 @@ pub struct Metrics {
     pub downloads: Counter,
     /// Fetches in progress.
     pub fetches_active: Gauge,
+    /// Bytes fetched to take slots of storage requests (repairs included).
+    pub sale_bytes_fetched: Counter,
+    /// Bytes fetched to repair lost slots: the surviving slots a repairer decodes from, and
+    /// regenerated slots fetched from their repairer.
+    pub repair_bytes_fetched: Counter,
+    /// Slots this node filled (repairs included).
+    pub slots_filled: Counter,
+    /// Storage proofs this node submitted and the chain accepted.
+    pub proofs_submitted: Counter,
 }
 
 impl Metrics {
@@ -54,6 +63,11 @@ impl Metrics {
         let blocks_rejected = m(&mut registry, "blocks_rejected", "Blocks from peers that failed verification");
         let fetches_completed = m(&mut registry, "fetches_completed", "Datasets completed from the network");
         let downloads = m(&mut registry, "downloads", "Downloads served over the REST API");
+        let sale_bytes_fetched =
+            m(&mut registry, "sale_bytes_fetched", "Bytes fetched to take slots (repairs included)");
+        let repair_bytes_fetched = m(&mut registry, "repair_bytes_fetched", "Bytes fetched to repair lost slots");
+        let slots_filled = m(&mut registry, "slots_filled", "Slots filled by this node (repairs included)");
+        let proofs_submitted = m(&mut registry, "proofs_submitted", "Storage proofs accepted by the chain");
         let fetches_active = Gauge::default();
         registry.register("fetches_active", "Network fetches in progress", fetches_active.clone());
         Arc::new(Self {
@@ -66,6 +80,10 @@ impl Metrics {
             fetches_completed,
             downloads,
             fetches_active,
+            sale_bytes_fetched,
+            repair_bytes_fetched,
+            slots_filled,
+            proofs_submitted,
         })
     }
 

@@ -26,6 +26,9 @@ pub enum RepairError {
     /// Local storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A slot could not be fetched.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
     /// Too few slots could be fetched.
     #[error("only {got} of the K = {k} slots needed could be fetched")]
     TooFew {
@@ -58,7 +61,9 @@ pub async fn fetch_dataset(fetcher: &Arc<Fetcher>, store: &BlockStore, cid: Cont
     Ok(manifest.dataset_size)
 }
 
-/// Gets K slots of `protected` other than those in `skip`, trying them in order.
+/// Gets K slots of `protected` other than those in `skip`: as many at once as are still needed,
+/// in index order, so that a slow provider delays the others no longer than itself and no more
+/// than K slots travel when all goes well.
 pub async fn fetch_k_slots(
     fetcher: &Arc<Fetcher>,
     store: &Arc<BlockStore>,
@@ -67,24 +72,31 @@ pub async fn fetch_k_slots(
 ) -> Result<FetchedSlots, RepairError> {
     let (layout, _) = layout_of(protected)?;
     let mut out = FetchedSlots::default();
-    for i in (0..layout.slot_count()).filter(|i| !skip.contains(i)) {
-        if out.slots.len() == layout.k {
-            break;
-        }
-        let cid = slot_cid(protected, i)?;
-        match fetch_dataset(fetcher, store, cid).await {
-            Ok(bytes) => {
-                let m = store.manifest(&cid)?.ok_or(StoreError::NotFound)?;
-                let tree = m.tree().map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                out.slots.push((i, store.complete_data_path(&tree)?));
-                out.bytes_fetched += bytes;
+    let mut candidates: std::collections::VecDeque<usize> =
+        (0..layout.slot_count()).filter(|i| !skip.contains(i)).collect();
+    while out.slots.len() < layout.k && !candidates.is_empty() {
+        let wave: Vec<usize> = (out.slots.len()..layout.k).filter_map(|_| candidates.pop_front()).collect();
+        let fetches = wave.iter().map(|&i| async move {
+            let cid = slot_cid(protected, i)?;
+            let bytes = fetch_dataset(fetcher, store, cid).await?;
+            let m = store.manifest(&cid)?.ok_or(StoreError::NotFound)?;
+            let tree = m.tree().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            Ok::<_, RepairError>((store.complete_data_path(&tree)?, bytes))
+        });
+        for (i, fetched) in wave.iter().zip(futures::future::join_all(fetches).await) {
+            match fetched {
+                Ok((path, bytes)) => {
+                    out.slots.push((*i, path));
+                    out.bytes_fetched += bytes;
+                }
+                Err(e) => debug!(target: LOG, slot = i, error = %e, "slot not fetched"),
             }
-            Err(e) => debug!(target: LOG, slot = i, error = %e, "slot not fetched"),
         }
     }
     if out.slots.len() < layout.k {
         return Err(RepairError::TooFew { got: out.slots.len(), k: layout.k });
     }
+    out.slots.sort_unstable_by_key(|(i, _)| *i);
     Ok(out)
 }
 

@@ -178,7 +178,15 @@ pub async fn start(config: NodeConfig, log_control: Option<LogControl>) -> Resul
 
     let market = match config.market.clone() {
         Some(mc) => Some(
-            crate::market::Market::start(mc, &data_dir, Arc::clone(&store), Arc::clone(&fetcher), net.clone()).await?,
+            crate::market::Market::start(
+                mc,
+                &data_dir,
+                Arc::clone(&store),
+                Arc::clone(&fetcher),
+                net.clone(),
+                Arc::clone(&metrics),
+            )
+            .await?,
         ),
         None => None,
     };

@@ -1,11 +1,13 @@
 //! Vellum's end-to-end scenarios, compiled as one test binary (one module per scenario).
 //! Each starts real `vellum node` processes on loopback with free ports.
 
+mod adversarial_host;
 mod api_surface;
 mod bad_input;
 mod chain;
 mod corrupt_peer;
 mod crash_recovery;
+mod devnet;
 mod lazy_repair;
 mod market_net;
 mod protect;

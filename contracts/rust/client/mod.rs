@@ -365,13 +365,35 @@ impl Chain {
                     debug!(target: LOG, call = what, %hash, gas_used = receipt.gas_used, "mined");
                     Ok(receipt)
                 }
-                Ok(_) => Err(ChainError::Reverted { call: what, reason: format!("transaction {hash} failed") }),
+                Ok(receipt) => Err(self.mined_failure(what, &call, &receipt).await),
                 Err(reason) => {
                     Err(ChainError::Unreachable { call: what, reason: format!("transaction {hash} sent: {reason}") })
                 }
             };
         }
         Err(ChainError::Unreachable { call: what, reason: last })
+    }
+
+    /// Why a transaction that passed its estimate failed once mined (the chain moved on between
+    /// the two: a new period, a slot taken): the call replayed on its block's state gives the
+    /// contract's error name; when the replay passes, the error says only that it failed.
+    async fn mined_failure<C: SolCall>(
+        &self,
+        what: &'static str,
+        call: &SolCallBuilder<&DynProvider, C>,
+        receipt: &TransactionReceipt,
+    ) -> ChainError {
+        let hash = receipt.transaction_hash;
+        let replayed = match receipt.block_number {
+            Some(block) => call.clone().from(self.0.address).block(block.into()).call_raw().await.err(),
+            None => None,
+        };
+        let reason = match replayed.as_ref().map(classify) {
+            Some(Failure::Revert(reason)) => reason,
+            _ => format!("transaction {hash} failed when mined"),
+        };
+        debug!(target: LOG, call = what, %hash, %reason, "mined but reverted");
+        ChainError::Reverted { call: what, reason }
     }
 
     /// Polls for a transaction's receipt (our own polling: every failed poll counts against the
@@ -503,7 +525,7 @@ impl Chain {
         for (slot, hash) in pending {
             results[slot] = Some(match self.receipt(hash).await {
                 Ok(r) if r.status() => Ok(r),
-                Ok(_) => Err(ChainError::Reverted { call: what, reason: format!("transaction {hash} failed") }),
+                Ok(r) => Err(self.mined_failure(what, &calls[slot], &r).await),
                 Err(reason) => Err(ChainError::Unreachable { call: what, reason }),
             });
         }

@@ -1,4 +1,5 @@
-//! The `vellum` command line: `node`, `validator`, `upload`, `download`, `prover` and `bench`.
+//! The `vellum` command line: `node`, `validator`, `devnet`, `upload`, `download`, `prover` and
+//! `bench`.
 //!
 //! Every flag can also come from a `VELLUM_*` environment variable or from the TOML file named
 //! by `--config` (see [`config_file`]); the command line wins over the environment, which wins
@@ -8,8 +9,10 @@ mod bench;
 mod bench_erasure;
 mod bench_hash;
 mod bench_prove;
+mod bench_validator;
 mod client;
 pub mod config_file;
+mod devnet;
 mod logging;
 mod prover_cmd;
 mod size;
@@ -53,6 +56,9 @@ pub enum Command {
     Prover(prover_cmd::ProverCommand),
     /// Run a validator: follow the marketplace, anchor period seeds, mark missed proofs.
     Validator(ValidatorArgs),
+    /// Run a whole network on this machine (anvil, contracts, client, hosts, validator) through
+    /// a storage request, lost hosts and lazy repair; prints a timeline and a summary.
+    Devnet(devnet::DevnetArgs),
 }
 
 /// Flags of `vellum validator`.
@@ -130,6 +136,10 @@ pub struct NodeArgs {
     /// Fault injection for tests: corrupt every block served to peers.
     #[arg(long, env = "VELLUM_FAULT_CORRUPT_SERVED_BLOCKS", hide = true)]
     pub fault_corrupt_served_blocks: bool,
+    /// Fault injection for tests: once a slot is filled, corrupt one byte in this percentage of
+    /// its cells on disk (a host that lost or damaged part of what it is paid to keep).
+    #[arg(long, env = "VELLUM_FAULT_CORRUPT_SLOT_CELLS", value_name = "PERCENT", hide = true)]
+    pub fault_corrupt_slot_cells: Option<u8>,
     /// Persistence mode: JSON-RPC endpoint of the chain holding the marketplace (http(s):// or ws(s)://).
     #[arg(long, env = "VELLUM_ETH_PROVIDER", value_name = "URL")]
     pub eth_provider: Option<String>,
@@ -176,6 +186,7 @@ impl NodeArgs {
             chain: contracts::client::ChainConfig { endpoint, key_file, marketplace },
             prover_key,
             start_block: self.marketplace_start_block,
+            fault_corrupt_cells_percent: self.fault_corrupt_slot_cells.unwrap_or(0),
         }))
     }
 }
@@ -222,6 +233,8 @@ pub enum BenchCommand {
     Hash(bench_hash::HashArgs),
     /// Storage proofs: constraints, setup, proving and verifying times, key sizes, memory.
     Prove(bench_prove::ProveArgs),
+    /// A validator's wall time and RPC calls per period with thousands of filled slots on anvil.
+    Validator(bench_validator::ValidatorBenchArgs),
 }
 
 /// Runs the command line; the binary's `main`.
@@ -258,8 +271,10 @@ pub fn main() -> ExitCode {
             Command::Bench(BenchCommand::Erasure(args)) => tokio::task::block_in_place(|| bench_erasure::erasure(args)),
             Command::Bench(BenchCommand::Hash(args)) => tokio::task::block_in_place(|| bench_hash::hash(args)),
             Command::Bench(BenchCommand::Prove(args)) => tokio::task::block_in_place(|| bench_prove::prove(args)),
+            Command::Bench(BenchCommand::Validator(args)) => bench_validator::validator(args).await,
             Command::Prover(command) => tokio::task::block_in_place(|| prover_cmd::run(command)),
             Command::Validator(args) => run_validator(args).await,
+            Command::Devnet(args) => devnet::run(args).await,
         }
     });
     match result {

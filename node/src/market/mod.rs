@@ -30,6 +30,7 @@ use self::records::RecordDir;
 pub use self::sales::SaleRecord;
 use self::types::{Availability, Purchase};
 use crate::fetch::Fetcher;
+use crate::metrics::Metrics;
 use crate::net::NetworkHandle;
 use crate::store::BlockStore;
 use contracts::client::{Chain, ChainConfig, ChainError};
@@ -49,6 +50,9 @@ pub struct MarketConfig {
     /// First block whose marketplace logs are read on the first start (later starts resume
     /// from the persisted cursor).
     pub start_block: u64,
+    /// Fault injection for tests: the percentage of a newly filled slot's cells whose bytes are
+    /// corrupted on disk (0: none).
+    pub fault_corrupt_cells_percent: u8,
 }
 
 /// Why a marketplace operation failed.
@@ -110,6 +114,10 @@ pub struct Market {
     availability_changed: std::sync::atomic::AtomicBool,
     /// One proof at a time (a proof takes both cores and up to a few GB).
     proving: tokio::sync::Mutex<()>,
+    /// The node's counters (bytes fetched for sales and repairs, fills, proofs).
+    metrics: Arc<Metrics>,
+    /// Fault injection: see [`MarketConfig::fault_corrupt_cells_percent`].
+    fault_corrupt_cells_percent: u8,
 }
 
 impl std::fmt::Debug for Market {
@@ -130,6 +138,7 @@ impl Market {
         store: Arc<BlockStore>,
         fetcher: Arc<Fetcher>,
         net: NetworkHandle,
+        metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, MarketError> {
         let key_path = config.prover_key.clone();
         let keys = tokio::task::spawn_blocking(move || prover::read_proving_key(&key_path))
@@ -169,6 +178,8 @@ impl Market {
             passed_over: Mutex::new(std::collections::VecDeque::new()),
             availability_changed: std::sync::atomic::AtomicBool::new(false),
             proving: tokio::sync::Mutex::new(()),
+            metrics,
+            fault_corrupt_cells_percent: config.fault_corrupt_cells_percent,
         });
         info!(
             target: LOG,

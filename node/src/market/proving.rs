@@ -185,6 +185,7 @@ async fn step(
                 sale.proofs_submitted += 1;
                 sale.last_proven_period = Some(period);
                 market.save_sale(sale);
+                market.metrics.proofs_submitted.inc();
                 info!(target: LOG, slot = %id_hex(&sale.slot_id), period, proofs = sale.proofs_submitted, "proof accepted");
             }
             Err(e) if e.revert_reason() == Some("ProofAlreadySubmitted") => {

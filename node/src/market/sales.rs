@@ -97,6 +97,13 @@ const PASSED_OVER_LIMIT: usize = 1024;
 /// Ticks between looks at the requests passed over (every 5 s).
 const RETRY_PASSED_OVER_TICKS: u64 = 10;
 
+/// How long a host repairing a lost slot other than the first waits for the first one's repairer
+/// to publish the regenerated slots before it decodes on its own.
+const HANDOFF_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How often it looks for the regenerated slot meanwhile.
+const HANDOFF_POLL: std::time::Duration = std::time::Duration::from_secs(3);
+
 fn invalid(text: impl Into<String>) -> MarketError {
     MarketError::Invalid(text.into())
 }
@@ -404,7 +411,19 @@ impl Market {
                         sale.state = SaleState::Proving;
                         sale.last_proven_period = Some(period);
                         self.save_sale(sale);
+                        self.metrics.slots_filled.inc();
                         info!(target: LOG, request = %id_hex(&sale.request_id), slot = sale.slot_index, "slot filled");
+                        if self.fault_corrupt_cells_percent > 0
+                            && let Some(cells) = &sale.cells
+                        {
+                            let percent = self.fault_corrupt_cells_percent;
+                            match corrupt_cells(cells, self.shape.cell_size, percent) {
+                                Ok(n) => {
+                                    warn!(target: LOG, slot = sale.slot_index, cells = n, percent, "fault injection: slot cells corrupted")
+                                }
+                                Err(e) => warn!(target: LOG, error = %e, "fault injection failed"),
+                            }
+                        }
                         return Ok(());
                     }
                     // the period (and so the challenge) moved on while proving: prove again
@@ -440,7 +459,18 @@ impl Market {
         }
         let index = sale.slot_index as usize;
         let slot_cid = crate::slots::slot_cid(&protected, index)?;
-        let fetched = crate::repair::fetch_dataset(&self.fetcher, &self.store, slot_cid).await;
+        let mut fetched = crate::repair::fetch_dataset(&self.fetcher, &self.store, slot_cid).await;
+        let first_lost = sale.repair_of.iter().min().copied();
+        if fetched.is_err() && first_lost.is_some_and(|first| first != sale.slot_index) {
+            // The host repairing the first lost slot regenerates them all: wait for it to publish
+            // this one rather than decode a second time (and fetch K slots again).
+            info!(target: LOG, request = %id_hex(&sale.request_id), slot = index, "waiting for the first lost slot's repairer");
+            let deadline = tokio::time::Instant::now() + HANDOFF_WAIT;
+            while fetched.is_err() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(HANDOFF_POLL).await;
+                fetched = crate::repair::fetch_dataset(&self.fetcher, &self.store, slot_cid).await;
+            }
+        }
         let bytes = *fetched.as_ref().unwrap_or(&0);
         if let Err(e) = fetched {
             if sale.repair_of.is_empty() {
@@ -456,6 +486,10 @@ impl Market {
             .await
             .map_err(|e| MarketError::Local(e.to_string()))??;
         let _ = self.net.provide(&slot_cid).await;
+        self.metrics.sale_bytes_fetched.inc_by(bytes);
+        if !sale.repair_of.is_empty() {
+            self.metrics.repair_bytes_fetched.inc_by(bytes);
+        }
         info!(target: LOG, request = %id_hex(&sale.request_id), slot = index, bytes, "slot fetched and checked");
         Ok((held.cells, held.tree, slot_cid))
     }
@@ -482,6 +516,8 @@ impl Market {
             .await
             .map_err(|e| MarketError::Local(e.to_string()))?;
         info!(target: LOG, slots = fetched.slots.len(), bytes = fetched.bytes_fetched, "repair: surviving slots fetched");
+        self.metrics.sale_bytes_fetched.inc_by(fetched.bytes_fetched);
+        self.metrics.repair_bytes_fetched.inc_by(fetched.bytes_fetched);
         let present = fetched.slots;
         let store = Arc::clone(&self.store);
         let manifest = protected.clone();
@@ -582,5 +618,49 @@ pub(super) async fn follow(market: Arc<Market>, start_block: u64) {
             next = to + 1;
             let _ = std::fs::write(&cursor_file, next.to_string());
         }
+    }
+}
+
+/// Fault injection: flips one byte in `percent` % of the cells of a slot's cells file (cells
+/// spread evenly over the slot, at least one); returns how many were corrupted.
+fn corrupt_cells(path: &std::path::Path, cell_size: usize, percent: u8) -> std::io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut file = std::fs::OpenOptions::new().read(true).write(true).open(path)?;
+    let cells = file.metadata()?.len() / cell_size.max(1) as u64;
+    let count = (cells * u64::from(percent.min(100))).div_ceil(100).max(1).min(cells);
+    for k in 0..count {
+        let cell = k * cells / count;
+        let offset = cell * cell_size as u64 + (cell % cell_size as u64);
+        let mut byte = [0u8];
+        file.seek(SeekFrom::Start(offset))?;
+        file.read_exact(&mut byte)?;
+        file.seek(SeekFrom::Start(offset))?;
+        file.write_all(&[byte[0] ^ 0xff])?;
+    }
+    file.sync_all()?;
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corrupt_cells_flips_one_byte_in_the_given_share_of_cells() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("cells");
+        let original: Vec<u8> = (0..256 * 64).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &original)?;
+        assert_eq!(corrupt_cells(&path, 64, 5)?, 13); // 5 % of 256 cells, rounded up
+        let damaged = std::fs::read(&path)?;
+        assert_eq!(damaged.len(), original.len());
+        let changed: Vec<usize> =
+            (0..256).filter(|c| damaged[c * 64..(c + 1) * 64] != original[c * 64..(c + 1) * 64]).collect();
+        assert_eq!(changed.len(), 13);
+        for c in changed {
+            let bytes = (0..64).filter(|b| damaged[c * 64 + b] != original[c * 64 + b]).count();
+            assert_eq!(bytes, 1, "cell {c}");
+        }
+        Ok(())
     }
 }
