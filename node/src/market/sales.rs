@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use alloy::primitives::{B256, U256};
+use alloy::primitives::{Address, B256, U256};
 use alloy::sol_types::SolEvent;
 use contracts::Marketplace::{self, Request};
 use serde::{Deserialize, Serialize};
@@ -100,6 +100,10 @@ const RETRY_PASSED_OVER_TICKS: u64 = 10;
 /// How long a host repairing a lost slot other than the first waits for the first one's repairer
 /// to publish the regenerated slots before it decodes on its own.
 const HANDOFF_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How far back (in blocks) a reservation of the first lost slot by another host makes this host
+/// leave that slot to it.
+const REPAIRER_BLOCKS: u64 = 60;
 
 /// How often it looks for the regenerated slot meanwhile.
 const HANDOFF_POLL: std::time::Duration = std::time::Duration::from_secs(3);
@@ -311,8 +315,14 @@ impl Market {
         let _turn = self.selling.lock().await;
         // Each host starts at a slot of its own choosing, so hosts spread over the slots.
         let repair_set = repair.clone().unwrap_or_default();
+        let first_lost = repair_set.iter().min().copied();
         let candidates: Vec<u64> = repair.unwrap_or_else(|| (0..u64::from(request.ask.slots)).collect());
-        let start = rand::random::<u64>() as usize % candidates.len().max(1);
+        // Repairers all go for the first lost slot first: whoever reserves it first regenerates
+        // every lost slot, the others take the remaining ones and fetch them from it.
+        let start = match first_lost {
+            Some(first) => candidates.iter().position(|i| *i == first).unwrap_or(0),
+            None => rand::random::<u64>() as usize % candidates.len().max(1),
+        };
         for i in 0..candidates.len() {
             let index = candidates[(start + i) % candidates.len()];
             let slot_id = self.chain.read("slotId", m.slotId(request_id, index)).await?;
@@ -343,6 +353,13 @@ impl Market {
                 Err(e) if e.revert_reason().is_some() => continue, // filled, full or closed
                 Err(e) => return Err(e.into()),
             };
+            if Some(index) == first_lost
+                && let Some(first) = self.recent_first_reserver(request_id, index).await?
+                && first != self.chain.address()
+            {
+                info!(target: LOG, request = %id_hex(&request_id), slot = index, repairer = %first, "another host repairs the first lost slot");
+                continue;
+            }
             self.draw(&availability.id, request.ask.slotSize, collateral, false);
             self.save_sale(&sale);
             info!(target: LOG, request = %id_hex(&request_id), slot = index, reserved_before, "slot reserved");
@@ -366,6 +383,28 @@ impl Market {
         let repair = if repair_set.is_empty() { None } else { Some(repair_set) };
         self.pass_over(request_id, repair);
         Ok(())
+    }
+
+    /// The host that first reserved slot `index` of a request under repair, since repair last
+    /// opened for it, if it did so in the last [`REPAIRER_BLOCKS`] blocks (a repairer that went
+    /// quiet for longer is no longer waited for).
+    async fn recent_first_reserver(&self, request_id: B256, index: u64) -> Result<Option<Address>, MarketError> {
+        let (head, _) = self.chain.head().await?;
+        let from = head.saturating_sub(REPAIRER_BLOCKS);
+        let mut first = None;
+        for log in self.chain.logs(from, head).await? {
+            if let Ok(opened) = log.log_decode::<Marketplace::RepairOpened>() {
+                if opened.inner.data.requestId == request_id {
+                    first = None; // a new round of repair: earlier reservations are void
+                }
+            } else if let Ok(reserved) = log.log_decode::<Marketplace::SlotReserved>() {
+                let r = reserved.inner.data;
+                if r.requestId == request_id && r.slotIndex == U256::from(index) && first.is_none() {
+                    first = Some(r.host);
+                }
+            }
+        }
+        Ok(first)
     }
 
     /// Remembers a request to look at again (when availabilities change, and every few seconds).
