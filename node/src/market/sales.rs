@@ -99,7 +99,7 @@ const RETRY_PASSED_OVER_TICKS: u64 = 10;
 
 /// How long a host repairing a lost slot other than the first waits for the first one's repairer
 /// to publish the regenerated slots before it decodes on its own.
-const HANDOFF_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+const HANDOFF_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// How far back (in blocks) a reservation of the first lost slot by another host makes this host
 /// leave that slot to it.
