@@ -49,15 +49,15 @@ contract MarketplaceFuzzTest is MarketplaceBase {
             paidIn += _collateral(r);
         }
         uint256 validatorBefore = token.balanceOf(validator);
-        if (r.ask.duration > 3 * PERIOD) {
-            for (uint256 i = 0; i < r.ask.slots; i++) {
-                if ((missMask >> i) & 1 == 1) {
-                    _nextPeriod(1);
-                    uint256 p = market.currentPeriod();
-                    _nextPeriod(1);
-                    _mark(_slot(id, i), p);
-                    if (r.ask.duration < 8 * PERIOD) break;
-                }
+        (, uint64 endsAt,) = market.requestTimes(id);
+        for (uint256 i = 0; i < r.ask.slots; i++) {
+            // a mark takes two periods and must land while the request runs
+            if (block.timestamp + 3 * PERIOD >= endsAt) break;
+            if ((missMask >> i) & 1 == 1) {
+                _nextPeriod(1);
+                uint256 p = market.currentPeriod();
+                _nextPeriod(1);
+                _mark(_slot(id, i), p);
             }
         }
         uint256 paidOut = token.balanceOf(validator) - validatorBefore;

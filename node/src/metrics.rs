@@ -99,10 +99,19 @@ impl Metrics {
 
 /// Serves `GET /metrics` on `addr` until the process ends.
 pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<SocketAddr> {
-    async fn handler(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
-        ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], m.render())
+    serve_text(addr, Arc::new(move || metrics.render())).await
+}
+
+/// Serves `GET /metrics` on `addr`, answering with what `render` returns (any component's
+/// registry: the node's, a validator's).
+pub async fn serve_text(
+    addr: SocketAddr,
+    render: Arc<dyn Fn() -> String + Send + Sync>,
+) -> std::io::Result<SocketAddr> {
+    async fn handler(State(render): State<Arc<dyn Fn() -> String + Send + Sync>>) -> impl IntoResponse {
+        ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], render())
     }
-    let app = Router::new().route("/metrics", get(handler)).with_state(metrics);
+    let app = Router::new().route("/metrics", get(handler)).with_state(render);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     info!(target: LOG, %bound, "metrics listening");

@@ -242,11 +242,16 @@ pub(crate) fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
-/// A `vellum validator` process, killed when dropped.
-pub(crate) struct ValidatorProcess(Child);
+/// A `vellum validator` process (serving metrics on a free port), killed when dropped.
+pub(crate) struct ValidatorProcess {
+    child: Child,
+    /// Its metrics endpoint.
+    pub(crate) metrics: String,
+}
 
 impl ValidatorProcess {
-    /// Starts `vellum validator` with wallet `wallet`, in group `groups.1` of `groups.0`.
+    /// Starts `vellum validator` with wallet `wallet`, in group `groups.1` of `groups.0`, and
+    /// waits for its metrics endpoint.
     pub(crate) fn start(
         net: &MarketNet,
         wallet: usize,
@@ -256,25 +261,52 @@ impl ValidatorProcess {
     ) -> anyhow::Result<Self> {
         let key = net.key_file(wallet)?;
         let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
-        let child = Command::new(vellum_binary())
+        let mut child = Command::new(vellum_binary())
             .args(["validator", "--data-dir"])
             .arg(dir)
             .args(["--eth-provider", &net.anvil.endpoint(), "--eth-private-key-file"])
             .arg(key)
             .args(["--marketplace-address", &format!("{:#x}", net.deployment.marketplace)])
             .args(["--validator-groups", &groups.0.to_string(), "--validator-group-index", &groups.1.to_string()])
-            .args(["--log-level", "info,vellum::validator=debug"])
+            .args(["--log-level", "info,vellum::validator=debug", "--metrics", "--metrics-port", "0"])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()?;
-        Ok(Self(child))
+        let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("Metrics at ") {
+                    let _ = tx.send(url.trim().to_owned());
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(metrics) => Ok(Self { child, metrics }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                anyhow::bail!("the validator did not report its metrics endpoint")
+            }
+        }
+    }
+
+    /// A metric's value from its endpoint (None when absent).
+    pub(crate) async fn metric(&self, name: &str) -> anyhow::Result<Option<f64>> {
+        let text = reqwest::get(&self.metrics).await?.text().await?;
+        Ok(text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| l.split_once(' ').filter(|(k, _)| *k == name).and_then(|(_, v)| v.trim().parse().ok())))
     }
 }
 
 impl Drop for ValidatorProcess {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -16,7 +16,7 @@ use contracts::Marketplace::{self, Ask, Content, Request};
 use contracts::proof_words;
 use prover::{DiskSlot, EvmProof, Prover};
 
-use crate::market_net::{MarketNet, SHAPE, ValidatorProcess, file_contains};
+use crate::market_net::{MarketNet, SHAPE, ValidatorProcess, file_contains, wait_for};
 use crate::slot_files::write_slot;
 
 fn fr_word(x: &Fr) -> B256 {
@@ -177,5 +177,24 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
     anyhow::ensure!(net.balance(net.address(4 - owner as usize)).await? == U256::ZERO, "the other earned nothing");
     anyhow::ensure!(restarted && file_contains(&vlogs[owner as usize], "validator started"), "the owner restarted");
     anyhow::ensure!(file_contains(&vlogs[owner as usize], "period checked"), "the owner reports its periods");
+    // Its metrics count the marks of both its runs and the rewards they earned.
+    let owner_process = &validators[owner as usize];
+    let expected_rewards: f64 = (reward * U256::from(3u64)).to::<u128>() as f64;
+    wait_for("the owner's metrics to count three marks", Duration::from_secs(20), || async {
+        Ok(owner_process.metric("vellum_validator_marks_total").await? == Some(3.0)
+            && owner_process.metric("vellum_validator_rewards").await? == Some(expected_rewards))
+    })
+    .await?;
+    anyhow::ensure!(
+        owner_process.metric("vellum_validator_periods_checked_total").await?.unwrap_or(0.0) >= 1.0,
+        "the owner counts the periods it checked"
+    );
+    let other = &validators[1 - owner as usize];
+    anyhow::ensure!(other.metric("vellum_validator_marks_total").await? == Some(0.0), "the other marked nothing");
+    let in_other_group = ids.iter().filter(|id| validator::challenge::in_group(**id, 2, 1 - owner)).count();
+    anyhow::ensure!(
+        other.metric("vellum_validator_slots_watched").await? == Some(in_other_group as f64),
+        "the other watches its group's slots"
+    );
     Ok(())
 }

@@ -9,10 +9,13 @@
 //! - [`challenge`]: the contract's proof requirement computed locally from a period's seed, so a
 //!   period's check costs calls in proportion to the missed proofs, not to the slots watched;
 //! - [`state`]: requests, slots and proofs rebuilt from the logs, kept in a JSON file;
-//! - [`service`]: the loop (logs, anchoring, checks, batched marks).
+//! - [`service`]: the loop (logs, anchoring, checks, batched marks);
+//! - [`metrics`]: its Prometheus counters.
 
 pub mod challenge;
+pub mod metrics;
 pub mod service;
 pub mod state;
 
+pub use metrics::ValidatorMetrics;
 pub use service::{PeriodReport, Validator, ValidatorConfig, ValidatorError};

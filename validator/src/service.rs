@@ -14,6 +14,7 @@ use contracts::client::{Chain, ChainConfig, ChainError, LOG_RANGE};
 use tracing::{debug, info, warn};
 
 use crate::challenge::{seed_from_anchor, selected};
+use crate::metrics::ValidatorMetrics;
 use crate::state::State;
 
 const LOG: &str = "vellum::validator";
@@ -76,6 +77,7 @@ pub struct Validator {
     config: ValidatorConfig,
     state: State,
     anchored: Option<(u64, u64, u8)>,
+    metrics: std::sync::Arc<ValidatorMetrics>,
 }
 
 impl Validator {
@@ -99,7 +101,16 @@ impl Validator {
             cursor = state.cursor,
             "validator started"
         );
-        Ok(Self { chain, config, state, anchored: None })
+        let metrics = std::sync::Arc::new(ValidatorMetrics::new());
+        metrics.marks.inc_by(state.stats.marks);
+        metrics.marks_refused.inc_by(state.stats.marks_refused);
+        metrics.rewards.set(state.stats.rewards.parse::<f64>().unwrap_or(0.0));
+        Ok(Self { chain, config, state, anchored: None, metrics })
+    }
+
+    /// The validator's metrics (shared: serve them while it runs).
+    pub fn metrics(&self) -> std::sync::Arc<ValidatorMetrics> {
+        std::sync::Arc::clone(&self.metrics)
     }
 
     /// The wallet's address.
@@ -160,6 +171,11 @@ impl Validator {
             self.state.checked_period = Some(q);
         }
         self.state.prune(now, period);
+        self.metrics.slots_watched.set(i64::try_from(self.state.slots.len()).unwrap_or(i64::MAX));
+        if let Some(r) = &report {
+            self.metrics.periods_checked.inc();
+            self.metrics.proofs_missed.inc_by(r.missed as u64);
+        }
         if self.state != before {
             self.state
                 .save(&self.config.state_file)
@@ -227,16 +243,19 @@ impl Validator {
                     Ok(_) => {
                         report.marked += 1;
                         self.state.stats.marks += 1;
+                        self.metrics.marks.inc();
                         if let Some(r) = self.state.requests.get(request_id) {
                             let collateral = u128::from(r.slot_size).saturating_mul(r.collateral_per_byte);
                             let slash = collateral * u128::from(params.slash_percentage) / 100;
                             let reward = slash * u128::from(params.validator_reward_percentage) / 100;
                             let total: u128 = self.state.stats.rewards.parse().unwrap_or(0);
                             self.state.stats.rewards = total.saturating_add(reward).to_string();
+                            self.metrics.rewards.set(total.saturating_add(reward) as f64);
                         }
                     }
                     Err(e) => {
                         self.state.stats.marks_refused += 1;
+                        self.metrics.marks_refused.inc();
                         warn!(target: LOG, slot = %id, period = q, error = %e, "missed proof not marked");
                     }
                 }

@@ -3,7 +3,7 @@
 //!
 //! Set-up: the contracts are deployed with the verifier's code replaced by one that accepts every
 //! proof (the bench is about the validator, not about proofs), and a client's requests of 100
-//! slots each are filled by seven host wallets. Those hosts never prove, so every proof the
+//! slots each are filled by seven host wallets, each request's transactions mined in one block. Those hosts never prove, so every proof the
 //! chain requires (each slot with probability 1/`--proof-probability` per period) is missed and
 //! marked. A validator then runs in this process against the chain through a counting JSON-RPC
 //! proxy: the table gives, per period, the slots watched, the proofs missed and marked, the wall
@@ -151,14 +151,23 @@ async fn measure(slots: u64, args: &ValidatorBenchArgs, anvil: &Anvil, dir: &std
             .await?;
     }
 
-    // Requests, filled.
+    // Requests, filled: mined on demand, a request's 200 transactions in one block (anvil's
+    // per-block cost made one transaction per block take minutes for 10,000 slots).
+    deployer.raw_request::<_, serde_json::Value>("evm_setAutomine".into(), (false,)).await?;
+    deployer
+        .raw_request::<_, serde_json::Value>("evm_setBlockGasLimit".into(), (U256::from(2_000_000_000u64),))
+        .await?;
     let market = Marketplace::new(deployment.marketplace, deployer.clone());
     let requests = slots.div_ceil(u64::from(SLOTS_PER_REQUEST));
     for r in 0..requests {
-        market.anchorPeriods().send().await?.get_receipt().await?;
+        let anchor = *market.anchorPeriods().gas(200_000).send().await?.tx_hash();
         let count = (slots - r * u64::from(SLOTS_PER_REQUEST)).min(u64::from(SLOTS_PER_REQUEST)) as u16;
-        let id =
+        let (id, sent) =
             request(&client, deployment.marketplace, wallets[1].address(), r, count, args.proof_probability).await?;
+        mine(&deployer).await?;
+        if !mined(&deployer, anchor).await? || !mined(&deployer, sent).await? {
+            bail!("request {r} was not accepted");
+        }
         fill(&hosts, &deployer, deployment.marketplace, id, count).await?;
     }
     let setup_secs = setup_started.elapsed().as_secs_f64();
@@ -249,7 +258,8 @@ async fn measure(slots: u64, args: &ValidatorBenchArgs, anvil: &Anvil, dir: &std
     Ok(())
 }
 
-/// Posts a request of `slots` slots from the client; returns its id.
+/// Sends a request of `slots` slots from the client (to be mined); returns its id and the
+/// transaction's hash.
 async fn request(
     client: &DynProvider,
     marketplace: Address,
@@ -257,7 +267,7 @@ async fn request(
     nonce: u64,
     slots: u16,
     probability: u32,
-) -> anyhow::Result<B256> {
+) -> anyhow::Result<(B256, B256)> {
     let request = Request {
         client: client_address,
         expiry: 3_600,
@@ -278,17 +288,13 @@ async fn request(
         nonce: B256::from(U256::from(nonce)),
     };
     let id = alloy::primitives::keccak256(alloy::sol_types::SolValue::abi_encode(&request));
-    let receipt =
-        Marketplace::new(marketplace, client.clone()).requestStorage(request).send().await?.get_receipt().await?;
-    if !receipt.status() {
-        bail!("requestStorage failed");
-    }
-    Ok(id)
+    let sent = Marketplace::new(marketplace, client.clone()).requestStorage(request).gas(1_000_000).send().await?;
+    Ok((id, *sent.tx_hash()))
 }
 
-/// Reserves and fills every slot of a request, spreading them over the host wallets; sends
-/// without waiting, then checks each receipt (a fill that met a period without its seed yet is
-/// sent again after anchoring).
+/// Reserves and fills every slot of a request, spreading them over the host wallets, all in one
+/// block; slots left empty (a fill that met a period without its seed) are filled again after
+/// anchoring.
 async fn fill(
     hosts: &[DynProvider],
     deployer: &DynProvider,
@@ -296,37 +302,40 @@ async fn fill(
     id: B256,
     slots: u16,
 ) -> anyhow::Result<()> {
+    let market = Marketplace::new(marketplace, deployer.clone());
     let mut todo: Vec<u16> = (0..slots).collect();
     let mut reserved = vec![false; usize::from(slots)];
     for _round in 0..4 {
-        let mut sent = Vec::new();
         for &i in &todo {
-            let host = &hosts[usize::from(i) % hosts.len()];
-            let m = Marketplace::new(marketplace, host.clone());
-            let reserve = if reserved[usize::from(i)] {
-                None
-            } else {
-                Some(*m.reserveSlot(id, u64::from(i)).gas(200_000).send().await?.tx_hash())
-            };
-            let fill = *m.fillSlot(id, u64::from(i), [U256::ZERO; 8]).gas(600_000).send().await?.tx_hash();
-            sent.push((i, reserve, fill));
-        }
-        let mut failed = Vec::new();
-        for (i, reserve, fill) in sent {
-            if let Some(hash) = reserve {
-                reserved[usize::from(i)] = mined(deployer, hash).await?;
+            let m = Marketplace::new(marketplace, hosts[usize::from(i) % hosts.len()].clone());
+            if !reserved[usize::from(i)] {
+                let _sent = m.reserveSlot(id, u64::from(i)).gas(200_000).send().await?;
+                reserved[usize::from(i)] = true;
             }
-            if !mined(deployer, fill).await? {
-                failed.push(i);
-            }
+            let _sent = m.fillSlot(id, u64::from(i), [U256::ZERO; 8]).gas(600_000).send().await?;
         }
-        if failed.is_empty() {
+        mine(deployer).await?;
+        if market.requestSlotCounts(id).call().await?.filled == U256::from(slots) {
             return Ok(());
         }
-        Marketplace::new(marketplace, deployer.clone()).anchorPeriods().send().await?.get_receipt().await?;
-        todo = failed;
+        let mut empty = Vec::new();
+        for &i in &todo {
+            if market.getHost(market.slotId(id, u64::from(i)).call().await?).call().await? == Address::ZERO {
+                empty.push(i);
+            }
+        }
+        let _sent = market.anchorPeriods().gas(200_000).send().await?;
+        mine(deployer).await?;
+        mine(deployer).await?;
+        todo = empty;
     }
     bail!("{} slots of request {id} could not be filled", todo.len())
+}
+
+/// Mines one block now (the set-up mines on demand).
+async fn mine(provider: &DynProvider) -> anyhow::Result<()> {
+    provider.raw_request::<_, serde_json::Value>("evm_mine".into(), ()).await?;
+    Ok(())
 }
 
 /// Waits for a transaction's receipt; whether it succeeded.

@@ -91,6 +91,15 @@ pub struct ValidatorArgs {
     /// Log level or filter, as for `vellum node`.
     #[arg(long, env = "VELLUM_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+    /// Serve Prometheus metrics (slots watched, periods checked, proofs missed, marks, rewards).
+    #[arg(long, env = "VELLUM_METRICS")]
+    pub metrics: bool,
+    /// Address the metrics endpoint binds to.
+    #[arg(long, env = "VELLUM_METRICS_ADDRESS", default_value = "127.0.0.1")]
+    pub metrics_address: IpAddr,
+    /// Port of the metrics endpoint (0 picks a free one).
+    #[arg(long, env = "VELLUM_METRICS_PORT", default_value_t = 8009)]
+    pub metrics_port: u16,
 }
 
 /// Flags of `vellum node`.
@@ -306,6 +315,14 @@ async fn run_validator(args: ValidatorArgs) -> anyhow::Result<()> {
         max_batch: args.max_batch,
     };
     let validator = validator::Validator::connect(config).await?;
+    if args.metrics {
+        let metrics = validator.metrics();
+        let addr = std::net::SocketAddr::new(args.metrics_address, args.metrics_port);
+        let bound = crate::metrics::serve_text(addr, std::sync::Arc::new(move || metrics.render()))
+            .await
+            .map_err(|e| anyhow::anyhow!("metrics on {addr}: {e}"))?;
+        println!("{METRICS_PREFIX}http://{bound}/metrics");
+    }
     println!("Vellum validator {}", validator_address(&validator));
     tokio::select! {
         r = validator.run() => Ok(r?),
