@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Copies the ABI + bytecode of TestToken, Groth16Verifier and Marketplace from out/ into
-# artifacts/ (committed; consumed by the Rust side through alloy's sol!). Deterministic:
-# CI rebuilds and diffs them with `scripts/export-artifacts.sh --check`.
+# artifacts/ (committed; consumed by the Rust side through alloy's sol!). The Marketplace's ABI
+# is its own plus MarketplaceSettlement's, whose functions it serves by delegation (its
+# constructor deploys the settlement module, so its bytecode is all a deployment needs).
+# Deterministic: CI rebuilds and diffs them with `scripts/export-artifacts.sh --check`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -22,9 +24,17 @@ for name in TestToken Groth16Verifier Marketplace; do
     node -e '
         const fs = require("fs");
         const a = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
+        let abi = a.abi;
+        if (process.argv[2] === "Marketplace") {
+            const module = JSON.parse(fs.readFileSync("out/MarketplaceSettlement.sol/MarketplaceSettlement.json", "utf8"));
+            const key = (e) => e.type + " " + (e.name || "") + "(" + (e.inputs || []).map((i) => i.type).join(",") + ")";
+            const seen = new Set(abi.map(key));
+            const extra = module.abi.filter((e) => e.type !== "constructor" && !seen.has(key(e)));
+            abi = abi.concat(extra).sort((x, y) => key(x) < key(y) ? -1 : key(x) > key(y) ? 1 : 0);
+        }
         const keep = {
             contractName: process.argv[2],
-            abi: a.abi,
+            abi: abi,
             bytecode: { object: a.bytecode.object },
             deployedBytecode: { object: a.deployedBytecode.object },
         };

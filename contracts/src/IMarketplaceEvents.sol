@@ -6,11 +6,17 @@ import {Ask} from "./MarketplaceTypes.sol";
 
 interface IMarketplaceEvents {
     event StorageRequested(bytes32 indexed requestId, address indexed client, Ask ask, uint64 expiresAt, uint64 endsAt);
-    event SlotReserved(bytes32 indexed requestId, uint256 slotIndex, address indexed host);
+    /// A host took the slot's reservation (exclusive) until `lapsesAt`, with a deposit.
+    event SlotReserved(bytes32 indexed requestId, uint256 slotIndex, address indexed host, uint64 lapsesAt);
     event SlotFilled(bytes32 indexed requestId, uint256 slotIndex, address indexed host);
     event RequestFulfilled(bytes32 indexed requestId);
     event ProofSubmitted(bytes32 indexed slotId, uint256 period);
+    /// A required proof was found missing (an accusation settled undefended): the host was slashed.
     event ProofMissed(bytes32 indexed slotId, uint256 period, uint256 missedProofs, address indexed validator);
+    /// Someone accused the slot's host of missing the period's proof; it may defend until `deadline`.
+    event ProofAccused(bytes32 indexed slotId, uint256 period, address indexed accuser, uint64 deadline);
+    /// The accused host defended with a valid proof: the period counts as proven.
+    event AccusationDismissed(bytes32 indexed slotId, uint256 period);
     event SlotLost(bytes32 indexed requestId, uint256 slotIndex, address indexed host);
     event RepairOpened(bytes32 indexed requestId, uint256[] slotIndices);
     event SlotRepaired(bytes32 indexed requestId, uint256 slotIndex, address indexed host);
@@ -33,7 +39,10 @@ interface IMarketplaceErrors {
     error SlotNotAvailable();
     error RequestNotAccepting();
     error AlreadyReserved();
-    error ReservationsFull();
+    /// Another host holds the slot's reservation (until it lapses).
+    error SlotReservedByOther();
+    /// The host's address is not yet within the slot's dispersal window (see eligibleAt).
+    error NotYetEligible();
     error NotReserved();
     error InvalidProof();
     error NotSlotHost();
@@ -44,8 +53,14 @@ interface IMarketplaceErrors {
     error ProofNotRequired();
     error ProofNotMissing();
     error RequestNotEnded();
+    error AccusationsOpen();
+    error WrongBond();
+    error NoAccusation();
+    error ResponseWindowClosed();
+    error ResponseWindowOpen();
     error AlreadyPaid();
     error AlreadyWithdrawn();
     error TransferFailed();
     error ChallengeNotReady();
+    error NotDelegated();
 }

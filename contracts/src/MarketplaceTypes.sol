@@ -41,18 +41,24 @@ struct ActiveSlot {
     uint64 slotIndex;
 }
 
-/// @notice Deployment-time configuration (kept in immutables).
+/// @notice Deployment-time configuration (kept in immutables). Percentages are of the slot's
+///         collateral unless said otherwise; durations are in seconds.
 struct MarketplaceConfig {
     IERC20 token;
     IGroth16Verifier verifier;
-    uint32 periodLength; // seconds per proof period
-    uint32 proofTimeout; // seconds after a period's end during which a missed proof can be marked (<= periodLength)
+    uint32 periodLength; // seconds per proof period (at least MIN_PERIOD_LENGTH)
+    uint32 proofTimeout; // after a period ends, how long its missing proofs can be accused (<= periodLength)
+    uint32 responseWindow; // how long an accused host has to defend with its proof (<= periodLength)
     uint8 maxMissedProofs; // missed proofs after which the slot is lost
     uint8 slashPercentage; // % of the slot collateral slashed per missed proof
-    uint8 validatorRewardPercentage; // % of a slashed amount paid to whoever marks the miss
+    uint8 validatorRewardPercentage; // % of a slashed amount paid to the accuser of the miss
     uint8 repairRewardPercentage; // % of forfeited collateral credited to the repairing host
-    uint32 maxRequestExpiry; // upper bound on Request.expiry (seconds)
-    uint8 maxReservations; // how many hosts may reserve one slot
+    uint8 reservationDepositPercentage; // % of the collateral a reservation takes (credited at fill)
+    uint32 reservationDuration; // how long a reservation holds the slot for its host
+    uint32 dispersalWindow; // seconds after a slot opens until every host may reserve it (0: at once)
+    uint32 maxRequestExpiry; // upper bound on Request.expiry
+    uint96 accusationBond; // wei an accuser deposits per accusation
+    uint8 defenceSharePercentage; // % of the bond paid to a host that defends (the rest back to the accuser)
 }
 
 enum RequestState {

@@ -23,9 +23,9 @@ import {IMarketplaceEvents} from "./IMarketplaceEvents.sol";
 ///           Validators call it twice per period (to anchor the next period, and at least one
 ///           block later to store its seed); a call with nothing to do costs little.
 ///
-///         The challenge of slot s in period p is keccak256(seed, s, p); the proof's entropy
-///         input is the challenge mod r; a proof is required when keccak256(challenge) mod
-///         proofProbability == 0.
+///         The challenge of slot s in period p is keccak256(seed, s, p); a periodic proof's
+///         entropy input is the challenge mod r, a fill proof's is keccak256(challenge, filler)
+///         mod r; a proof is required when keccak256(challenge) mod proofProbability == 0.
 abstract contract ProofPeriods is IMarketplaceEvents {
     /// BN254 scalar field modulus; proof inputs are reduced modulo it.
     uint256 internal constant FIELD_R = 21888242871839275222246405745257275088548364400416034343698204186575808495617;
@@ -69,7 +69,7 @@ abstract contract ProofPeriods is IMarketplaceEvents {
         emit PeriodAnchored(period, block.number, late != 0);
     }
 
-    function _cacheSeed(uint256 period) private {
+    function _cacheSeed(uint256 period) internal {
         uint256 w = _anchors[period];
         if (w == 0 || w & CACHED != 0) return;
         bytes32 h = blockhash(w & BLOCK_MASK);
@@ -100,6 +100,14 @@ abstract contract ProofPeriods is IMarketplaceEvents {
         bytes32 challenge;
         (ready,, challenge) = _challenge(slotId, period);
         entropy = uint256(challenge) % FIELD_R;
+    }
+
+    /// Entropy of a fill proof: bound to the filling address, so that a fill proof copied from
+    /// another host's pending transaction fails for anyone else (ready: seed known).
+    function _fillEntropy(bytes32 slotId, uint256 period, address filler) internal view returns (bool ready, uint256 entropy) {
+        bytes32 challenge;
+        (ready,, challenge) = _challenge(slotId, period);
+        entropy = uint256(keccak256(abi.encode(challenge, filler))) % FIELD_R;
     }
 
     /// Whether a proof from the slot is required in the period (seed known, anchored in advance,

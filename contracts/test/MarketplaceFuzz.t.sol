@@ -61,7 +61,7 @@ contract MarketplaceFuzzTest is MarketplaceBase {
             }
         }
         uint256 paidOut = token.balanceOf(validator) - validatorBefore;
-        vm.warp(block.timestamp + r.ask.duration);
+        _warpToSettled(id);
         for (uint256 i = 0; i < r.ask.slots; i++) {
             uint256 b = token.balanceOf(hosts[i]);
             uint256 expected = market.slotPayout(_slot(id, i));
@@ -86,7 +86,7 @@ contract MarketplaceFuzzTest is MarketplaceBase {
         uint256 filledAt = block.timestamp;
         _fill(id, 0, hosts[0]);
         (, uint64 endsAt,) = market.requestTimes(id);
-        vm.warp(endsAt);
+        _warpToSettled(id);
         uint256 expected = uint256(r.ask.slotSize) * r.ask.pricePerBytePerSecond * (endsAt - filledAt) + _collateral(r);
         assertEq(market.slotPayout(_slot(id, 0)), expected);
         assertEq(market.withdrawableFunds(id), _payment(r) - (expected - _collateral(r)));

@@ -28,7 +28,7 @@ contract MarketplaceGasTest is MarketplaceBase {
         Groth16Verifier real = new Groth16Verifier(alpha, g2, g2, g2, ic);
         MarketplaceConfig memory c = defaultConfig();
         c.verifier = real;
-        market = new Marketplace(c);
+        market = IMarketplace(address(new Marketplace(c)));
         _fund(client);
         _fund(validator);
         for (uint256 i = 0; i < hosts.length; i++) {
@@ -38,11 +38,16 @@ contract MarketplaceGasTest is MarketplaceBase {
 
     function _realProof(bytes32 requestId, uint256 index) internal returns (uint256[8] memory) {
         _ensureSeed();
-        uint256[3] memory input = [
-            uint256(market.getRequest(requestId).content.merkleRoot),
-            market.getEntropy(_slot(requestId, index)),
-            index
-        ];
+        return _realProofWith(requestId, index, market.getEntropy(_slot(requestId, index)));
+    }
+
+    function _realFillProof(bytes32 requestId, uint256 index, address host) internal returns (uint256[8] memory) {
+        _ensureSeed();
+        return _realProofWith(requestId, index, market.fillEntropy(_slot(requestId, index), host));
+    }
+
+    function _realProofWith(bytes32 requestId, uint256 index, uint256 entropy) internal view returns (uint256[8] memory) {
+        uint256[3] memory input = [uint256(market.getRequest(requestId).content.merkleRoot), entropy, index];
         uint256[2] memory vkx = ic[0];
         for (uint256 i = 0; i < 3; i++) {
             vkx = _add(vkx, _mul(ic[i + 1], input[i]));
@@ -60,7 +65,7 @@ contract MarketplaceGasTest is MarketplaceBase {
         for (uint256 i = 0; i < 16; i++) {
             address host = hosts[i % hosts.length];
             _reserve(id, i, host);
-            uint256[8] memory proof = _realProof(id, i);
+            uint256[8] memory proof = _realFillProof(id, i, host);
             vm.prank(host);
             market.fillSlot(id, uint64(i), proof);
         }
@@ -73,10 +78,21 @@ contract MarketplaceGasTest is MarketplaceBase {
             market.submitProof(_slot(id, i), proof);
         }
         _nextPeriod(1);
+        // slots 8..11 are accused and do not answer: the accusations settle as missed proofs;
+        // slots 12..15 are accused and defend with the period's proof
         for (uint256 i = 8; i < 16; i++) {
-            _mark(_slot(id, i), missed);
+            _accuse(_slot(id, i), missed);
         }
-        // slot 8 misses two more proofs and is lost (the costliest markProofAsMissing path)
+        for (uint256 i = 12; i < 16; i++) {
+            uint256[8] memory proof = _realProofWith(id, i, market.entropyAt(_slot(id, i), missed));
+            vm.prank(hosts[i % hosts.length]);
+            market.defendProof(_slot(id, i), missed, proof);
+        }
+        vm.warp(block.timestamp + RESPONSE + 1);
+        for (uint256 i = 8; i < 12; i++) {
+            _settle(_slot(id, i), missed);
+        }
+        // slot 8 misses two more proofs and is lost (the costliest settleAccusation path)
         for (uint256 k = 0; k < 2; k++) {
             _nextPeriod(1);
             uint256 p = market.currentPeriod();

@@ -111,14 +111,15 @@ contract MarketplaceProofsTest is MarketplaceBase {
         uint256 slash = collateral * 10 / 100;
         uint256 reward = slash * 20 / 100;
         uint256 before = token.balanceOf(validator);
+        _accuseAndWait(slot0, missed);
         vm.expectEmit(true, true, false, true, address(market));
         emit ProofMissed(slot0, missed, 1, validator);
-        _mark(slot0, missed);
+        _settle(slot0, missed);
         assertEq(token.balanceOf(validator) - before, reward);
         assertEq(market.missingProofs(slot0), 1);
         vm.prank(validator);
         vm.expectRevert(ProofNotMissing.selector);
-        market.markProofAsMissing(slot0, missed);
+        market.accuseMissingProof{value: BOND}(slot0, missed);
     }
 
     function testMarkTooEarlyFails() public {
@@ -126,7 +127,7 @@ contract MarketplaceProofsTest is MarketplaceBase {
         uint256 period = market.currentPeriod();
         vm.prank(validator);
         vm.expectRevert(PeriodNotEnded.selector);
-        market.markProofAsMissing(slot0, period);
+        market.accuseMissingProof{value: BOND}(slot0, period);
     }
 
     function testMarkTooLateFails() public {
@@ -135,7 +136,7 @@ contract MarketplaceProofsTest is MarketplaceBase {
         _nextPeriod(TIMEOUT);
         vm.prank(validator);
         vm.expectRevert(MarkingWindowClosed.selector);
-        market.markProofAsMissing(slot0, period);
+        market.accuseMissingProof{value: BOND}(slot0, period);
         // one second earlier it would have worked
         vm.warp(block.timestamp - 1);
         _mark(slot0, period);
@@ -148,12 +149,12 @@ contract MarketplaceProofsTest is MarketplaceBase {
         _nextPeriod(1);
         vm.prank(validator);
         vm.expectRevert(ProofNotMissing.selector);
-        market.markProofAsMissing(slot0, period);
+        market.accuseMissingProof{value: BOND}(slot0, period);
         // ...also once the host proved the current period
         _submit(id, 0, hosts[0]);
         vm.prank(validator);
         vm.expectRevert(ProofNotMissing.selector);
-        market.markProofAsMissing(slot0, period);
+        market.accuseMissingProof{value: BOND}(slot0, period);
     }
 
     function testMarkAfterHostProvedCurrentPeriod() public {
@@ -167,7 +168,7 @@ contract MarketplaceProofsTest is MarketplaceBase {
         _nextPeriod(1);
         vm.prank(validator);
         vm.expectRevert(ProofNotMissing.selector);
-        market.markProofAsMissing(slot0, period + 1);
+        market.accuseMissingProof{value: BOND}(slot0, period + 1);
     }
 
     function testMarkStartPeriodFails() public {
@@ -175,21 +176,21 @@ contract MarketplaceProofsTest is MarketplaceBase {
         _nextPeriod(1);
         vm.prank(validator);
         vm.expectRevert(ProofNotRequired.selector);
-        market.markProofAsMissing(slot0, period);
+        market.accuseMissingProof{value: BOND}(slot0, period);
     }
 
     function testMarkFreeSlotFails() public {
         vm.prank(validator);
         vm.expectRevert(SlotNotAvailable.selector);
-        market.markProofAsMissing(bytes32(uint256(3)), 1);
+        market.accuseMissingProof{value: BOND}(bytes32(uint256(3)), 1);
     }
 
     function testMarkAfterEndFails() public {
         vm.warp(block.timestamp + req.ask.duration + PERIOD);
-        uint256 period = market.currentPeriod() - 1;
+        uint256 period = market.currentPeriod() - 1; // starts after the end: nothing is due in it
         vm.prank(validator);
-        vm.expectRevert(RequestNotRunning.selector);
-        market.markProofAsMissing(slot0, period);
+        vm.expectRevert(ProofNotRequired.selector);
+        market.accuseMissingProof{value: BOND}(slot0, period);
     }
 
     function testSlashedHostGetsLessAtEnd() public {
@@ -286,7 +287,7 @@ contract MarketplaceSeedsTest is MarketplaceBase {
         for (uint256 i = 1; i < 16; i++) {
             vm.prank(validator);
             vm.expectRevert(ProofNotRequired.selector);
-            market.markProofAsMissing(_slot(id, i), p);
+            market.accuseMissingProof{value: BOND}(_slot(id, i), p);
         }
     }
 
@@ -331,10 +332,10 @@ contract MarketplaceSeedsTest is MarketplaceBase {
             for (uint256 i = 0; i < 16; i++) {
                 vm.prank(validator);
                 if (required[i]) {
-                    market.markProofAsMissing(_slot(id, i), p);
+                    market.accuseMissingProof{value: BOND}(_slot(id, i), p);
                 } else {
                     vm.expectRevert(ProofNotRequired.selector);
-                    market.markProofAsMissing(_slot(id, i), p);
+                    market.accuseMissingProof{value: BOND}(_slot(id, i), p);
                 }
             }
             // stop the slots from being lost: everyone proves the current period
@@ -356,7 +357,7 @@ contract MarketplaceSeedsTest is MarketplaceBase {
         for (uint256 i = 0; i < 16; i++) {
             vm.prank(validator);
             vm.expectRevert(ProofNotRequired.selector);
-            market.markProofAsMissing(_slot(id, i), p);
+            market.accuseMissingProof{value: BOND}(_slot(id, i), p);
         }
     }
 

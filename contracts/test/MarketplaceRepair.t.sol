@@ -31,9 +31,10 @@ contract MarketplaceRepairTest is MarketplaceBase {
         _nextPeriod(1);
         uint256 period = market.currentPeriod();
         _nextPeriod(1);
+        _accuseAndWait(s, period);
         vm.expectEmit(true, true, false, true, address(market));
         emit SlotLost(id, 0, hosts[0]);
-        _mark(s, period);
+        _settle(s, period);
         assertEq(market.getHost(s), address(0));
         assertTrue(market.slotState(s) == SlotState.Lost); // threshold 2 not reached
         (uint16[] memory lost, uint256 opened) = market.lostSlots(id);
@@ -59,9 +60,10 @@ contract MarketplaceRepairTest is MarketplaceBase {
         uint256[] memory indices = new uint256[](2);
         indices[0] = 0;
         indices[1] = 1;
+        _accuseAndWait(_slot(id, 1), period);
         vm.expectEmit(true, false, false, true, address(market));
         emit RepairOpened(id, indices);
-        _mark(_slot(id, 1), period);
+        _settle(_slot(id, 1), period);
         assertTrue(market.slotState(_slot(id, 0)) == SlotState.Repair);
         assertTrue(market.slotState(_slot(id, 1)) == SlotState.Repair);
 
@@ -72,7 +74,7 @@ contract MarketplaceRepairTest is MarketplaceBase {
         address repairer = hosts[4];
         uint256 before = token.balanceOf(repairer);
         _reserve(id, 1, repairer);
-        uint256[8] memory proof = _proof(id, 1);
+        uint256[8] memory proof = _fillProof(id, 1, repairer);
         vm.expectEmit(true, true, false, true, address(market));
         emit SlotRepaired(id, 1, repairer);
         vm.prank(repairer);
@@ -85,7 +87,7 @@ contract MarketplaceRepairTest is MarketplaceBase {
 
         // at the end the repairer gets its full collateral back plus payment since the refill
         uint256 filledAt = block.timestamp;
-        vm.warp(block.timestamp + req.ask.duration);
+        _warpToSettled(id);
         (, uint64 endsAt,) = market.requestTimes(id);
         before = token.balanceOf(repairer);
         vm.prank(repairer);
@@ -102,15 +104,16 @@ contract MarketplaceRepairTest is MarketplaceBase {
         _nextPeriod(1);
         uint256 period = market.currentPeriod();
         _nextPeriod(1);
+        _accuseAndWait(_slot(id, 2), period);
         vm.expectEmit(true, false, false, true, address(market));
         emit RequestFailed(id);
-        _mark(_slot(id, 2), period);
+        _settle(_slot(id, 2), period);
         assertTrue(market.requestState(id) == RequestState.Failed);
         assertTrue(market.slotState(_slot(id, 3)) == SlotState.Failed);
         // no more proofs, marks or fills
         vm.prank(validator);
         vm.expectRevert(RequestNotRunning.selector);
-        market.markProofAsMissing(_slot(id, 3), period);
+        market.accuseMissingProof{value: BOND}(_slot(id, 3), period);
         vm.prank(hosts[4]);
         assertFalse(market.canReserveSlot(id, 0));
 
@@ -133,7 +136,7 @@ contract MarketplaceRepairTest is MarketplaceBase {
         _fill(id, 0, hosts[4]);
         vm.prank(validator);
         vm.expectRevert(ProofNotMissing.selector);
-        market.markProofAsMissing(_slot(id, 0), before);
+        market.accuseMissingProof{value: BOND}(_slot(id, 0), before);
         // from the next period on it answers as any host
         _nextPeriod(1);
         uint256 first = market.currentPeriod();

@@ -12,11 +12,14 @@ contract MarketplaceRequestsTest is MarketplaceBase {
         assertEq(c.periodLength, PERIOD);
         assertEq(c.proofTimeout, TIMEOUT);
         assertEq(c.maxMissedProofs, 3);
-        assertEq(c.maxReservations, 3);
+        assertEq(c.responseWindow, RESPONSE);
+        assertEq(c.reservationDuration, RESERVATION);
+        assertEq(c.accusationBond, BOND);
     }
 
-    function testFitsContractSizeLimit() public view {
-        assertLe(address(market).code.length, 24_576, "EIP-170 runtime size limit");
+    function testFitsContractSizeLimitWithRoom() public view {
+        assertLe(address(market).code.length, 22_100, "EIP-170 limit minus 10%");
+        assertLe(market.settlement().code.length, 22_100, "EIP-170 limit minus 10%");
     }
 
     function testConstructorRejectsBadConfig() public {
@@ -30,6 +33,20 @@ contract MarketplaceRequestsTest is MarketplaceBase {
         new Marketplace(c);
         c = defaultConfig();
         c.periodLength = 0;
+        vm.expectRevert(InvalidConfig.selector);
+        new Marketplace(c);
+        c = defaultConfig();
+        c.periodLength = 3; // a period could pass without a block
+        c.proofTimeout = 1;
+        c.responseWindow = 1;
+        vm.expectRevert(InvalidConfig.selector);
+        new Marketplace(c);
+        c = defaultConfig();
+        c.responseWindow = uint32(PERIOD + 1);
+        vm.expectRevert(InvalidConfig.selector);
+        new Marketplace(c);
+        c = defaultConfig();
+        c.reservationDepositPercentage = 95; // with the 10% repair reward, more than the collateral
         vm.expectRevert(InvalidConfig.selector);
         new Marketplace(c);
     }

@@ -17,7 +17,7 @@ contract MarketplaceSlotsTest is MarketplaceBase {
         vm.prank(hosts[0]);
         assertTrue(market.canReserveSlot(id, 0));
         vm.expectEmit(true, true, false, true, address(market));
-        emit SlotReserved(id, 0, hosts[0]);
+        emit SlotReserved(id, 0, hosts[0], uint64(block.timestamp + RESERVATION));
         _reserve(id, 0, hosts[0]);
         vm.prank(hosts[0]);
         assertFalse(market.canReserveSlot(id, 0));
@@ -26,15 +26,25 @@ contract MarketplaceSlotsTest is MarketplaceBase {
         market.reserveSlot(id, 0);
     }
 
-    function testReservationsAreLimited() public {
+    function testReservationIsExclusiveAndTakesADeposit() public {
+        uint256 before = token.balanceOf(hosts[0]);
         _reserve(id, 1, hosts[0]);
-        _reserve(id, 1, hosts[1]);
-        _reserve(id, 1, hosts[2]);
+        assertEq(before - token.balanceOf(hosts[0]), _deposit(req));
+        (address holder, uint64 lapsesAt) = market.reservation(id, 1);
+        assertEq(holder, hosts[0]);
+        assertEq(lapsesAt, block.timestamp + RESERVATION);
         vm.prank(hosts[3]);
         assertFalse(market.canReserveSlot(id, 1));
         vm.prank(hosts[3]);
-        vm.expectRevert(ReservationsFull.selector);
+        vm.expectRevert(SlotReservedByOther.selector);
         market.reserveSlot(id, 1);
+        // the holder fills while it holds; after the lapse another host may reserve
+        vm.warp(block.timestamp + RESERVATION + 1);
+        _reserve(id, 1, hosts[3]);
+        uint256[8] memory proof = _fillProof(id, 1, hosts[0]);
+        vm.prank(hosts[0]);
+        vm.expectRevert(NotReserved.selector);
+        market.fillSlot(id, 1, proof);
     }
 
     function testReserveRejectsBadSlot() public {
@@ -53,12 +63,12 @@ contract MarketplaceSlotsTest is MarketplaceBase {
     function testFillSlotTakesCollateral() public {
         uint256 before = token.balanceOf(hosts[0]);
         _reserve(id, 2, hosts[0]);
-        uint256[8] memory proof = _proof(id, 2);
+        uint256[8] memory proof = _fillProof(id, 2, hosts[0]);
         vm.expectEmit(true, true, false, true, address(market));
         emit SlotFilled(id, 2, hosts[0]);
         vm.prank(hosts[0]);
         market.fillSlot(id, 2, proof);
-        assertEq(before - token.balanceOf(hosts[0]), _collateral(req));
+        assertEq(before - token.balanceOf(hosts[0]), _collateral(req), "deposit + rest of the collateral");
         bytes32 s = _slot(id, 2);
         assertEq(market.getHost(s), hosts[0]);
         assertTrue(market.slotState(s) == SlotState.Filled);
@@ -70,7 +80,7 @@ contract MarketplaceSlotsTest is MarketplaceBase {
     }
 
     function testFillRequiresReservation() public {
-        uint256[8] memory proof = _proof(id, 0);
+        uint256[8] memory proof = _fillProof(id, 0, hosts[0]);
         vm.prank(hosts[0]);
         vm.expectRevert(NotReserved.selector);
         market.fillSlot(id, 0, proof);
@@ -78,12 +88,16 @@ contract MarketplaceSlotsTest is MarketplaceBase {
 
     function testFillRejectsWrongProof() public {
         _reserve(id, 0, hosts[0]);
-        uint256[8] memory other = _proof(id, 1); // proof for another slot
+        uint256[8] memory other = _fillProof(id, 1, hosts[0]); // proof for another slot
         vm.prank(hosts[0]);
         vm.expectRevert(InvalidProof.selector);
         market.fillSlot(id, 0, other);
+        uint256[8] memory periodic = _proof(id, 0); // the periodic proof's entropy is not the fill's
+        vm.prank(hosts[0]);
+        vm.expectRevert(InvalidProof.selector);
+        market.fillSlot(id, 0, periodic);
         verifier.setRejectAll(true);
-        uint256[8] memory proof = _proof(id, 0);
+        uint256[8] memory proof = _fillProof(id, 0, hosts[0]);
         vm.prank(hosts[0]);
         vm.expectRevert(InvalidProof.selector);
         market.fillSlot(id, 0, proof);
@@ -91,7 +105,7 @@ contract MarketplaceSlotsTest is MarketplaceBase {
 
     function testFillTwiceFails() public {
         _fill(id, 0, hosts[0]);
-        uint256[8] memory proof = _proof(id, 0);
+        uint256[8] memory proof = _fillProof(id, 0, hosts[0]);
         vm.prank(hosts[0]);
         vm.expectRevert(SlotNotAvailable.selector);
         market.fillSlot(id, 0, proof);
@@ -103,7 +117,7 @@ contract MarketplaceSlotsTest is MarketplaceBase {
         _fill(id, 2, hosts[2]);
         assertTrue(market.requestState(id) == RequestState.New);
         _reserve(id, 3, hosts[3]);
-        uint256[8] memory proof = _proof(id, 3);
+        uint256[8] memory proof = _fillProof(id, 3, hosts[3]);
         vm.expectEmit(true, false, false, true, address(market));
         emit RequestFulfilled(id);
         vm.prank(hosts[3]);
@@ -127,6 +141,10 @@ contract MarketplaceSlotsTest is MarketplaceBase {
         vm.expectRevert(RequestNotEnded.selector);
         market.freeSlot(s);
         vm.warp(block.timestamp + req.ask.duration);
+        vm.prank(hosts[0]);
+        vm.expectRevert(RequestNotEnded.selector); // the last period's accusations may still come
+        market.freeSlot(s);
+        vm.warp(market.settlesAt(id));
         vm.prank(hosts[1]);
         vm.expectRevert(NotSlotHost.selector);
         market.freeSlot(s);

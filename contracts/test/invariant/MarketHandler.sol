@@ -4,14 +4,14 @@ pragma solidity 0.8.37;
 
 import {Vm} from "../utils/Vm.sol";
 import {TestToken} from "../../src/TestToken.sol";
-import {Marketplace} from "../../src/Marketplace.sol";
+import {IMarketplace} from "../../src/IMarketplace.sol";
 import {MockVerifier} from "../mocks/MockVerifier.sol";
 import {Request, RequestState, SlotState} from "../../src/MarketplaceTypes.sol";
 
 contract MarketHandler {
     Vm internal constant vm = Vm(0x7109709ECfa91a80626fF3989D68f67F5b1DD12D);
 
-    Marketplace public immutable market;
+    IMarketplace public immutable market;
     TestToken public immutable token;
     MockVerifier public immutable verifier;
     uint256 public immutable period;
@@ -26,10 +26,15 @@ contract MarketHandler {
     uint256 public fills;
     uint256 public proofs;
     uint256 public marks;
+    uint256 public accusations;
+    uint256 public defences;
+    uint256 public openBonds;
+    bytes32[] public accusedSlots;
+    uint256[] public accusedPeriods;
     uint256 public frees;
     uint256 public withdrawals;
 
-    constructor(Marketplace market_, TestToken token_, MockVerifier verifier_, uint256 period_) {
+    constructor(IMarketplace market_, TestToken token_, MockVerifier verifier_, uint256 period_) {
         market = market_;
         token = token_;
         verifier = verifier_;
@@ -43,8 +48,13 @@ contract MarketHandler {
 
     function _fund(address who) internal {
         token.mint(who, 1e36);
+        vm.deal(who, 1e24);
         vm.prank(who);
         token.approve(address(market), type(uint256).max);
+    }
+
+    function accusationCount() external view returns (uint256) {
+        return accusedSlots.length;
     }
 
     function requestCount() external view returns (uint256) {
@@ -98,7 +108,11 @@ contract MarketHandler {
         if (!market.canReserveSlot(id, uint64(index))) return;
         vm.prank(host);
         market.reserveSlot(id, uint64(index));
-        uint256[8] memory proof = _proof(id, index);
+        uint256[] memory inputs = new uint256[](3);
+        inputs[0] = uint256(market.getRequest(id).content.merkleRoot);
+        inputs[1] = market.fillEntropy(market.slotId(id, uint64(index)), host);
+        inputs[2] = index;
+        uint256[8] memory proof = verifier.proofFor(inputs);
         vm.prank(host);
         market.fillSlot(id, uint64(index), proof);
         fills++;
@@ -122,9 +136,46 @@ contract MarketHandler {
         if (!ok) return;
         bytes32 slot = market.slotId(id, uint64(index));
         uint256 p = market.currentPeriod() - 1;
+        uint256 bond = market.config().accusationBond;
         vm.prank(validator);
-        try market.markProofAsMissing(slot, p) {
-            marks++;
+        try market.accuseMissingProof{value: bond}(slot, p) {
+            accusations++;
+            openBonds += bond;
+            accusedSlots.push(slot);
+            accusedPeriods.push(p);
+        } catch {}
+    }
+
+    /// Settles or defends one of the accusations made so far (most attempts fail: too early,
+    /// too late, already closed); an honest host defends with the period's proof.
+    function answer(uint256 seed) external {
+        calls++;
+        if (accusedSlots.length == 0) return;
+        uint256 i = seed % accusedSlots.length;
+        bytes32 slot = accusedSlots[i];
+        uint256 p = accusedPeriods[i];
+        uint256 bond = market.config().accusationBond;
+        if ((seed >> 64) % 2 == 0) {
+            vm.prank(validator);
+            try market.settleAccusation(slot, p) {
+                marks++;
+                openBonds -= bond;
+            } catch {}
+            return;
+        }
+        address host = market.getHost(slot);
+        if (host == address(0)) return;
+        (bool ready,,) = market.periodSeed(p);
+        if (!ready) return;
+        uint256[] memory inputs = new uint256[](3);
+        inputs[0] = uint256(market.getActiveSlot(slot).request.content.merkleRoot);
+        inputs[1] = market.entropyAt(slot, p);
+        inputs[2] = market.getActiveSlot(slot).slotIndex;
+        uint256[8] memory proof = verifier.proofFor(inputs);
+        vm.prank(host);
+        try market.defendProof(slot, p, proof) {
+            defences++;
+            openBonds -= bond;
         } catch {}
     }
 

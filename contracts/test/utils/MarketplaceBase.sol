@@ -5,6 +5,7 @@ pragma solidity 0.8.37;
 import {Test} from "./Test.sol";
 import {TestToken} from "../../src/TestToken.sol";
 import {Marketplace} from "../../src/Marketplace.sol";
+import {IMarketplace} from "../../src/IMarketplace.sol";
 import {MockVerifier} from "../mocks/MockVerifier.sol";
 import {IMarketplaceEvents, IMarketplaceErrors} from "../../src/IMarketplaceEvents.sol";
 import {IGroth16Verifier} from "../../src/interfaces/IGroth16Verifier.sol";
@@ -13,12 +14,15 @@ import {Ask, Content, Request, MarketplaceConfig, RequestState, SlotState} from 
 abstract contract MarketplaceBase is Test, IMarketplaceEvents, IMarketplaceErrors {
     uint256 internal constant PERIOD = 600;
     uint256 internal constant TIMEOUT = 120;
+    uint256 internal constant RESPONSE = 60;
+    uint256 internal constant BOND = 0.01 ether;
+    uint256 internal constant RESERVATION = 1 hours;
     uint256 internal constant START_TIME = 1_700_000_000 - (1_700_000_000 % PERIOD) + 10;
     uint256 internal constant START_BLOCK = 10_000;
 
     TestToken internal token;
     MockVerifier internal verifier;
-    Marketplace internal market;
+    IMarketplace internal market;
 
     address internal client = address(0xC11E);
     address internal validator = address(0x7A11);
@@ -30,7 +34,7 @@ abstract contract MarketplaceBase is Test, IMarketplaceEvents, IMarketplaceError
         vm.roll(START_BLOCK);
         token = new TestToken("Test", "TST");
         verifier = new MockVerifier();
-        market = new Marketplace(defaultConfig());
+        market = IMarketplace(address(new Marketplace(defaultConfig())));
         hosts.push(address(0x4051));
         hosts.push(address(0x4052));
         hosts.push(address(0x4053));
@@ -53,11 +57,17 @@ abstract contract MarketplaceBase is Test, IMarketplaceEvents, IMarketplaceError
         c.validatorRewardPercentage = 20;
         c.repairRewardPercentage = 10;
         c.maxRequestExpiry = 3 days;
-        c.maxReservations = 3;
+        c.responseWindow = uint32(RESPONSE);
+        c.reservationDepositPercentage = 10;
+        c.reservationDuration = uint32(RESERVATION);
+        c.dispersalWindow = 0;
+        c.accusationBond = uint96(BOND);
+        c.defenceSharePercentage = 50;
     }
 
     function _fund(address who) internal {
         token.mint(who, 1e60);
+        vm.deal(who, 1000 ether);
         vm.prank(who);
         token.approve(address(market), type(uint256).max);
     }
@@ -91,6 +101,10 @@ abstract contract MarketplaceBase is Test, IMarketplaceEvents, IMarketplaceError
         return uint256(r.ask.slotSize) * r.ask.collateralPerByte;
     }
 
+    function _deposit(Request memory r) internal pure returns (uint256) {
+        return _collateral(r) * 10 / 100;
+    }
+
     function _submitRequest(Request memory r) internal returns (bytes32 id) {
         vm.prank(r.client);
         id = market.requestStorage(r);
@@ -109,6 +123,13 @@ abstract contract MarketplaceBase is Test, IMarketplaceEvents, IMarketplaceError
     function _proof(bytes32 requestId, uint256 index) internal returns (uint256[8] memory) {
         _ensureSeed();
         return _proofWith(market.getRequest(requestId).content.merkleRoot, market.getEntropy(_slot(requestId, index)), index);
+    }
+
+    /// A mock fill proof valid for `host` filling this slot now.
+    function _fillProof(bytes32 requestId, uint256 index, address host) internal returns (uint256[8] memory) {
+        _ensureSeed();
+        bytes32 root = market.getRequest(requestId).content.merkleRoot;
+        return _proofWith(root, market.fillEntropy(_slot(requestId, index), host), index);
     }
 
     function _proofWith(bytes32 root, uint256 entropy, uint256 index) internal view returns (uint256[8] memory) {
@@ -135,7 +156,7 @@ abstract contract MarketplaceBase is Test, IMarketplaceEvents, IMarketplaceError
 
     function _fill(bytes32 requestId, uint256 index, address host) internal {
         _reserve(requestId, index, host);
-        uint256[8] memory proof = _proof(requestId, index);
+        uint256[8] memory proof = _fillProof(requestId, index, host);
         vm.prank(host);
         market.fillSlot(requestId, uint64(index), proof);
     }
@@ -174,9 +195,33 @@ abstract contract MarketplaceBase is Test, IMarketplaceEvents, IMarketplaceError
         vm.warp(next);
     }
 
-    function _mark(bytes32 id, uint256 period) internal {
+    function _accuse(bytes32 id, uint256 period) internal {
         vm.prank(validator);
-        market.markProofAsMissing(id, period);
+        market.accuseMissingProof{value: BOND}(id, period);
+    }
+
+    /// Accuses the missing proof, lets the response window pass undefended, and settles it
+    /// (the missed proof as the chain records it).
+    function _mark(bytes32 id, uint256 period) internal {
+        _accuseAndWait(id, period);
+        _settle(id, period);
+    }
+
+    /// Accuses the missing proof and lets the response window pass undefended.
+    function _accuseAndWait(bytes32 id, uint256 period) internal {
+        _accuse(id, period);
+        vm.warp(block.timestamp + RESPONSE + 1);
+        vm.roll(block.number + RESPONSE / 12 + 1);
+    }
+
+    function _settle(bytes32 id, uint256 period) internal {
+        vm.prank(validator);
+        market.settleAccusation(id, period);
+    }
+
+    /// Moves past the point where a started request settles as Finished.
+    function _warpToSettled(bytes32 requestId) internal {
+        vm.warp(market.settlesAt(requestId));
     }
 
     /// Lets the host of slot `index` miss the proof of the next period and marks it.

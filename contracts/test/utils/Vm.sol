@@ -4,6 +4,7 @@ pragma solidity 0.8.37;
 
 interface Vm {
     function warp(uint256 timestamp) external;
+    function deal(address who, uint256 newBalance) external;
     function roll(uint256 blockNumber) external;
     function prank(address sender) external;
     function startPrank(address sender) external;
