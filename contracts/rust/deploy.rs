@@ -41,21 +41,43 @@ pub fn proof_words(proof: &EvmProof) -> [U256; 8] {
     std::array::from_fn(|i| words.get(i).map(word).unwrap_or_default())
 }
 
-/// A configuration for dev chains and tests: one-minute periods, proofs due within the next
-/// period's first half, a slot lost after 3 misses, 10 % slashed per miss, half of it to the
-/// validator, 10 % of forfeited collateral to repairers.
+/// A configuration for dev chains and tests: one-minute periods, missing proofs accusable
+/// within the next period's first half and defended within half a period, a slot lost after 3
+/// misses, 10 % slashed per miss, half of it to the accuser, 10 % of forfeited collateral to
+/// repairers, reservations that hold five minutes for a deposit of 10 % of the collateral, no
+/// dispersal window, a 0.001-ether accusation bond of which half pays a defending host.
 pub fn dev_config(token: Address, verifier: Address) -> MarketplaceConfig {
     MarketplaceConfig {
         token,
         verifier,
         periodLength: 60,
         proofTimeout: 30,
+        responseWindow: 30,
         maxMissedProofs: 3,
         slashPercentage: 10,
         validatorRewardPercentage: 50,
         repairRewardPercentage: 10,
+        reservationDepositPercentage: 10,
+        reservationDuration: 300,
+        dispersalWindow: 0,
         maxRequestExpiry: 86_400,
-        maxReservations: 3,
+        accusationBond: alloy::primitives::Uint::from(1_000_000_000_000_000u64),
+        defenceSharePercentage: 50,
+    }
+}
+
+/// [`dev_config`] scaled to `period`-second periods (as the scenarios and the devnet run them):
+/// accusations within half a period, defences within half a period, reservations holding ten
+/// periods, and a dispersal window of `dispersal` seconds.
+pub fn dev_config_with_period(token: Address, verifier: Address, period: u64, dispersal: u64) -> MarketplaceConfig {
+    let half = u32::try_from((period / 2).max(1)).unwrap_or(u32::MAX);
+    MarketplaceConfig {
+        periodLength: u32::try_from(period).unwrap_or(u32::MAX),
+        proofTimeout: half,
+        responseWindow: half,
+        reservationDuration: u32::try_from(period.saturating_mul(10)).unwrap_or(u32::MAX),
+        dispersalWindow: u32::try_from(dispersal).unwrap_or(u32::MAX),
+        ..dev_config(token, verifier)
     }
 }
 

@@ -16,4 +16,4 @@ mod deploy;
 
 pub use anvil::{Anvil, AnvilError};
 pub use bindings::{Groth16Verifier, Marketplace, TestToken};
-pub use deploy::{DeployError, Deployment, deploy, dev_config, proof_words};
+pub use deploy::{DeployError, Deployment, deploy, dev_config, dev_config_with_period, proof_words};
