@@ -124,8 +124,10 @@ contract Marketplace is MarketplaceCore {
     /// @notice When `host` may first reserve the slot in its current fill round (fair
     ///         dispersal: the window around the round's random position widens linearly from
     ///         the round's opening until, after dispersalWindow seconds, it holds every address).
+    ///         Reverts with the reason when the slot is not open to reservations.
     function eligibleAt(bytes32 requestId, uint64 slotIndex, address host) external view returns (uint256) {
         Round memory r = _round(requestId, slotIndex);
+        if (r.err != 0) _raise(r.err);
         return _eligibleAt(r, host);
     }
 
