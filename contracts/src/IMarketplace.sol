@@ -56,7 +56,7 @@ interface IMarketplace is IMarketplaceEvents, IMarketplaceErrors {
     function freeSlot(bytes32 id) external;
     function config() external view returns (MarketplaceConfig memory);
     function settlesAt(bytes32 requestId) external view returns (uint256);
-    function requestCounters(bytes32 requestId) external view returns (uint256 openAccusations, uint256 leases);
+    function reservationsTaken(bytes32 requestId) external view returns (uint256);
     function requestSlotCounts(bytes32 requestId) external view returns (uint256 filled, uint256 lost, uint256 repaired);
     function lostSlots(bytes32 requestId) external view returns (uint16[] memory indices, uint256 repairOpened);
     function slotPayout(bytes32 id) external view returns (uint256);

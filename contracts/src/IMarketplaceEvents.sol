@@ -53,7 +53,6 @@ interface IMarketplaceErrors {
     error ProofNotRequired();
     error ProofNotMissing();
     error RequestNotEnded();
-    error AccusationsOpen();
     error WrongBond();
     error NoAccusation();
     error ResponseWindowClosed();

@@ -101,7 +101,7 @@ contract Marketplace is MarketplaceCore {
         (Round memory r, uint256 lapsesAt) = _reservable(requestId, slotIndex, msg.sender);
         if (r.err != 0) _raise(r.err);
         _leases[r.key] = uint256(uint160(msg.sender)) | lapsesAt << 160;
-        _extra[requestId].leases += 1;
+        _leasesTaken[requestId] += 1;
         emit SlotReserved(requestId, slotIndex, msg.sender, uint64(lapsesAt));
         _pull(msg.sender, _money(r.ask).deposit);
     }
@@ -365,7 +365,7 @@ contract Marketplace is MarketplaceCore {
             round = slot.filledAt; // the loss ordinal while LOST
             r.repair = true;
             r.closesAt = r.data.endsAt - 1;
-            r.origin = _extra[requestId].repairOpenedAt;
+            r.origin = slot.lastHandled; // when repair opened for it
             if (slot.flags & LOST == 0 || round > r.data.repairOpenedUpTo) r.err = SlotNotAvailable.selector;
         } else {
             r.err = RequestNotAccepting.selector;

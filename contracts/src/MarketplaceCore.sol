@@ -17,7 +17,8 @@ abstract contract MarketplaceCore is ProofPeriods, IMarketplaceErrors {
     struct SlotData {
         bytes32 requestId;
         address host;
-        uint32 lastHandled; // last period proven (or accused); the fill counts as a proof
+        uint32 lastHandled; // last period proven (or accused); the fill counts as a proof; while LOST
+        // and open for repair: when repair opened (the round's dispersal window starts then)
         uint32 filledAt; // timestamp the current host filled the slot; while LOST: the loss ordinal
         uint16 index;
         uint8 missed; // missed proofs of the current host
@@ -37,13 +38,6 @@ abstract contract MarketplaceCore is ProofPeriods, IMarketplaceErrors {
         uint32 endsAt;
         uint32 stoppedAt; // set when the request reaches a terminal state
         uint48 sumFilledAt; // sum of filledAt over the current hosts
-    }
-
-    /// Per-request counters off the proof path, one storage word.
-    struct RequestExtra {
-        uint32 leases; // reservations taken; each fill uses one, the others' deposits go to the client
-        uint32 openAccusations; // accusations neither defended nor settled (payouts wait for them)
-        uint32 repairOpenedAt; // when the latest repair batch opened (its dispersal windows start then)
     }
 
     /// Amounts derived from an Ask and the configuration.
@@ -84,7 +78,8 @@ abstract contract MarketplaceCore is ProofPeriods, IMarketplaceErrors {
 
     mapping(bytes32 => Request) internal _requests;
     mapping(bytes32 => RequestData) internal _data;
-    mapping(bytes32 => RequestExtra) internal _extra;
+    /// Reservations taken per request; each fill uses one, the others' deposits go to the client.
+    mapping(bytes32 => uint256) internal _leasesTaken;
     mapping(bytes32 => SlotData) internal _slots;
     /// Lost slot indices per request in loss order, 16 uint16 lanes per word (count: losses).
     mapping(bytes32 => mapping(uint256 => uint256)) internal _lostSlots;
@@ -145,10 +140,11 @@ abstract contract MarketplaceCore is ProofPeriods, IMarketplaceErrors {
         return _periodOf(data.endsAt - 1);
     }
 
-    /// When a started request becomes Finished: after the last period's accusation window and
-    /// the response window of an accusation made at its end.
+    /// When a started request becomes Finished: after the last period's accusation window, the
+    /// response window of an accusation made at its very end, and one more response window in
+    /// which to settle that accusation. Accusations still open then are only refunded.
     function _settlesAt(RequestData memory data) internal view returns (uint256) {
-        return (_lastPeriod(data) + 1) * PERIOD_LENGTH + PROOF_TIMEOUT + RESPONSE_WINDOW;
+        return (_lastPeriod(data) + 1) * PERIOD_LENGTH + PROOF_TIMEOUT + 2 * RESPONSE_WINDOW;
     }
 
     /// The request's bookkeeping with a time-reached terminal state applied (Cancelled, Finished).

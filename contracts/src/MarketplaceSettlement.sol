@@ -14,7 +14,9 @@ import {Ask, MarketplaceConfig, RequestState} from "./MarketplaceTypes.sol";
 ///         of the bond goes to the host and the rest back to the accuser. Undefended, the
 ///         accusation settles as a missed proof: the host is slashed, the accuser gets the
 ///         validator reward and its bond back, and after maxMissedProofs misses the slot is lost.
-///         Payouts of a request wait until none of its accusations is open.
+///         A request settles as Finished one response window after the last accusation of
+///         its last period had to be answered; an accusation left unsettled until then, or
+///         open when the request failed, only returns the bond.
 contract MarketplaceSettlement is MarketplaceCore {
     address private immutable SELF;
 
@@ -59,7 +61,6 @@ contract MarketplaceSettlement is MarketplaceCore {
         uint256 deadline = block.timestamp + RESPONSE_WINDOW;
         _accusations[_accusationKey(id, period)] =
             uint256(uint160(msg.sender)) | deadline << 160 | uint256(slot.filledAt) << 192;
-        _extra[slot.requestId].openAccusations += 1;
         emit ProofAccused(id, period, msg.sender, uint64(deadline));
     }
 
@@ -77,7 +78,6 @@ contract MarketplaceSettlement is MarketplaceCore {
         if (!ready) revert ChallengeNotReady();
         if (!_verify(requestId, entropy, slot.index, proof)) revert InvalidProof();
         delete _accusations[key];
-        _extra[requestId].openAccusations -= 1;
         emit AccusationDismissed(id, period);
         uint256 share = ACCUSATION_BOND * DEFENCE_SHARE_PERCENTAGE / 100;
         _payEth(msg.sender, share);
@@ -86,7 +86,8 @@ contract MarketplaceSettlement is MarketplaceCore {
 
     /// @notice After the response window, anyone settles an undefended accusation: a missed
     ///         proof (slash, the accuser's reward and bond back, the slot lost after too many).
-    ///         If the accused host lost the slot meanwhile, the accuser only gets its bond back.
+    ///         If the accused host lost the slot meanwhile, the request failed, or the request
+    ///         reached settlesAt, the accuser only gets its bond back.
     function settleAccusation(bytes32 id, uint256 period) external delegated {
         bytes32 key = _accusationKey(id, period);
         uint256 word = _accusations[key];
@@ -96,10 +97,12 @@ contract MarketplaceSettlement is MarketplaceCore {
         address accuser = address(uint160(word));
         SlotData memory slot = _slots[id];
         bytes32 requestId = slot.requestId;
-        _extra[requestId].openAccusations -= 1;
+        RequestData memory data = _data[requestId];
         uint256 reward;
-        if (slot.host != address(0) && slot.filledAt == uint32(word >> 192)) {
-            RequestData memory data = _data[requestId];
+        if (
+            slot.host != address(0) && slot.filledAt == uint32(word >> 192) && data.state == RequestState.Started
+                && block.timestamp < _settlesAt(data)
+        ) {
             Ask memory ask = _requests[requestId].ask;
             slot.missed += 1;
             data.misses += 1;
@@ -138,22 +141,19 @@ contract MarketplaceSettlement is MarketplaceCore {
 
     // ------------------------------------------------------------------ payouts
 
-    /// @notice Client takes back what it is owed once the request was cancelled, failed or
-    ///         finished and none of its accusations is open.
+    /// @notice Client takes back what it is owed once the request was cancelled, failed or finished.
     function withdrawFunds(bytes32 requestId) external delegated {
         if (_requests[requestId].client != msg.sender) revert NotClient();
         RequestData memory data = _settle(requestId);
         if (data.stoppedAt == 0) revert RequestNotEnded();
         if (data.withdrawn) revert AlreadyWithdrawn();
-        if (_extra[requestId].openAccusations != 0) revert AccusationsOpen();
         uint256 amount = _clientShare(requestId, data);
         _data[requestId].withdrawn = true;
         emit FundsWithdrawn(requestId, msg.sender, amount);
         _push(msg.sender, amount);
     }
 
-    /// @notice After the request stopped (and none of its accusations is open), the host
-    ///         collects its payment and remaining collateral.
+    /// @notice After the request stopped, the host collects its payment and remaining collateral.
     function freeSlot(bytes32 id) external delegated {
         SlotData storage slot = _slots[id];
         if (slot.host != msg.sender) revert NotSlotHost();
@@ -161,7 +161,6 @@ contract MarketplaceSettlement is MarketplaceCore {
         bytes32 requestId = slot.requestId;
         RequestData memory data = _settle(requestId);
         if (data.stoppedAt == 0) revert RequestNotEnded();
-        if (_extra[requestId].openAccusations != 0) revert AccusationsOpen();
         uint256 amount = _hostPayout(slot, data, _requests[requestId].ask);
         slot.flags |= PAID;
         emit SlotFreed(requestId, slot.index, msg.sender, amount);
@@ -194,10 +193,10 @@ contract MarketplaceSettlement is MarketplaceCore {
         return data.startedAt == 0 ? 0 : _settlesAt(data);
     }
 
-    /// @notice Open accusations of the request, and reservations taken so far.
-    function requestCounters(bytes32 requestId) external view returns (uint256 openAccusations, uint256 leases) {
-        RequestExtra memory extra = _extra[requestId];
-        return (extra.openAccusations, extra.leases);
+    /// @notice Reservations taken on the request's slots so far (each fill uses one; the
+    ///         deposits of the others are the client's).
+    function reservationsTaken(bytes32 requestId) external view returns (uint256) {
+        return _leasesTaken[requestId];
     }
 
     /// @return filled slots filled before the start, lost slots lost so far, repaired lost slots refilled
@@ -247,6 +246,7 @@ contract MarketplaceSettlement is MarketplaceCore {
         s.flags = slot.flags | LOST;
         s.filledAt = data.losses;
         s.missed = slot.missed;
+        s.lastHandled = uint32(block.timestamp); // when repair opened, if it opens now
         emit SlotLost(requestId, slot.index, host);
 
         if (data.state != RequestState.Started) return;
@@ -258,9 +258,10 @@ contract MarketplaceSettlement is MarketplaceCore {
             uint256[] memory indices = new uint256[](data.losses - data.repairOpenedUpTo);
             for (uint256 i = 0; i < indices.length; i++) {
                 indices[i] = _lostSlotAt(requestId, data.repairOpenedUpTo + i);
+                // the slots lost earlier start their dispersal windows now too
+                if (i + 1 < indices.length) _slots[_slotId(requestId, uint64(indices[i]))].lastHandled = uint32(block.timestamp);
             }
             data.repairOpenedUpTo = data.losses;
-            _extra[requestId].repairOpenedAt = uint32(block.timestamp);
             emit RepairOpened(requestId, indices);
         }
     }
@@ -295,7 +296,7 @@ contract MarketplaceSettlement is MarketplaceCore {
         Ask memory ask = _requests[requestId].ask;
         Money memory m = _money(ask);
         uint256 payment = uint256(ask.slots) * ask.duration * m.pricePerSlotSecond;
-        uint256 unusedLeases = uint256(_extra[requestId].leases) - data.filled - data.refills;
+        uint256 unusedLeases = _leasesTaken[requestId] - data.filled - data.refills;
         uint256 compensation = uint256(data.misses) * (m.slash - m.validatorReward)
             + uint256(data.losses) * m.forfeit - uint256(data.refills) * m.repairReward + unusedLeases * m.deposit;
         uint256 hosts = uint256(data.filled) + data.refills - data.losses;

@@ -40,7 +40,7 @@ contract MarketplaceAttacksTest is MarketplaceBase {
         _fill(id, 1, hosts[0]);
         assertTrue(market.requestState(id) == RequestState.Started, "the request started");
         // and the squatters paid for it: their two deposits are the client's
-        (, uint256 leases) = market.requestCounters(id);
+        uint256 leases = market.reservationsTaken(id);
         assertEq(leases, 4);
         (uint64 startedAt, uint64 endsAt,) = market.requestTimes(id);
         uint256 perSlot = uint256(r.ask.slotSize) * r.ask.pricePerBytePerSecond;

@@ -36,7 +36,7 @@ contract MarketplaceInvariantTest is MarketplaceBase {
         uint256 misses;
         owed = _payment(r) + lost * forfeit - repaired * (forfeit * 10 / 100);
         // deposits of reservations no fill has used yet (credited at fill, else the client's)
-        (, uint256 leases) = market.requestCounters(id);
+        uint256 leases = market.reservationsTaken(id);
         (uint256 filledFirst,,) = market.requestSlotCounts(id);
         owed += (leases - filledFirst - repaired) * (collateral * 10 / 100);
         for (uint256 i = 0; i < r.ask.slots; i++) {
