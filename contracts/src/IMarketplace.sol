@@ -58,7 +58,7 @@ interface IMarketplace is IMarketplaceEvents, IMarketplaceErrors {
     function settlesAt(bytes32 requestId) external view returns (uint256);
     function reservationsTaken(bytes32 requestId) external view returns (uint256);
     function requestSlotCounts(bytes32 requestId) external view returns (uint256 filled, uint256 lost, uint256 repaired);
-    function lostSlots(bytes32 requestId) external view returns (uint16[] memory indices, uint256 repairOpened);
+    function pendingLostSlots(bytes32 requestId) external view returns (uint16[] memory indices, uint256 repairOpened);
     function slotPayout(bytes32 id) external view returns (uint256);
     function withdrawableFunds(bytes32 requestId) external view returns (uint256);
 }

@@ -242,7 +242,7 @@ contract Marketplace is MarketplaceCore {
         RequestData memory data = _projectSettle(slot.requestId);
         RequestState rs = data.state;
         if (slot.flags & LOST != 0) {
-            bool open = slot.filledAt <= data.repairOpenedUpTo && block.timestamp < data.endsAt;
+            bool open = uint16(slot.filledAt) <= data.repairOpenedUpTo && block.timestamp < data.endsAt;
             return open && rs == RequestState.Started ? SlotState.Repair : SlotState.Lost;
         }
         if (rs == RequestState.Finished) return SlotState.Finished;
@@ -362,7 +362,7 @@ contract Marketplace is MarketplaceCore {
             if (block.timestamp > r.closesAt) r.err = RequestNotAccepting.selector;
             else if (slot.requestId != 0) r.err = SlotNotAvailable.selector;
         } else if (r.data.state == RequestState.Started && block.timestamp < r.data.endsAt) {
-            round = slot.filledAt; // the loss ordinal while LOST
+            round = uint16(slot.filledAt); // the loss ordinal while LOST
             r.repair = true;
             r.closesAt = r.data.endsAt - 1;
             r.origin = slot.lastHandled; // when repair opened for it

@@ -20,6 +20,7 @@ abstract contract MarketplaceCore is ProofPeriods, IMarketplaceErrors {
         uint32 lastHandled; // last period proven (or accused); the fill counts as a proof; while LOST
         // and open for repair: when repair opened (the round's dispersal window starts then)
         uint32 filledAt; // timestamp the current host filled the slot; while LOST: the loss ordinal
+        // (low 16 bits) and 1 + the index of the slot lost before it in the request (high 16 bits)
         uint16 index;
         uint8 missed; // missed proofs of the current host
         uint8 flags; // PREV_HANDLED | LOST | PAID
@@ -28,7 +29,7 @@ abstract contract MarketplaceCore is ProofPeriods, IMarketplaceErrors {
     /// Per-request bookkeeping, one storage word.
     struct RequestData {
         RequestState state;
-        bool withdrawn;
+        uint16 lastLost; // 1 + index of the slot lost last (0: none); lost slots link back from it
         uint16 filled; // slots filled before the start
         uint16 losses; // slots lost so far
         uint16 refills; // lost slots refilled so far
@@ -78,11 +79,11 @@ abstract contract MarketplaceCore is ProofPeriods, IMarketplaceErrors {
 
     mapping(bytes32 => Request) internal _requests;
     mapping(bytes32 => RequestData) internal _data;
-    /// Reservations taken per request; each fill uses one, the others' deposits go to the client.
+    /// Reservations taken per request (each fill uses one, the others' deposits go to the
+    /// client), and WITHDRAWN once the client withdrew.
     mapping(bytes32 => uint256) internal _leasesTaken;
+    uint256 internal constant WITHDRAWN = 1 << 255;
     mapping(bytes32 => SlotData) internal _slots;
-    /// Lost slot indices per request in loss order, 16 uint16 lanes per word (count: losses).
-    mapping(bytes32 => mapping(uint256 => uint256)) internal _lostSlots;
     /// The reservation of a slot's fill round (key: _roundKey): holder | lapsesAt << 160.
     mapping(bytes32 => uint256) internal _leases;
     /// Open accusation of a slot's period (key: _accusationKey): accuser | deadline << 160 |

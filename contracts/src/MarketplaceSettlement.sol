@@ -146,9 +146,10 @@ contract MarketplaceSettlement is MarketplaceCore {
         if (_requests[requestId].client != msg.sender) revert NotClient();
         RequestData memory data = _settle(requestId);
         if (data.stoppedAt == 0) revert RequestNotEnded();
-        if (data.withdrawn) revert AlreadyWithdrawn();
+        uint256 leases = _leasesTaken[requestId];
+        if (leases & WITHDRAWN != 0) revert AlreadyWithdrawn();
         uint256 amount = _clientShare(requestId, data);
-        _data[requestId].withdrawn = true;
+        _leasesTaken[requestId] = leases | WITHDRAWN;
         emit FundsWithdrawn(requestId, msg.sender, amount);
         _push(msg.sender, amount);
     }
@@ -196,7 +197,7 @@ contract MarketplaceSettlement is MarketplaceCore {
     /// @notice Reservations taken on the request's slots so far (each fill uses one; the
     ///         deposits of the others are the client's).
     function reservationsTaken(bytes32 requestId) external view returns (uint256) {
-        return _leasesTaken[requestId];
+        return _leasesTaken[requestId] & ~WITHDRAWN;
     }
 
     /// @return filled slots filled before the start, lost slots lost so far, repaired lost slots refilled
@@ -205,14 +206,11 @@ contract MarketplaceSettlement is MarketplaceCore {
         return (data.filled, data.losses, data.refills);
     }
 
-    /// @notice Slot indices lost so far, in the order they were lost, and how many of the first
-    ///         ones have been opened for repair.
-    function lostSlots(bytes32 requestId) external view returns (uint16[] memory indices, uint256 repairOpened) {
+    /// @notice Lost slots not yet opened for repair (waiting for the threshold), in the order
+    ///         they were lost, and how many losses have been opened so far.
+    function pendingLostSlots(bytes32 requestId) external view returns (uint16[] memory indices, uint256 repairOpened) {
         RequestData memory data = _data[requestId];
-        indices = new uint16[](data.losses);
-        for (uint256 i = 0; i < indices.length; i++) {
-            indices[i] = _lostSlotAt(requestId, i);
-        }
+        indices = _lostChain(requestId, data.lastLost, data.losses - data.repairOpenedUpTo);
         return (indices, data.repairOpenedUpTo);
     }
 
@@ -228,7 +226,7 @@ contract MarketplaceSettlement is MarketplaceCore {
     /// @notice What withdrawFunds would pay the client now (0 while the request runs or after withdrawal).
     function withdrawableFunds(bytes32 requestId) external view returns (uint256) {
         RequestData memory data = _projectSettle(requestId);
-        if (data.stoppedAt == 0 || data.withdrawn) return 0;
+        if (data.stoppedAt == 0 || _leasesTaken[requestId] & WITHDRAWN != 0) return 0;
         return _clientShare(requestId, data);
     }
 
@@ -239,14 +237,13 @@ contract MarketplaceSettlement is MarketplaceCore {
         bytes32 requestId = slot.requestId;
         data.losses += 1;
         data.sumFilledAt -= slot.filledAt;
-        uint256 ordinal = data.losses - 1;
-        _lostSlots[requestId][ordinal / 16] |= uint256(slot.index) << (16 * (ordinal % 16));
         SlotData storage s = _slots[id];
         s.host = address(0);
         s.flags = slot.flags | LOST;
-        s.filledAt = data.losses;
+        s.filledAt = uint32(data.losses) | uint32(data.lastLost) << 16; // ordinal, link to the loss before
         s.missed = slot.missed;
         s.lastHandled = uint32(block.timestamp); // when repair opened, if it opens now
+        data.lastLost = slot.index + 1;
         emit SlotLost(requestId, slot.index, host);
 
         if (data.state != RequestState.Started) return;
@@ -256,18 +253,27 @@ contract MarketplaceSettlement is MarketplaceCore {
             emit RequestFailed(requestId);
         } else if (block.timestamp < data.endsAt && data.losses - data.repairOpenedUpTo >= ask.repairThreshold) {
             uint256[] memory indices = new uint256[](data.losses - data.repairOpenedUpTo);
-            for (uint256 i = 0; i < indices.length; i++) {
-                indices[i] = _lostSlotAt(requestId, data.repairOpenedUpTo + i);
+            uint256 link = data.lastLost;
+            for (uint256 i = indices.length; i > 0; i--) {
+                uint256 index = link - 1;
+                indices[i - 1] = index;
+                SlotData storage lost = i == indices.length ? s : _slots[_slotId(requestId, uint64(index))];
+                link = lost.filledAt >> 16;
                 // the slots lost earlier start their dispersal windows now too
-                if (i + 1 < indices.length) _slots[_slotId(requestId, uint64(indices[i]))].lastHandled = uint32(block.timestamp);
+                if (i < indices.length) lost.lastHandled = uint32(block.timestamp);
             }
             data.repairOpenedUpTo = data.losses;
             emit RepairOpened(requestId, indices);
         }
     }
 
-    function _lostSlotAt(bytes32 requestId, uint256 ordinal) private view returns (uint16) {
-        return uint16(_lostSlots[requestId][ordinal / 16] >> (16 * (ordinal % 16)));
+    /// The last `count` lost slots, in loss order, following the links back from `link`.
+    function _lostChain(bytes32 requestId, uint256 link, uint256 count) private view returns (uint16[] memory indices) {
+        indices = new uint16[](count);
+        for (uint256 i = count; i > 0; i--) {
+            indices[i - 1] = uint16(link - 1);
+            link = _slots[_slotId(requestId, uint64(link - 1))].filledAt >> 16;
+        }
     }
 
     /// Moves a request whose time ran out to its terminal state (Cancelled or Finished).
@@ -296,7 +302,7 @@ contract MarketplaceSettlement is MarketplaceCore {
         Ask memory ask = _requests[requestId].ask;
         Money memory m = _money(ask);
         uint256 payment = uint256(ask.slots) * ask.duration * m.pricePerSlotSecond;
-        uint256 unusedLeases = _leasesTaken[requestId] - data.filled - data.refills;
+        uint256 unusedLeases = (_leasesTaken[requestId] & ~WITHDRAWN) - data.filled - data.refills;
         uint256 compensation = uint256(data.misses) * (m.slash - m.validatorReward)
             + uint256(data.losses) * m.forfeit - uint256(data.refills) * m.repairReward + unusedLeases * m.deposit;
         uint256 hosts = uint256(data.filled) + data.refills - data.losses;

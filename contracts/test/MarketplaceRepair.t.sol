@@ -37,8 +37,9 @@ contract MarketplaceRepairTest is MarketplaceBase {
         _settle(s, period);
         assertEq(market.getHost(s), address(0));
         assertTrue(market.slotState(s) == SlotState.Lost); // threshold 2 not reached
-        (uint16[] memory lost, uint256 opened) = market.lostSlots(id);
+        (uint16[] memory lost, uint256 opened) = market.pendingLostSlots(id);
         assertEq(lost.length, 1);
+        assertEq(lost[0], 0);
         assertEq(opened, 0);
         // the lost host can neither prove nor free
         uint256[8] memory proof = _proof(id, 0);
@@ -152,8 +153,27 @@ contract MarketplaceRepairTest is MarketplaceBase {
         _fill(id, 0, hosts[4]);
         _missTimes(0, 3);
         assertEq(market.getHost(_slot(id, 0)), address(0));
-        (uint16[] memory lost,) = market.lostSlots(id);
-        assertEq(lost.length, 3);
+        (, uint256 lostCount,) = market.requestSlotCounts(id);
+        assertEq(lostCount, 3);
+        (uint16[] memory pending, uint256 opened) = market.pendingLostSlots(id);
+        assertEq(pending.length, 1);
+        assertEq(pending[0], 0);
+        assertEq(opened, 2);
+        // slot 1 is repaired; slot 3 is lost too: slots 0 and 3 open together, in loss order
+        _fill(id, 1, hosts[2]);
+        _missTimes(3, 2);
+        _nextPeriod(1);
+        uint256 p = market.currentPeriod();
+        _nextPeriod(1);
+        _accuseAndWait(_slot(id, 3), p);
+        uint256[] memory both = new uint256[](2);
+        both[0] = 0;
+        both[1] = 3;
+        vm.expectEmit(true, false, false, true, address(market));
+        emit RepairOpened(id, both);
+        _settle(_slot(id, 3), p);
+        assertTrue(market.slotState(_slot(id, 0)) == SlotState.Repair);
+        assertTrue(market.slotState(_slot(id, 3)) == SlotState.Repair);
         assertTrue(market.requestState(id) == RequestState.Started);
         _drain();
     }
