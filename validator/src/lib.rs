@@ -1,15 +1,17 @@
 //! # validator
 //!
 //! The Vellum validator: it follows the Marketplace contract from a persisted cursor, anchors
-//! each period's seed so that proofs can be required at all, and after each period marks the
-//! missed proofs of its group's slots, earning a share of the slashed collateral. Enough marks
-//! take a slot from its host, and lost slots accumulate until the request's repair threshold
-//! opens them for repair.
+//! each period's seed so that proofs can be required at all, and after each period accuses the
+//! missing proofs of its group's slots (with an ether bond), then settles every accusation the
+//! host did not answer with its proof within the response window: a missed proof, which earns
+//! the validator a share of the slashed collateral and its bond back. Enough misses take a slot
+//! from its host, and lost slots accumulate until the request's repair threshold opens them for
+//! repair.
 //!
 //! - [`challenge`]: the contract's proof requirement computed locally from a period's seed, so a
 //!   period's check costs calls in proportion to the missed proofs, not to the slots watched;
-//! - [`state`]: requests, slots and proofs rebuilt from the logs, kept in a JSON file;
-//! - [`service`]: the loop (logs, anchoring, checks, batched marks);
+//! - [`state`]: requests, slots, proofs and open accusations, kept in a JSON file;
+//! - [`service`]: the loop (logs, anchoring, checks, batched accusations and settlements);
 //! - [`metrics`]: its Prometheus counters.
 
 pub mod challenge;

@@ -1,6 +1,6 @@
-//! The validator's Prometheus metrics: slots watched, periods checked, proofs missed, marks sent
-//! and refused, and the rewards the marks earned (token base units, as a float gauge since the
-//! amounts outgrow 64 bits).
+//! The validator's Prometheus metrics: slots watched, periods checked, proofs missed, accusations
+//! made and refused, marks (accusations settled as missed proofs), and the rewards the marks
+//! earned (token base units, as a float gauge since the amounts outgrow 64 bits).
 
 use std::sync::atomic::AtomicU64;
 
@@ -19,10 +19,12 @@ pub struct ValidatorMetrics {
     pub periods_checked: Counter,
     /// Required proofs found missing.
     pub proofs_missed: Counter,
-    /// Missed proofs marked by this validator.
+    /// Missed proofs this validator got on chain (its accusations settled undefended).
     pub marks: Counter,
-    /// Marks the chain refused (another validator was first, or the window closed).
+    /// Accusations the chain refused (another validator was first, or the window closed).
     pub marks_refused: Counter,
+    /// Accusations of missing proofs made by this validator (each with a bond).
+    pub accusations: Counter,
     /// Rewards earned by marks so far, in token base units.
     pub rewards: Gauge<f64, AtomicU64>,
 }
@@ -40,11 +42,12 @@ impl ValidatorMetrics {
         registry.register("slots_watched", "Filled slots of this validator's group", slots_watched.clone());
         let periods_checked = counter(&mut registry, "periods_checked", "Periods checked for missed proofs");
         let proofs_missed = counter(&mut registry, "proofs_missed", "Required proofs found missing");
-        let marks = counter(&mut registry, "marks", "Missed proofs marked by this validator");
-        let marks_refused = counter(&mut registry, "marks_refused", "Marks the chain refused");
+        let marks = counter(&mut registry, "marks", "Accusations of this validator settled as missed proofs");
+        let marks_refused = counter(&mut registry, "marks_refused", "Accusations the chain refused");
+        let accusations = counter(&mut registry, "accusations", "Missing proofs accused by this validator");
         let rewards = Gauge::<f64, AtomicU64>::default();
         registry.register("rewards", "Rewards earned by marks, token base units", rewards.clone());
-        Self { registry, slots_watched, periods_checked, proofs_missed, marks, marks_refused, rewards }
+        Self { registry, slots_watched, periods_checked, proofs_missed, marks, marks_refused, accusations, rewards }
     }
 
     /// The metrics in the Prometheus text format.
@@ -82,5 +85,6 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("vellum_validator_marks_refused_total 0"), "{text}");
+        assert!(text.contains("vellum_validator_accusations_total 0"), "{text}");
     }
 }

@@ -1,21 +1,25 @@
 //! The validator's loop. Each tick it reads the marketplace's new logs into its [`State`]; once
 //! per period it anchors the next period's seed (and, a couple of blocks later, calls again so
-//! the seed is stored); and once the previous period has ended it works out, from that period's
-//! seed and the `ProofSubmitted` logs, which of its group's slots owed a proof and gave none, and
-//! marks them in batches (consecutive nonces, one block for a batch). RPC calls grow with the
-//! missed proofs, not with the slots watched: a slot that proved or was not selected costs none.
-//! Restarts resume from the state file; a period is checked once.
+//! the seed is stored); once the previous period has ended it works out, from that period's seed
+//! and the `ProofSubmitted` logs, which of its group's slots owed a proof and gave none, and
+//! accuses them in batches (consecutive nonces, one block for a batch), each accusation with the
+//! marketplace's ether bond; and once an accusation's response window has passed without the
+//! host defending it, it settles it (again in batches): the miss counts against the host, and
+//! the validator gets its reward and its bond back. RPC calls grow with the missed proofs, not
+//! with the slots watched: a slot that proved or was not selected costs none. Restarts resume
+//! from the state file (open accusations included); a period is checked once.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use alloy::primitives::U256;
+use alloy::primitives::{B256, U256};
+use contracts::Marketplace;
 use contracts::client::{Chain, ChainConfig, ChainError, LOG_RANGE};
 use tracing::{debug, info, warn};
 
-use crate::challenge::{seed_from_anchor, selected};
+use crate::challenge::{ProofTimes, owes_proof, seed_from_anchor, selected};
 use crate::metrics::ValidatorMetrics;
-use crate::state::State;
+use crate::state::{OpenAccusation, RequestWatch, State};
 
 const LOG: &str = "vellum::validator";
 
@@ -35,7 +39,7 @@ pub struct ValidatorConfig {
     pub state_file: PathBuf,
     /// First block to read on the first start.
     pub start_block: u64,
-    /// Most marks sent in one batch.
+    /// Most accusations (or settlements) sent in one batch.
     pub max_batch: usize,
 }
 
@@ -67,8 +71,8 @@ pub struct PeriodReport {
     pub watched: usize,
     /// Slots that owed a proof and gave none.
     pub missed: usize,
-    /// Of those, marked by this validator.
-    pub marked: usize,
+    /// Of those, accused by this validator.
+    pub accused: usize,
 }
 
 /// A running validator.
@@ -104,6 +108,7 @@ impl Validator {
         let metrics = std::sync::Arc::new(ValidatorMetrics::new());
         metrics.marks.inc_by(state.stats.marks);
         metrics.marks_refused.inc_by(state.stats.marks_refused);
+        metrics.accusations.inc_by(state.stats.accusations);
         metrics.rewards.set(state.stats.rewards.parse::<f64>().unwrap_or(0.0));
         Ok(Self { chain, config, state, anchored: None, metrics })
     }
@@ -133,7 +138,8 @@ impl Validator {
                     period = report.period,
                     watched = report.watched,
                     missed = report.missed,
-                    marked = report.marked,
+                    accused = report.accused,
+                    open_accusations = self.state.accusations.len(),
                     marks_total = self.state.stats.marks,
                     rewards_total = %self.state.stats.rewards,
                     "period checked"
@@ -156,21 +162,29 @@ impl Validator {
             let logs = self.chain.logs(self.state.cursor, to).await?;
             for log in &logs {
                 self.state.apply(log, self.config.groups, self.config.group_index, now);
+                // This validator's own accusations, also those a crash kept out of the state file.
+                if let Ok(e) = log.log_decode::<Marketplace::ProofAccused>()
+                    && e.inner.data.accuser == self.chain.address()
+                {
+                    let e = e.inner.data;
+                    self.remember(e.slotId, e.period.saturating_to(), e.deadline);
+                }
             }
             self.state.cursor = to + 1;
         }
         self.anchor(period, head).await;
         let mut report = None;
         let previous = period.checked_sub(1);
-        let window_open = now < period * length + self.chain.params().proof_timeout;
+        let window_open = now < period.saturating_mul(length).saturating_add(self.chain.params().proof_timeout);
         if let Some(q) = previous
             && self.state.checked_period.is_none_or(|c| c < q)
             && window_open
         {
-            report = Some(self.check(q, now).await?);
+            report = Some(self.check(q).await?);
             self.state.checked_period = Some(q);
         }
-        self.state.prune(now, period);
+        self.settle(now).await;
+        self.state.prune(now, period, &self.times());
         self.metrics.slots_watched.set(i64::try_from(self.state.slots.len()).unwrap_or(i64::MAX));
         if let Some(r) = &report {
             self.metrics.periods_checked.inc();
@@ -209,8 +223,20 @@ impl Validator {
         }
     }
 
-    /// Finds the slots of this group that owed a proof in period `q` and gave none, and marks them.
-    async fn check(&mut self, q: u64, now: u64) -> Result<PeriodReport, ValidatorError> {
+    /// The marketplace's proof timing.
+    fn times(&self) -> ProofTimes {
+        let p = self.chain.params();
+        ProofTimes {
+            period_length: p.period_length,
+            proof_timeout: p.proof_timeout,
+            response_window: p.response_window,
+        }
+    }
+
+    /// Finds the slots of this group that owed a proof in period `q` and gave none, and accuses
+    /// them, each with the bond. A request is watched until it settles: the last period that
+    /// overlaps it owes proofs too, even once its end has passed.
+    async fn check(&mut self, q: u64) -> Result<PeriodReport, ValidatorError> {
         let mut report = PeriodReport { period: q, watched: self.state.slots.len(), ..PeriodReport::default() };
         let market = self.chain.market();
         let seed_info = self.chain.read("periodSeed", market.periodSeed(U256::from(q))).await?;
@@ -224,9 +250,7 @@ impl Validator {
         for (id, slot) in &self.state.slots {
             let Some(request) = self.state.requests.get(&slot.request_id) else { continue };
             let Some(started) = request.started_at else { continue };
-            let owes = q > started / length
-                && q > slot.filled_at / length
-                && request.ends_at > now
+            let owes = owes_proof(q, started, slot.filled_at, request.ends_at, length)
                 && !proven.is_some_and(|p| p.contains(id))
                 && selected(seed, *id, q, request.probability);
             if owes {
@@ -235,32 +259,98 @@ impl Validator {
         }
         report.missed = missed.len();
         let params = self.chain.params();
+        let bond = params.accusation_bond;
+        let fallback_deadline = self.chain.head().await.map_or(0, |(_, t)| t).saturating_add(params.response_window);
         for chunk in missed.chunks(self.config.max_batch.max(1)) {
-            let calls = chunk.iter().map(|(id, _)| market.markProofAsMissing(*id, U256::from(q))).collect();
-            let results = self.chain.send_batch("markProofAsMissing", calls).await;
+            let calls = chunk.iter().map(|(id, _)| market.accuseMissingProof(*id, U256::from(q)).value(bond)).collect();
+            let results = self.chain.send_batch("accuseMissingProof", calls).await;
             for ((id, request_id), result) in chunk.iter().zip(results) {
                 match result {
-                    Ok(_) => {
-                        report.marked += 1;
-                        self.state.stats.marks += 1;
-                        self.metrics.marks.inc();
-                        if let Some(r) = self.state.requests.get(request_id) {
-                            let collateral = u128::from(r.slot_size).saturating_mul(r.collateral_per_byte);
-                            let slash = collateral * u128::from(params.slash_percentage) / 100;
-                            let reward = slash * u128::from(params.validator_reward_percentage) / 100;
-                            let total: u128 = self.state.stats.rewards.parse().unwrap_or(0);
-                            self.state.stats.rewards = total.saturating_add(reward).to_string();
-                            self.metrics.rewards.set(total.saturating_add(reward) as f64);
-                        }
+                    Ok(receipt) => {
+                        report.accused += 1;
+                        let deadline = receipt
+                            .inner
+                            .logs()
+                            .iter()
+                            .find_map(|log| log.log_decode::<Marketplace::ProofAccused>().ok())
+                            .map_or(fallback_deadline, |e| e.inner.data.deadline);
+                        debug!(target: LOG, slot = %id, request = %request_id, period = q, deadline, "missing proof accused");
+                        self.remember(*id, q, deadline);
                     }
                     Err(e) => {
                         self.state.stats.marks_refused += 1;
                         self.metrics.marks_refused.inc();
-                        warn!(target: LOG, slot = %id, period = q, error = %e, "missed proof not marked");
+                        warn!(target: LOG, slot = %id, period = q, error = %e, "missing proof not accused");
                     }
                 }
             }
         }
         Ok(report)
     }
+
+    /// Records an accusation of this validator (once: it is seen both in its transaction's
+    /// receipt and in the logs), with the reward it earns if it stands.
+    fn remember(&mut self, slot_id: B256, period: u64, deadline: u64) {
+        if self.state.accusations.iter().any(|a| a.slot_id == slot_id && a.period == period) {
+            return;
+        }
+        let request_id = self.state.slots.get(&slot_id).map_or(B256::ZERO, |s| s.request_id);
+        let reward = self.state.requests.get(&request_id).map_or(0, |r| validator_reward(r, &self.chain.params()));
+        self.state.accusations.push(OpenAccusation { slot_id, request_id, period, deadline, reward });
+        self.state.stats.accusations += 1;
+        self.metrics.accusations.inc();
+    }
+
+    /// Settles this validator's accusations whose response window has passed (the host did not
+    /// defend): each becomes a missed proof, with the reward and the bond paid to this
+    /// validator. An accusation that is gone (dismissed, or settled by someone else) is
+    /// forgotten; one that cannot be settled yet, or whose settlement did not get through, is
+    /// tried again on a later round.
+    async fn settle(&mut self, now: u64) {
+        let due: Vec<OpenAccusation> = self.state.accusations.iter().filter(|a| a.deadline < now).cloned().collect();
+        if due.is_empty() {
+            return;
+        }
+        let market = self.chain.market();
+        for chunk in due.chunks(self.config.max_batch.max(1)) {
+            let calls = chunk.iter().map(|a| market.settleAccusation(a.slot_id, U256::from(a.period))).collect();
+            let results = self.chain.send_batch("settleAccusation", calls).await;
+            for (a, result) in chunk.iter().zip(results) {
+                let done = match result {
+                    Ok(receipt) => {
+                        let missed =
+                            receipt.inner.logs().iter().any(|log| log.log_decode::<Marketplace::ProofMissed>().is_ok());
+                        if missed {
+                            self.state.stats.marks += 1;
+                            self.metrics.marks.inc();
+                            let total: u128 = self.state.stats.rewards.parse().unwrap_or(0);
+                            self.state.stats.rewards = total.saturating_add(a.reward).to_string();
+                            self.metrics.rewards.set(total.saturating_add(a.reward) as f64);
+                        }
+                        info!(target: LOG, slot = %a.slot_id, period = a.period, missed, "accusation settled");
+                        true
+                    }
+                    Err(e) if e.revert_reason() == Some("ResponseWindowOpen") || e.is_unreachable() => false,
+                    Err(e) if e.revert_reason() == Some("NoAccusation") => {
+                        debug!(target: LOG, slot = %a.slot_id, period = a.period, "accusation already settled or dismissed");
+                        true
+                    }
+                    Err(e) => {
+                        warn!(target: LOG, slot = %a.slot_id, period = a.period, error = %e, "accusation not settled");
+                        false
+                    }
+                };
+                if done {
+                    self.state.accusations.retain(|o| !(o.slot_id == a.slot_id && o.period == a.period));
+                }
+            }
+        }
+    }
+}
+
+/// The reward of one missed proof of a slot of request `r`, as the contract computes it.
+fn validator_reward(r: &RequestWatch, params: &contracts::client::MarketParams) -> u128 {
+    let collateral = u128::from(r.slot_size).saturating_mul(r.collateral_per_byte);
+    let slash = collateral.saturating_mul(u128::from(params.slash_percentage)) / 100;
+    slash.saturating_mul(u128::from(params.validator_reward_percentage)) / 100
 }

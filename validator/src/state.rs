@@ -1,6 +1,8 @@
 //! What the validator knows, rebuilt from the marketplace's logs and kept in one JSON file (written
 //! to a temporary file, synced, renamed), with the block it has read up to. Only slots of this
-//! validator's group are kept; proofs are kept for the last few periods only.
+//! validator's group are kept; proofs are kept for the last few periods only. The accusations it
+//! made and has not yet settled are kept too, so that a restarted validator settles them (and
+//! gets its bonds back).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -11,7 +13,7 @@ use alloy::sol_types::SolEvent;
 use contracts::Marketplace;
 use serde::{Deserialize, Serialize};
 
-use crate::challenge::in_group;
+use crate::challenge::{ProofTimes, in_group};
 
 /// Periods of proofs remembered.
 const PROOF_PERIODS_KEPT: u64 = 4;
@@ -42,15 +44,37 @@ pub struct SlotWatch {
     pub filled_at: u64,
 }
 
+/// An accusation of a missing proof this validator made, waiting for its response window to end.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OpenAccusation {
+    /// The accused slot.
+    pub slot_id: B256,
+    /// Its request.
+    pub request_id: B256,
+    /// The period whose proof is missing.
+    pub period: u64,
+    /// The last second the host may defend; it can be settled after it (unix seconds).
+    pub deadline: u64,
+    /// The reward it earns once settled as a missed proof (token base units).
+    #[serde(default)]
+    pub reward: u128,
+}
+
 /// Counters for operators.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Stats {
-    /// Missed proofs this validator marked.
+    /// Missed proofs this validator got on chain: its accusations settled undefended.
     pub marks: u64,
     /// Tokens it earned for them (decimal).
     pub rewards: String,
-    /// Marks that failed (another validator was first, or the window closed).
+    /// Accusations that failed (another validator was first, or the window closed).
     pub marks_refused: u64,
+    /// Accusations it made (each with a bond).
+    #[serde(default)]
+    pub accusations: u64,
+    /// Of those, dismissed because the host defended with its proof.
+    #[serde(default)]
+    pub dismissed: u64,
 }
 
 /// The validator's knowledge.
@@ -66,6 +90,9 @@ pub struct State {
     pub proven: BTreeMap<u64, BTreeSet<B256>>,
     /// The last period whose missed proofs were handled.
     pub checked_period: Option<u64>,
+    /// This validator's accusations not yet settled.
+    #[serde(default)]
+    pub accusations: Vec<OpenAccusation>,
     /// Counters.
     pub stats: Stats,
 }
@@ -150,6 +177,15 @@ impl State {
             {
                 self.proven.entry(e.inner.data.period.saturating_to()).or_default().insert(e.inner.data.slotId);
             }
+        } else if topic == Marketplace::AccusationDismissed::SIGNATURE_HASH {
+            if let Ok(e) = log.log_decode::<Marketplace::AccusationDismissed>() {
+                let (slot, period) = (e.inner.data.slotId, e.inner.data.period);
+                let before = self.accusations.len();
+                self.accusations.retain(|a| !(a.slot_id == slot && U256::from(a.period) == period));
+                if self.accusations.len() < before {
+                    self.stats.dismissed += 1;
+                }
+            }
         } else if (topic == Marketplace::RequestFailed::SIGNATURE_HASH
             || topic == Marketplace::RequestFinished::SIGNATURE_HASH
             || topic == Marketplace::RequestCancelled::SIGNATURE_HASH)
@@ -165,9 +201,15 @@ impl State {
         self.slots.retain(|_, s| s.request_id != request_id);
     }
 
-    /// Drops requests that have ended by `now` and proofs older than a few periods before `period`.
-    pub fn prune(&mut self, now: u64, period: u64) {
-        let ended: Vec<B256> = self.requests.iter().filter(|(_, r)| r.ends_at <= now).map(|(id, _)| *id).collect();
+    /// Drops requests that have settled by `now` (no proof of theirs can be accused any more:
+    /// see [`crate::challenge::settles_at`]) and proofs older than a few periods before `period`.
+    pub fn prune(&mut self, now: u64, period: u64, params: &ProofTimes) {
+        let ended: Vec<B256> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| crate::challenge::settles_at(r.ends_at, params) <= now)
+            .map(|(id, _)| *id)
+            .collect();
         for id in ended {
             self.forget_request(id);
         }
@@ -201,9 +243,24 @@ mod tests {
         s.proven.entry(3).or_default().insert(slot_id(r, 0));
         s.save(&path).expect("save");
         assert_eq!(State::load(&path, 0).expect("reload"), s);
-        s.prune(50, 20);
+        s.accusations.push(OpenAccusation {
+            slot_id: slot_id(r, 0),
+            request_id: r,
+            period: 4,
+            deadline: 55,
+            reward: 7,
+        });
+        s.save(&path).expect("save");
+        assert_eq!(State::load(&path, 0).expect("reload"), s, "open accusations survive a restart");
+        let times = ProofTimes { period_length: 10, proof_timeout: 5, response_window: 5 };
+        s.prune(50, 20, &times);
         assert!(s.proven.is_empty(), "old proofs pruned");
-        s.prune(100, 20);
-        assert!(s.requests.is_empty() && s.slots.is_empty(), "ended requests forgotten");
+        // ends at 100: its last period is 9, accusable until 105, answerable until 110 and
+        // settled with a reward until 115
+        s.prune(114, 20, &times);
+        assert!(!s.requests.is_empty(), "a request is kept until it settles");
+        s.prune(115, 20, &times);
+        assert!(s.requests.is_empty() && s.slots.is_empty(), "settled requests forgotten");
+        assert_eq!(s.accusations.len(), 1, "open accusations outlive their request");
     }
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use crate::{Marketplace, TestToken};
 use alloy::contract::SolCallBuilder;
 use alloy::eips::BlockNumberOrTag;
-use alloy::primitives::Address;
+use alloy::primitives::{Address, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::{Filter, Log, TransactionReceipt};
 use alloy::sol_types::SolCall;
@@ -152,16 +152,32 @@ fn classify_transport(e: &alloy::transports::TransportError) -> Failure {
 pub struct MarketParams {
     /// Seconds per proof period.
     pub period_length: u64,
-    /// Seconds after a period during which a miss can be marked.
+    /// Seconds after a period during which its missing proofs can be accused.
     pub proof_timeout: u64,
+    /// Seconds an accused host has to defend with its proof.
+    pub response_window: u64,
     /// Longest request expiry accepted.
     pub max_request_expiry: u64,
-    /// Hosts that may reserve one slot.
-    pub max_reservations: u64,
     /// % of a slot's collateral slashed per missed proof.
     pub slash_percentage: u64,
-    /// % of a slashed amount paid to whoever marked the miss.
+    /// % of a slashed amount paid to whoever accused the miss.
     pub validator_reward_percentage: u64,
+    /// % of a slot's collateral a reservation takes as its deposit.
+    pub reservation_deposit_percentage: u64,
+    /// Seconds a reservation holds a slot for its host (capped by the request's expiry).
+    pub reservation_duration: u64,
+    /// Seconds after a slot opens until every host may reserve it.
+    pub dispersal_window: u64,
+    /// Wei an accuser deposits per accusation.
+    pub accusation_bond: U256,
+}
+
+impl MarketParams {
+    /// The deposit a reservation of a slot with `collateral` takes (rounded down, as the
+    /// contract does).
+    pub fn deposit(&self, collateral: U256) -> U256 {
+        collateral.saturating_mul(U256::from(self.reservation_deposit_percentage)) / U256::from(100u64)
+    }
 }
 
 struct Inner {
@@ -220,10 +236,14 @@ impl Chain {
             params: MarketParams {
                 period_length: 1,
                 proof_timeout: 1,
+                response_window: 1,
                 max_request_expiry: 0,
-                max_reservations: 0,
                 slash_percentage: 0,
                 validator_reward_percentage: 0,
+                reservation_deposit_percentage: 0,
+                reservation_duration: 0,
+                dispersal_window: 0,
+                accusation_bond: U256::ZERO,
             },
             health: Health::default(),
             calls: Semaphore::new(MAX_CONCURRENT_CALLS),
@@ -240,10 +260,14 @@ impl Chain {
         chain.params = MarketParams {
             period_length: u64::from(c.periodLength.max(1)),
             proof_timeout: u64::from(c.proofTimeout),
+            response_window: u64::from(c.responseWindow),
             max_request_expiry: u64::from(c.maxRequestExpiry),
-            max_reservations: u64::from(c.maxReservations),
             slash_percentage: u64::from(c.slashPercentage),
             validator_reward_percentage: u64::from(c.validatorRewardPercentage),
+            reservation_deposit_percentage: u64::from(c.reservationDepositPercentage),
+            reservation_duration: u64::from(c.reservationDuration),
+            dispersal_window: u64::from(c.dispersalWindow),
+            accusation_bond: U256::from(c.accusationBond),
         };
         Ok(Chain(Arc::new(chain)))
     }

@@ -4,11 +4,12 @@
 //! Set-up: the contracts are deployed with the verifier's code replaced by one that accepts every
 //! proof (the bench is about the validator, not about proofs), and a client's requests of 100
 //! slots each are filled by seven host wallets, each request's transactions mined in one block. Those hosts never prove, so every proof the
-//! chain requires (each slot with probability 1/`--proof-probability` per period) is missed and
-//! marked. A validator then runs in this process against the chain through a counting JSON-RPC
-//! proxy: the table gives, per period, the slots watched, the proofs missed and marked, the wall
-//! time and RPC calls of the round that checked the period, and all calls over the period
-//! (polling for logs included). Slots are never lost (a slot survives 100 marks here).
+//! chain requires (each slot with probability 1/`--proof-probability` per period) is missed,
+//! accused and, once the response window has passed, settled. A validator then runs in this
+//! process against the chain through a counting JSON-RPC proxy: the table gives, per period, the
+//! slots watched, the proofs missed and accused, the wall time and RPC calls of the round that
+//! checked the period, and all calls over the period (polling for logs and settlements
+//! included). Slots are never lost (a slot survives 100 missed proofs here).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,7 +26,7 @@ use axum::response::IntoResponse;
 use circuits::r1cs::ProofShape;
 use clap::Args;
 use contracts::Marketplace::{self, Ask, Content, MarketplaceConfig, Request};
-use contracts::{Anvil, TestToken, deploy, dev_config};
+use contracts::{Anvil, TestToken, deploy, dev_config_with_period};
 
 /// Flags of `vellum bench validator`.
 #[derive(Debug, Args)]
@@ -56,7 +57,7 @@ const ACCEPT_ALL: [u8; 10] = [0x60, 0x01, 0x60, 0x00, 0x52, 0x60, 0x20, 0x60, 0x
 struct PeriodRow {
     watched: usize,
     missed: usize,
-    marked: usize,
+    accused: usize,
     check_secs: f64,
     check_calls: u64,
     period_calls: u64,
@@ -79,7 +80,7 @@ pub(super) async fn validator(args: ValidatorBenchArgs) -> anyhow::Result<()> {
         "sync calls",
         "period",
         "missed",
-        "marked",
+        "accused",
         "check s",
         "check calls",
         "calls/period"
@@ -122,11 +123,9 @@ async fn measure(slots: u64, args: &ValidatorBenchArgs, anvil: &Anvil, dir: &std
     let vk = prover::EvmVerifyingKey::new(&keys.pk.vk);
     let period = args.period;
     let deployment = deploy(&deployer, &vk, |token, verifier| MarketplaceConfig {
-        periodLength: period as u32,
-        proofTimeout: (period / 2) as u32,
         maxMissedProofs: 100,
         slashPercentage: 1,
-        ..dev_config(token, verifier)
+        ..dev_config_with_period(token, verifier, period, 0)
     })
     .await?;
     deployer
@@ -215,7 +214,7 @@ async fn measure(slots: u64, args: &ValidatorBenchArgs, anvil: &Anvil, dir: &std
             let row = PeriodRow {
                 watched: report.watched,
                 missed: report.missed,
-                marked: report.marked,
+                accused: report.accused,
                 check_secs,
                 check_calls: now - before,
                 period_calls: now - since,
@@ -229,7 +228,7 @@ async fn measure(slots: u64, args: &ValidatorBenchArgs, anvil: &Anvil, dir: &std
                 sync_calls,
                 report.period,
                 row.missed,
-                row.marked,
+                row.accused,
                 row.check_secs,
                 row.check_calls,
                 row.period_calls
@@ -250,7 +249,7 @@ async fn measure(slots: u64, args: &ValidatorBenchArgs, anvil: &Anvil, dir: &std
         "",
         "median",
         med(|r| r.missed as f64),
-        med(|r| r.marked as f64),
+        med(|r| r.accused as f64),
         med(|r| r.check_secs),
         med(|r| r.check_calls as f64),
         med(|r| r.period_calls as f64)
