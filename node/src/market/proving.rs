@@ -1,13 +1,22 @@
 //! Proving what this node sells. Once per period (by the chain's clock) the node anchors the
 //! next period's seed if nobody has (see the contract's ProofPeriods), checks each filled slot's
-//! request (ended: collect the payout; slot lost: stop), and proves every slot whose proof the
+//! request (settled: collect the payout; slot lost: stop), and proves every slot whose proof the
 //! period requires. When the next period's challenge is already known and will require a proof,
 //! the proof is made ahead and sent as soon as that period begins.
+//!
+//! Proofs are due up to and including the last period that overlaps the request, even once the
+//! request's end has passed within that period; the request reads Finished only after that
+//! period's accusations can no longer be made, answered or settled (the contract's `settlesAt`),
+//! and only then is the slot freed.
+//!
+//! A required proof that did not get through in its period (the transaction came too late, the
+//! endpoint was down) may be accused by a validator; the host then answers the accusation with
+//! that period's proof before the response window closes, which dismisses it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use alloy::primitives::{B256, U256};
+use alloy::primitives::{Address, B256, U256};
 use circuits::r1cs::{build_inputs, dataset_path};
 use prover::{DiskSlot, EvmProof};
 use tracing::{debug, info, warn};
@@ -70,10 +79,12 @@ impl Market {
         Ok(proof)
     }
 
-    /// A proof against the current period's challenge (anchoring the period if needed).
-    pub(super) async fn prove_now(&self, sale: &SaleRecord) -> Result<(u64, [U256; 8]), MarketError> {
+    /// A fill proof against the current period's challenge (anchoring the period if needed),
+    /// bound to this host's address (the contract's `fillEntropy`).
+    pub(super) async fn prove_fill(&self, sale: &SaleRecord) -> Result<(u64, [U256; 8]), MarketError> {
         let period = self.ensure_seed().await?;
-        let entropy = self.chain.read("getEntropy", self.chain.market().getEntropy(sale.slot_id)).await?;
+        let m = self.chain.market();
+        let entropy = self.chain.read("fillEntropy", m.fillEntropy(sale.slot_id, self.chain.address())).await?;
         Ok((period, self.prove_with(sale, entropy).await?))
     }
 
@@ -103,8 +114,9 @@ impl Market {
 /// Per-period checks and proofs for every filled slot.
 pub(super) async fn run(market: Arc<Market>) {
     let mut anchored_for: Option<u64> = None;
-    let mut checked: HashMap<B256, u64> = HashMap::new();
+    let mut checked: HashMap<B256, Checked> = HashMap::new();
     let mut ahead: HashMap<(B256, u64), [U256; 8]> = HashMap::new();
+    let mut owed: HashSet<(B256, u64)> = HashSet::new();
     loop {
         tokio::time::sleep(TICK).await;
         let sales: Vec<SaleRecord> = market
@@ -132,27 +144,50 @@ pub(super) async fn run(market: Arc<Market>) {
             }
         }
         ahead.retain(|(_, p), _| *p >= period);
+        owed.retain(|(_, p)| p.saturating_add(2) >= period);
         for mut sale in sales {
-            if let Err(e) = step(&market, &mut sale, period, &mut checked, &mut ahead).await {
+            let rounds = Rounds { checked: &mut checked, ahead: &mut ahead, owed: &mut owed };
+            if let Err(e) = step(&market, &mut sale, (period, now), rounds).await {
                 debug!(target: LOG, slot = %id_hex(&sale.slot_id), error = %e, "proving round incomplete");
             }
         }
     }
 }
 
+/// What the last check of a slot's request found: the period it was made in, and when the
+/// request settles (0 while it has not started).
+#[derive(Debug, Clone, Copy)]
+struct Checked {
+    period: u64,
+    settles_at: u64,
+}
+
+/// What the proving rounds remember between ticks.
+struct Rounds<'a> {
+    /// The last check of each slot's request.
+    checked: &'a mut HashMap<B256, Checked>,
+    /// Proofs made ahead for the next period.
+    ahead: &'a mut HashMap<(B256, u64), [U256; 8]>,
+    /// Periods whose proof the chain required of a slot and that are not yet proven or settled.
+    owed: &'a mut HashSet<(B256, u64)>,
+}
+
 async fn step(
     market: &Market,
     sale: &mut SaleRecord,
-    period: u64,
-    checked: &mut HashMap<B256, u64>,
-    ahead: &mut HashMap<(B256, u64), [U256; 8]>,
+    (period, now): (u64, u64),
+    rounds: Rounds<'_>,
 ) -> Result<(), MarketError> {
+    let Rounds { checked, ahead, owed } = rounds;
     let m = market.chain.market();
     if sale.state == SaleState::Payout {
         let state = market.chain.read("requestState", m.requestState(sale.request_id)).await?;
         return market.payout(sale, state == 3).await;
     }
-    if checked.get(&sale.slot_id) != Some(&period) {
+    // The request is looked at once per period, and again as soon as it settles.
+    let due =
+        checked.get(&sale.slot_id).is_none_or(|c| c.period != period || (c.settles_at > 0 && now >= c.settles_at));
+    if due {
         let state = market.chain.read("requestState", m.requestState(sale.request_id)).await?;
         if matches!(state, 3..=5) {
             sale.state = SaleState::Payout;
@@ -167,12 +202,23 @@ async fn step(
             market.draw_back(sale, 0);
             return Ok(());
         }
-        checked.insert(sale.slot_id, period);
+        let settles_at = market.chain.read("settlesAt", m.settlesAt(sale.request_id)).await?;
+        checked.insert(sale.slot_id, Checked { period, settles_at: settles_at.saturating_to() });
+    }
+    if let Some(previous) = period.checked_sub(1)
+        && owed.contains(&(sale.slot_id, previous))
+    {
+        if sale.last_proven_period.is_some_and(|p| p >= previous) {
+            owed.remove(&(sale.slot_id, previous));
+        } else {
+            defend(market, sale, previous, now, owed).await?;
+        }
     }
     if sale.last_proven_period == Some(period) {
         return Ok(());
     }
     if market.chain.read("isProofRequired", m.isProofRequired(sale.slot_id)).await? {
+        owed.insert((sale.slot_id, period));
         let proof = match ahead.remove(&(sale.slot_id, period)) {
             Some(p) => p,
             None => {
@@ -202,5 +248,37 @@ async fn step(
         ahead.insert((sale.slot_id, period + 1), proof);
         debug!(target: LOG, slot = %id_hex(&sale.slot_id), period = period + 1, "proof made ahead");
     }
+    Ok(())
+}
+
+/// Answers an accusation of the slot's missing proof of period `q` with that period's proof, if
+/// a validator made one and its response window is still open. Until the period's accusation
+/// window closes, an absent accusation is looked for again on the next round.
+async fn defend(
+    market: &Market,
+    sale: &SaleRecord,
+    q: u64,
+    now: u64,
+    owed: &mut HashSet<(B256, u64)>,
+) -> Result<(), MarketError> {
+    let m = market.chain.market();
+    let accusation = market.chain.read("accusation", m.accusation(sale.slot_id, U256::from(q))).await?;
+    if accusation.accuser == Address::ZERO {
+        let params = market.chain.params();
+        let closes = q.saturating_add(1).saturating_mul(params.period_length).saturating_add(params.proof_timeout);
+        if now >= closes {
+            owed.remove(&(sale.slot_id, q)); // nobody accused it in time
+        }
+        return Ok(());
+    }
+    owed.remove(&(sale.slot_id, q)); // one answer, whatever comes of it
+    if accusation.deadline < now {
+        warn!(target: LOG, slot = %id_hex(&sale.slot_id), period = q, "accused of a missing proof too late to answer");
+        return Ok(());
+    }
+    let entropy = market.chain.read("entropyAt", m.entropyAt(sale.slot_id, U256::from(q))).await?;
+    let proof = market.prove_with(sale, entropy).await?;
+    market.chain.send("defendProof", m.defendProof(sale.slot_id, U256::from(q), proof)).await?;
+    info!(target: LOG, slot = %id_hex(&sale.slot_id), period = q, accuser = %accusation.accuser, "accusation answered with the proof");
     Ok(())
 }

@@ -4,8 +4,12 @@
 //! first start) and, for each new request, checks it against the availabilities: slot size equal
 //! to this node's proof shape, duration, price, collateral, end date. A match becomes a sale: one
 //! slot per request per host, tried in an order of its own so hosts spread over the slots;
-//! reserve it, fetch the slot over block exchange, check its root against the protected manifest
-//! and the request's dataset root, then fill it with a proof and collateral. Proving then belongs
+//! reserve it (an exclusive lease that costs a deposit and lapses; fair dispersal opens each slot
+//! to hosts one after the other, so a slot not yet open to this host, or held by another, is
+//! looked at again a few seconds later without holding up the log follower), fetch the slot over
+//! block exchange, check its root against the protected manifest and the request's dataset root,
+//! then fill it, before the lease lapses, with a proof bound to this host's address and the rest
+//! of the collateral. Proving then belongs
 //! to [`super::proving`]. Each step is recorded before it is taken, so a restarted host resumes.
 
 use std::path::PathBuf;
@@ -101,9 +105,20 @@ const RETRY_PASSED_OVER_TICKS: u64 = 10;
 /// to publish the regenerated slots before it decodes on its own.
 const HANDOFF_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
-/// How far back (in blocks) a reservation of the first lost slot by another host makes this host
-/// leave that slot to it.
-const REPAIRER_BLOCKS: u64 = 60;
+/// The shortest reservation worth taking, in seconds: time to fetch the slot, prove and fill.
+const MIN_LEASE_SECS: u64 = 15;
+
+/// What became of a reservation attempt.
+enum Reservation {
+    /// Reserved now (the deposit paid).
+    Taken,
+    /// This host already held the reservation (from a sale it gave up): it fills with it.
+    Held,
+    /// Fair dispersal has not yet opened the slot to this host (see the contract's `eligibleAt`).
+    NotYetEligible,
+    /// Not reservable by this host now, and why.
+    Unavailable(&'static str),
+}
 
 /// How often it looks for the regenerated slot meanwhile.
 const HANDOFF_POLL: std::time::Duration = std::time::Duration::from_secs(3);
@@ -306,27 +321,47 @@ impl Market {
             debug!(target: LOG, request = %id_hex(&request_id), slot_size = request.ask.slotSize, "ignored: slot size differs from this node's proofs");
             return Ok(());
         }
-        let (_, ends_at, _) = self.chain.read("requestTimes", m.requestTimes(request_id)).await?.into();
+        let (_, ends_at, expires_at) = self.chain.read("requestTimes", m.requestTimes(request_id)).await?.into();
         let Some(availability) = self.matching(&request.ask, ends_at) else {
             debug!(target: LOG, request = %id_hex(&request_id), "passed over: no availability matches");
             self.pass_over(request_id, repair);
             return Ok(());
         };
         let _turn = self.selling.lock().await;
-        // Each host starts at a slot of its own choosing, so hosts spread over the slots.
+        // A reservation lapses after reservationDuration, and at the latest when the fill round
+        // closes (the request's expiry, or its end for a repair): too short a lease is not taken.
+        let (_, now) = self.chain.head().await?;
+        let closes_at = if repair.is_some() { ends_at.saturating_sub(1) } else { expires_at };
+        let lapses_at = now.saturating_add(self.chain.params().reservation_duration).min(closes_at);
+        if lapses_at < now.saturating_add(MIN_LEASE_SECS) {
+            debug!(target: LOG, request = %id_hex(&request_id), lapses_at, now, "ignored: too little time left to fill a slot");
+            return Ok(());
+        }
+        // Each host starts at a slot of its own choosing, so hosts spread over the slots (and
+        // fair dispersal lets each host reserve some slots before the others).
         let repair_set = repair.clone().unwrap_or_default();
         let first_lost = repair_set.iter().min().copied();
         let candidates: Vec<u64> = repair.unwrap_or_else(|| (0..u64::from(request.ask.slots)).collect());
-        // Repairers all go for the first lost slot first: whoever reserves it first regenerates
-        // every lost slot, the others take the remaining ones and fetch them from it.
+        // Repairers all go for the first lost slot first: whoever reserves it (the reservation
+        // is exclusive) regenerates every lost slot, the others take the remaining ones and
+        // fetch them from it.
         let start = match first_lost {
             Some(first) => candidates.iter().position(|i| *i == first).unwrap_or(0),
             None => rand::random::<u64>() as usize % candidates.len().max(1),
         };
-        for i in 0..candidates.len() {
-            let index = candidates[(start + i) % candidates.len()];
+        let mut order: Vec<u64> = (0..candidates.len()).map(|i| candidates[(start + i) % candidates.len()]).collect();
+        // Slots of sales this host gave up come first: it may still hold their reservation
+        // (and its deposit), which it should use rather than leave to lapse while it reserves
+        // another slot.
+        let given_up: Vec<u64> = lock(&self.sales)
+            .values()
+            .filter(|s| s.request_id == request_id && s.state == SaleState::Errored)
+            .map(|s| s.slot_index)
+            .collect();
+        order.sort_by_key(|i| !given_up.contains(i));
+        let collateral = u128::from(request.ask.slotSize).saturating_mul(request.ask.collateralPerByte);
+        for index in order {
             let slot_id = self.chain.read("slotId", m.slotId(request_id, index)).await?;
-            let collateral = u128::from(request.ask.slotSize).saturating_mul(request.ask.collateralPerByte);
             let mut sale = SaleRecord {
                 slot_id,
                 request_id,
@@ -344,22 +379,26 @@ impl Market {
                 slot_cid: None,
             };
             // Reservations outlive sales: a host that gave up on this slot earlier (its fetch
-            // failed, say) still holds its reservation and tries again with it. Were it to skip
-            // such slots, hosts retrying could fill every slot's reservations among them and
-            // lock each other out.
-            let reserved_before = match self.chain.send("reserveSlot", m.reserveSlot(request_id, index)).await {
-                Ok(_) => false,
-                Err(e) if e.revert_reason() == Some("AlreadyReserved") => true,
-                Err(e) if e.revert_reason().is_some() => continue, // filled, full or closed
-                Err(e) => return Err(e.into()),
+            // failed, say) still holds its reservation until it lapses, and tries again with it.
+            let reserved_before = match self.reserve(request_id, index, U256::from(collateral), now).await? {
+                Reservation::Taken => false,
+                Reservation::Held => true,
+                Reservation::Unavailable(why) => {
+                    debug!(target: LOG, request = %id_hex(&request_id), slot = index, why, "slot not reserved");
+                    continue;
+                }
+                Reservation::NotYetEligible if Some(index) == first_lost => {
+                    // Nobody holds the first lost slot yet: taking another lost slot would only
+                    // wait for a repairer of the first that may never come. Wait until the
+                    // first one opens to this host (within the dispersal window).
+                    debug!(target: LOG, request = %id_hex(&request_id), slot = index, "first lost slot not yet open to this host");
+                    break;
+                }
+                Reservation::NotYetEligible => {
+                    debug!(target: LOG, request = %id_hex(&request_id), slot = index, "slot not yet open to this host (dispersal)");
+                    continue;
+                }
             };
-            if Some(index) == first_lost
-                && let Some(first) = self.recent_first_reserver(request_id, index).await?
-                && first != self.chain.address()
-            {
-                info!(target: LOG, request = %id_hex(&request_id), slot = index, repairer = %first, "another host repairs the first lost slot");
-                continue;
-            }
             self.draw(&availability.id, request.ask.slotSize, collateral, false);
             self.save_sale(&sale);
             info!(target: LOG, request = %id_hex(&request_id), slot = index, reserved_before, "slot reserved");
@@ -378,33 +417,61 @@ impl Market {
                 }
             }
         }
-        // Every slot was taken or fully reserved for now: reserving hosts may still give up, so
-        // look again in a while.
+        // Every slot was taken, reserved by other hosts or not yet open to this one (fair
+        // dispersal): reservations lapse and dispersal windows widen, so look again in a while.
         let repair = if repair_set.is_empty() { None } else { Some(repair_set) };
         self.pass_over(request_id, repair);
         Ok(())
     }
 
-    /// The host that first reserved slot `index` of a request under repair, since repair last
-    /// opened for it, if it did so in the last [`REPAIRER_BLOCKS`] blocks (a repairer that went
-    /// quiet for longer is no longer waited for).
-    async fn recent_first_reserver(&self, request_id: B256, index: u64) -> Result<Option<Address>, MarketError> {
-        let (head, _) = self.chain.head().await?;
-        let from = head.saturating_sub(REPAIRER_BLOCKS);
-        let mut first = None;
-        for log in self.chain.logs(from, head).await? {
-            if let Ok(opened) = log.log_decode::<Marketplace::RepairOpened>() {
-                if opened.inner.data.requestId == request_id {
-                    first = None; // a new round of repair: earlier reservations are void
-                }
-            } else if let Ok(reserved) = log.log_decode::<Marketplace::SlotReserved>() {
-                let r = reserved.inner.data;
-                if r.requestId == request_id && r.slotIndex == U256::from(index) && first.is_none() {
-                    first = Some(r.host);
-                }
+    /// Takes the reservation of slot `index` for this host, paying its deposit, unless the host
+    /// holds it already. A slot reserved by another host, not yet open to this host (fair
+    /// dispersal: see the contract's `eligibleAt`), filled or closed is reported unavailable
+    /// without sending anything when the views tell; the reservation's own revert says so
+    /// otherwise (the chain moved on between the views and the transaction).
+    async fn reserve(
+        &self,
+        request_id: B256,
+        index: u64,
+        collateral: U256,
+        now: u64,
+    ) -> Result<Reservation, MarketError> {
+        let m = self.chain.market();
+        let me = self.chain.address();
+        let lease = self.chain.read("reservation", m.reservation(request_id, index)).await?;
+        if lease.lapsesAt >= now && lease.holder != Address::ZERO {
+            return Ok(if lease.holder == me {
+                Reservation::Held
+            } else {
+                Reservation::Unavailable("reserved by another host")
+            });
+        }
+        let eligible = match self.chain.read("eligibleAt", m.eligibleAt(request_id, index, me)).await {
+            Ok(at) => at,
+            Err(e) if e.revert_reason().is_some() => return Ok(Reservation::Unavailable("filled or closed")),
+            Err(e) => return Err(e.into()),
+        };
+        if eligible > U256::from(now) {
+            return Ok(Reservation::NotYetEligible);
+        }
+        let deposit = self.chain.params().deposit(collateral);
+        if deposit > U256::ZERO {
+            let token = self.chain.token();
+            let market = self.chain.marketplace_address();
+            if self.chain.read("allowance", token.allowance(me, market)).await? < deposit {
+                self.chain.send("approve", token.approve(market, deposit)).await?;
             }
         }
-        Ok(first)
+        match self.chain.send("reserveSlot", m.reserveSlot(request_id, index)).await {
+            Ok(_) => Ok(Reservation::Taken),
+            Err(e) => match e.revert_reason() {
+                Some("AlreadyReserved") => Ok(Reservation::Held),
+                Some("SlotReservedByOther") => Ok(Reservation::Unavailable("reserved by another host")),
+                Some("NotYetEligible") => Ok(Reservation::NotYetEligible),
+                Some(_) => Ok(Reservation::Unavailable("filled or closed")),
+                None => Err(e.into()),
+            },
+        }
     }
 
     /// Remembers a request to look at again (when availabilities change, and every few seconds).
@@ -437,14 +504,17 @@ impl Market {
                 self.save_sale(sale);
                 return Ok(());
             }
+            // The reservation's deposit counts towards the collateral: the fill takes the rest
+            // (less the repair reward for a repair).
             let collateral = U256::from(parse_amount(&sale.collateral).unwrap_or(0));
+            let rest = collateral.saturating_sub(self.chain.params().deposit(collateral));
             let token = self.chain.token();
-            if collateral > U256::ZERO {
-                self.chain.send("approve", token.approve(self.chain.marketplace_address(), collateral)).await?;
+            if rest > U256::ZERO {
+                self.chain.send("approve", token.approve(self.chain.marketplace_address(), rest)).await?;
             }
             let mut last = None;
             for _ in 0..3 {
-                let (period, proof) = self.prove_now(sale).await?;
+                let (period, proof) = self.prove_fill(sale).await?;
                 match self.chain.send("fillSlot", m.fillSlot(sale.request_id, sale.slot_index, proof)).await {
                     Ok(_) => {
                         sale.state = SaleState::Proving;

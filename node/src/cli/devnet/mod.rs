@@ -5,10 +5,11 @@
 //! the token, the verifier and the marketplace; starts a client, K + M hosts, spares and a
 //! validator as child processes of this binary; uploads a file and requests storage for it. Once
 //! every slot is filled and proven, the client and M hosts stop (the request's repair threshold is
-//! M); the validator marks their missed proofs until the slots are lost, repair opens, and the
+//! M); the validator accuses their missing proofs and settles the accusations nobody answers
+//! (missed proofs) until the slots are lost, repair opens, and the
 //! spares (which offer storage only now) rebuild the lost slots with one decode and refill them.
 //! A fresh node then downloads the file from the hosts and it is compared byte for byte. The
-//! summary: proofs, marks and the validator's reward, gas per call kind, and the bytes repair
+//! summary: proofs, accusations, missed proofs and the validator's reward, gas per call kind, and the bytes repair
 //! moved against what repairing slot by slot would have moved.
 
 mod cluster;
@@ -23,7 +24,7 @@ use anyhow::{Context, bail};
 use circuits::r1cs::ProofShape;
 use clap::Args;
 use contracts::Marketplace::MarketplaceConfig;
-use contracts::{Anvil, deploy, dev_config};
+use contracts::{Anvil, deploy, dev_config_with_period};
 use prover::EvmVerifyingKey;
 
 use self::cluster::{Chain, DevNode, DevValidator, provider};
@@ -119,11 +120,10 @@ pub(super) async fn run(args: DevnetArgs) -> anyhow::Result<()> {
     let deployer_key = anvil.keys().first().context("anvil printed no dev keys")?;
     let deployer = provider(&anvil.endpoint(), deployer_key.parse()?)?;
     let period = args.period;
+    // Fair dispersal over one period: each slot opens to the hosts one after the other.
     let deployment = deploy(&deployer, &vk, |token, verifier| MarketplaceConfig {
-        periodLength: period as u32,
-        proofTimeout: (period / 2) as u32,
         maxMissedProofs: MAX_MISSED as u8,
-        ..dev_config(token, verifier)
+        ..dev_config_with_period(token, verifier, period, period)
     })
     .await?;
     t.say(format_args!(
@@ -233,7 +233,10 @@ pub(super) async fn run(args: DevnetArgs) -> anyhow::Result<()> {
         tallies.repaired.len()
     );
     println!("  proofs accepted      {}", tallies.proofs);
-    println!("  missed proofs marked {} (validator earned {earned} tokens)", tallies.marks);
+    println!(
+        "  missed proofs        {} of {} accusations settled (validator earned {earned} tokens)",
+        tallies.marks, tallies.accusations
+    );
     println!("  slots lost           {lost}, repaired {}", tallies.repaired.len());
     println!(
         "  bytes moved by repair {} (one decode from K = {k} slots, then the regenerated slots handed over);",

@@ -33,7 +33,8 @@ fn call_names() -> Vec<(FixedBytes<4>, &'static str)> {
         (Marketplace::reserveSlotCall::SELECTOR.into(), "reserveSlot"),
         (Marketplace::fillSlotCall::SELECTOR.into(), "fillSlot"),
         (Marketplace::submitProofCall::SELECTOR.into(), "submitProof"),
-        (Marketplace::markProofAsMissingCall::SELECTOR.into(), "markProofAsMissing"),
+        (Marketplace::accuseMissingProofCall::SELECTOR.into(), "accuseMissingProof"),
+        (Marketplace::settleAccusationCall::SELECTOR.into(), "settleAccusation"),
         (Marketplace::anchorPeriodsCall::SELECTOR.into(), "anchorPeriods"),
         (Marketplace::freeSlotCall::SELECTOR.into(), "freeSlot"),
         (Marketplace::withdrawFundsCall::SELECTOR.into(), "withdrawFunds"),
@@ -75,7 +76,7 @@ pub(super) async fn gas_by_call(provider: &DynProvider) -> anyhow::Result<BTreeM
 
 /// The gas table, one line per call kind, in the order calls happen in a request's life.
 pub(super) fn gas_table(gas: &BTreeMap<&'static str, GasLine>) -> String {
-    const ORDER: [&str; 12] = [
+    const ORDER: [&str; 13] = [
         "deploy",
         "mint (token)",
         "approve (token)",
@@ -84,7 +85,8 @@ pub(super) fn gas_table(gas: &BTreeMap<&'static str, GasLine>) -> String {
         "fillSlot",
         "anchorPeriods",
         "submitProof",
-        "markProofAsMissing",
+        "accuseMissingProof",
+        "settleAccusation",
         "freeSlot",
         "withdrawFunds",
         "other",

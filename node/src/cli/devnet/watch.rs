@@ -1,5 +1,5 @@
 //! The devnet's timeline: reads the marketplace's logs as blocks arrive and prints what happened
-//! (fills, proofs per period, marks, losses, repair) with the time since the start, naming hosts
+//! (fills, proofs per period, accusations and missed proofs, losses, repair) with the time since the start, naming hosts
 //! and slots the way the devnet calls them, and keeps the tallies the summary needs.
 
 use std::collections::{BTreeMap, HashMap};
@@ -41,6 +41,9 @@ pub(super) struct Tallies {
     pub(super) proofs: u64,
     /// Slots (by index) with at least one accepted proof.
     pub(super) proven_slots: std::collections::BTreeSet<u64>,
+    /// Accusations of missing proofs made.
+    pub(super) accusations: u64,
+    /// Accusations settled as missed proofs.
     pub(super) marks: u64,
     pub(super) lost: Vec<u64>,
     pub(super) repair_opened: Vec<u64>,
@@ -131,12 +134,21 @@ impl Watcher {
             }
             let slot = self.slot(&e.slotId);
             proofs.entry(e.period.saturating_to()).or_default().push(slot);
+        } else if let Ok(e) = log.log_decode::<Marketplace::ProofAccused>() {
+            let e = e.inner.data;
+            t.accusations += 1;
+            let (slot, who) = (self.slot(&e.slotId), self.who(e.accuser));
+            timeline.say(format_args!("{who} accused {slot} of missing its proof of period {}", e.period));
+        } else if let Ok(e) = log.log_decode::<Marketplace::AccusationDismissed>() {
+            let e = e.inner.data;
+            let slot = self.slot(&e.slotId);
+            timeline.say(format_args!("{slot} defended its proof of period {}: accusation dismissed", e.period));
         } else if let Ok(e) = log.log_decode::<Marketplace::ProofMissed>() {
             let e = e.inner.data;
             t.marks += 1;
             let (slot, who) = (self.slot(&e.slotId), self.who(e.validator));
             timeline.say(format_args!(
-                "{who} marked {slot}'s missing proof of period {} (missed {})",
+                "{who}'s accusation settled: {slot} missed its proof of period {} (missed {})",
                 e.period, e.missedProofs
             ));
         } else if let Ok(e) = log.log_decode::<Marketplace::SlotLost>() {
