@@ -1,7 +1,8 @@
 //! A host that damages what it is paid to keep is caught. Four hosts fill a request (K = 2,
 //! M = 2) under a 100-sample proof shape; right after filling, host 3 flips one byte in 5 % of
 //! its slot's cells (13 of 256, a hidden fault flag). Its proofs fail from then on, the validator
-//! marks its missed proofs, the honest hosts go on proving, and a fresh node still downloads the
+//! accuses its missing proofs and, the host having no proof to defend with, settles them as
+//! missed proofs (marks), the honest hosts go on proving, and a fresh node still downloads the
 //! file intact (decoded from the honest hosts' slots, the client being gone).
 //!
 //! Why 100 samples catch it: each sample picks a cell uniformly from the period's seed, so a
@@ -30,7 +31,7 @@ const SHAPE: ProofShape = ProofShape { samples: 100, slot_depth: 8, dataset_leve
 /// Seconds per period: four 100-sample proofs must fit on two cores.
 const PERIOD: u64 = 20;
 
-/// The marks so far, by slot.
+/// The marks (accusations settled as missed proofs) so far, by slot.
 async fn marked_slots(net: &MarketNet) -> anyhow::Result<Vec<B256>> {
     let filter = Filter::new()
         .address(net.deployment.marketplace)

@@ -2,8 +2,9 @@
 //! `contracts/node_modules`), the contracts deployed from their committed artifacts with a
 //! verifying key fresh from `prover`, a client that requests storage, a host that fills both
 //! slots with proofs against the chain's challenges and proves one of them in the next period, and
-//! a validator that marks the other's missed proof and is paid for it. Balances are checked to
-//! the unit.
+//! a validator that accuses the other's missing proof with a bond, waits out the response window
+//! and settles the accusation: it gets its bond back and is paid the reward. Balances are checked
+//! to the unit.
 
 use alloy::primitives::{Address, Bytes, FixedBytes, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
@@ -46,9 +47,18 @@ async fn anchor_periods(market: &Marketplace::MarketplaceInstance<DynProvider>) 
     Ok(())
 }
 
-/// Proves slot `index` against the chain's current challenge for it and submits through `send`
-/// (`fillSlot` or `submitProof`); a challenge that moved on between reading it and the
+/// Mines a block at `timestamp`.
+async fn mine_at(provider: &DynProvider, timestamp: u64) -> anyhow::Result<()> {
+    provider.raw_request::<_, serde_json::Value>("evm_setNextBlockTimestamp".into(), (timestamp,)).await?;
+    provider.raw_request::<_, serde_json::Value>("evm_mine".into(), ()).await?;
+    Ok(())
+}
+
+/// Proves slot `index` against the chain's current challenge for it and submits through `send`:
+/// a fill proof (`fillSlot`, its entropy bound to the `filler`'s address) or a periodic proof
+/// (`submitProof`, `filler` None); a challenge that moved on between reading it and the
 /// transaction (a new period) makes the proof fail, and the host proves again, as a node would.
+#[allow(clippy::too_many_arguments)]
 async fn prove_and_send<F, Fut>(
     market: &Marketplace::MarketplaceInstance<DynProvider>,
     prover: &Prover,
@@ -56,6 +66,7 @@ async fn prove_and_send<F, Fut>(
     roots: &[Fr],
     slot_id: FixedBytes<32>,
     index: u64,
+    filler: Option<Address>,
     send: F,
 ) -> anyhow::Result<()>
 where
@@ -66,7 +77,10 @@ where
     let dataset_root = circuits::dataset_root(roots);
     let mut last = None;
     for _ in 0..6 {
-        let entropy_word = market.getEntropy(slot_id).call().await?;
+        let entropy_word = match filler {
+            Some(filler) => market.fillEntropy(slot_id, filler).call().await?,
+            None => market.getEntropy(slot_id).call().await?,
+        };
         let entropy = prover::entropy_from_block_hash(&entropy_word.to_be_bytes::<32>());
         let inputs = build_inputs(&shape, slot, dataset_path(roots, index), dataset_root, entropy, index)?;
         let proof = prover.prove(&inputs)?;
@@ -79,7 +93,7 @@ where
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn storage_request_filled_proven_and_missed_proof_marked() -> anyhow::Result<()> {
+async fn storage_request_filled_proven_and_missed_proof_accused_and_settled() -> anyhow::Result<()> {
     // A transaction that never gets mined would leave a receipt wait hanging: bound the scenario.
     tokio::time::timeout(std::time::Duration::from_secs(180), scenario()).await?
 }
@@ -140,8 +154,10 @@ async fn scenario() -> anyhow::Result<()> {
     assert!(receipt.status(), "requestStorage reverted");
     assert_eq!(token(&client_p).balanceOf(d.marketplace).call().await?, payment);
 
-    // The host fills both slots with proofs and collateral.
+    // The host fills both slots with proofs and collateral: each reservation takes a deposit
+    // of 10 % of the collateral, and the fill the rest.
     let collateral = U256::from(slot_size * collateral_per_byte);
+    let deposit = collateral * U256::from(10u64) / U256::from(100u64);
     token(&host_p).mint(host, collateral * U256::from(2)).send().await?.get_receipt().await?;
     token(&host_p).approve(d.marketplace, collateral * U256::from(2)).send().await?.get_receipt().await?;
     let host_market = market(&host_p);
@@ -151,10 +167,32 @@ async fn scenario() -> anyhow::Result<()> {
     anchor_periods(&validator_market).await?;
     let mut slot_ids = Vec::new();
     for index in 0..2u64 {
-        host_market.reserveSlot(request_id, index).send().await?.get_receipt().await?;
+        let r = host_market.reserveSlot(request_id, index).send().await?.get_receipt().await?;
+        anyhow::ensure!(r.status(), "reserveSlot reverted");
+        let left = collateral * U256::from(2 - index) - deposit;
+        assert_eq!(token(&host_p).balanceOf(host).call().await?, left, "the reservation took the deposit");
+        let (holder, _) = host_market.reservation(request_id, index).call().await?.into();
+        assert_eq!(holder, host, "the host holds the reservation alone");
+        let other = market(&validator_p).reserveSlot(request_id, index).call().await;
+        assert!(other.is_err(), "a second host reserved a reserved slot");
         let slot_id = host_market.slotId(request_id, index).call().await?;
         slot_ids.push(slot_id);
-        prove_and_send(&host_market, &prover, &slots[index as usize], &roots, slot_id, index, |words| {
+        // a fill proof made for another address is refused: the entropy binds the filler
+        let entropy = host_market.fillEntropy(slot_id, validator).call().await?;
+        let inputs = build_inputs(
+            &shape,
+            &slots[index as usize],
+            dataset_path(&roots, index),
+            circuits::dataset_root(&roots),
+            prover::entropy_from_block_hash(&entropy.to_be_bytes::<32>()),
+            index,
+        )?;
+        let copied = proof_words(&EvmProof::new(&prover.prove(&inputs)?));
+        assert!(
+            host_market.fillSlot(request_id, index, copied).call().await.is_err(),
+            "a fill proof for another filler"
+        );
+        prove_and_send(&host_market, &prover, &slots[index as usize], &roots, slot_id, index, Some(host), |words| {
             let m = host_market.clone();
             async move {
                 let r = m.fillSlot(request_id, index, words).send().await?.get_receipt().await?;
@@ -165,6 +203,7 @@ async fn scenario() -> anyhow::Result<()> {
         .await?;
     }
     assert_eq!(market(&client_p).requestState(request_id).call().await?, 2, "started");
+    assert_eq!(market(&client_p).reservationsTaken(request_id).call().await?, U256::from(2u64), "one per fill");
     assert_eq!(token(&host_p).balanceOf(host).call().await?, U256::ZERO);
 
     // Next period: a proof is required of both; the host proves slot 0 only.
@@ -177,7 +216,7 @@ async fn scenario() -> anyhow::Result<()> {
     anchor_periods(&validator_market).await?;
     assert!(host_market.isProofRequired(slot_ids[0]).call().await?);
     let period = host_market.currentPeriod().call().await?;
-    prove_and_send(&host_market, &prover, &slots[0], &roots, slot_ids[0], 0, |words| {
+    prove_and_send(&host_market, &prover, &slots[0], &roots, slot_ids[0], 0, None, |words| {
         let m = host_market.clone();
         let id = slot_ids[0];
         async move {
@@ -193,21 +232,39 @@ async fn scenario() -> anyhow::Result<()> {
     let refused = host_market.submitProof(slot_ids[1], [U256::from(1u64); 8]).call().await;
     assert!(refused.is_err(), "a junk proof was accepted");
 
-    // After the period: the validator marks slot 1's missing proof and is paid; slot 0's proof
-    // cannot be marked missing.
+    // After the period: the validator accuses slot 1's missing proof with the bond; slot 0's
+    // proof cannot be accused, nor can an accusation come without the exact bond.
     next_period(&deployer, period, 60).await?;
     anchor_periods(&validator_market).await?;
-    assert!(validator_market.markProofAsMissing(slot_ids[0], period).call().await.is_err());
-    let r = validator_market.markProofAsMissing(slot_ids[1], period).send().await?.get_receipt().await?;
-    assert!(r.status(), "markProofAsMissing reverted");
+    let bond = U256::from(1_000_000_000_000_000u64);
+    assert!(validator_market.accuseMissingProof(slot_ids[0], period).value(bond).call().await.is_err());
+    assert!(validator_market.accuseMissingProof(slot_ids[1], period).call().await.is_err(), "no bond");
+    let ether_before = validator_p.get_balance(validator).await?;
+    let r = validator_market.accuseMissingProof(slot_ids[1], period).value(bond).send().await?.get_receipt().await?;
+    assert!(r.status(), "accuseMissingProof reverted");
+    let mut gas = u128::from(r.gas_used) * r.effective_gas_price;
+    let (accuser, deadline) = validator_market.accusation(slot_ids[1], period).call().await?.into();
+    assert_eq!(accuser, validator);
+    assert_eq!(validator_p.get_balance(d.marketplace).await?, bond, "the marketplace holds the bond");
+    // Within the response window the accusation cannot be settled; after it, anyone can.
+    assert!(validator_market.settleAccusation(slot_ids[1], period).call().await.is_err(), "window open");
+    mine_at(&deployer, deadline + 1).await?;
+    let r = validator_market.settleAccusation(slot_ids[1], period).send().await?.get_receipt().await?;
+    assert!(r.status(), "settleAccusation reverted");
+    gas += u128::from(r.gas_used) * r.effective_gas_price;
+    assert_eq!(host_market.missingProofs(slot_ids[1]).call().await?, U256::from(1u64), "one missed proof");
     let slashed = collateral * U256::from(10u64) / U256::from(100u64);
     let reward = slashed * U256::from(50u64) / U256::from(100u64);
-    // the validator's gas is paid in ether: its token balance is the reward, to the unit
+    // the validator's gas is paid in ether and its bond came back: its token balance is the
+    // reward, to the unit, and its ether balance is down by the gas only
     assert_eq!(token(&validator_p).balanceOf(validator).call().await?, reward);
+    assert_eq!(validator_p.get_balance(validator).await?, ether_before - U256::from(gas), "the bond came back");
+    assert_eq!(validator_p.get_balance(d.marketplace).await?, U256::ZERO, "no ether left in the marketplace");
+    assert_eq!(validator_market.ethCredit(validator).call().await?, U256::ZERO, "nothing left to claim");
     assert_eq!(
         token(&validator_p).balanceOf(d.marketplace).call().await?,
         payment + collateral * U256::from(2) - reward,
-        "the marketplace holds the payment and both collaterals, less the validator's reward"
+        "the marketplace holds the payment and both collaterals (deposits included), less the validator's reward"
     );
     Ok(())
 }

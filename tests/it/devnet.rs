@@ -43,7 +43,8 @@ fn devnet_runs_the_whole_scenario_to_its_summary() -> anyhow::Result<()> {
         "request started: every slot filled",
         "proofs accepted for period",
         "stop: their slots will miss their proofs",
-        "the validator marked",
+        "the validator accused",
+        "the validator's accusation settled",
         "lost: ",
         "repair opened for slots",
         "repaired by spare",
@@ -60,7 +61,15 @@ fn devnet_runs_the_whole_scenario_to_its_summary() -> anyhow::Result<()> {
     let moved = number("bytes moved by repair").unwrap_or(0);
     let per_slot = number("repairing slot by slot would move").unwrap_or(0);
     anyhow::ensure!(moved > 0 && moved < per_slot, "repair moved {moved}, slot by slot {per_slot}:\n{stdout}");
-    for call in ["requestStorage", "fillSlot", "submitProof", "markProofAsMissing", "anchorPeriods"] {
+    for call in [
+        "requestStorage",
+        "reserveSlot",
+        "fillSlot",
+        "anchorPeriods",
+        "submitProof",
+        "accuseMissingProof",
+        "settleAccusation",
+    ] {
         anyhow::ensure!(stdout.lines().any(|l| l.trim_start().starts_with(call)), "no gas line for {call}:\n{stdout}");
     }
     Ok(())

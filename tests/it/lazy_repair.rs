@@ -1,6 +1,7 @@
 //! Lazy repair end to end on anvil: a client stores a small file with K = 2, M = 2 and repair
-//! threshold 2 on four hosts, then goes away; two hosts stop. A validator marks their missed
-//! proofs (and is paid for each), both slots are lost, repair opens for both at once. A spare
+//! threshold 2 on four hosts, then goes away; two hosts stop. A validator accuses their missing
+//! proofs and settles the accusations nobody answers (and is paid for each missed proof), both
+//! slots are lost, repair opens for both at once. A spare
 //! host finds nobody serving the lost slots, fetches the K surviving ones, regenerates both with
 //! one decode and fills one; a second spare fetches the other from it and fills it. A fresh node
 //! then downloads the file, decoded from the hosts' slots, byte for byte. Repair moved at most
@@ -93,7 +94,7 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
     hosts[0].0.process.kill();
     hosts[1].0.process.kill();
 
-    // Three marks each lose both slots; repair opens for both at once.
+    // Three missed proofs each lose both slots; repair opens for both at once.
     wait_for("repair to open", Duration::from_secs(180), || async {
         Ok(!count_events::<Marketplace::RepairOpened>(net).await?.is_empty())
     })
@@ -123,9 +124,12 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
     .inspect_err(|_| eprintln!("spare 2's log:\n{}", std::fs::read_to_string(&log2).unwrap_or_default()))?;
     anyhow::ensure!(!file_contains(&log2, "lost slots regenerated"), "one decode served both lost slots");
 
-    // Missed proofs marked and paid; the validator earned a reward for each of its marks.
+    // Missed proofs settled and paid; the validator earned a reward for each of them, and
+    // every accusation it made was settled (its bonds came back).
     let marks = count_events::<Marketplace::ProofMissed>(net).await?;
-    anyhow::ensure!(marks.len() >= 6, "two hosts, three marks each: {}", marks.len());
+    anyhow::ensure!(marks.len() >= 6, "two hosts, three missed proofs each: {}", marks.len());
+    let accused = count_events::<Marketplace::ProofAccused>(net).await?;
+    anyhow::ensure!(accused.len() >= marks.len(), "{} accusations, {} missed proofs", accused.len(), marks.len());
     let slot_size = SHAPE.slot_cells() * SHAPE.cell_size as u64;
     let reward = U256::from(slot_size * 10) * U256::from(10u64) / U256::from(100u64) / U256::from(2u64);
     let earned = net.balance(net.address(8)).await? - budget;

@@ -14,8 +14,7 @@ use alloy::primitives::{Address, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
 use circuits::r1cs::ProofShape;
-use contracts::Marketplace::MarketplaceConfig;
-use contracts::{Anvil, Deployment, Marketplace, TestToken, deploy, dev_config};
+use contracts::{Anvil, Deployment, Marketplace, TestToken, deploy, dev_config_with_period};
 use prover::EvmVerifyingKey;
 use tokio::sync::watch;
 use vellum_tests::vellum_binary;
@@ -37,7 +36,7 @@ pub(crate) struct MarketNet {
 
 impl MarketNet {
     /// Starts anvil (a block a second), makes keys for [`SHAPE`] and deploys with
-    /// [`PERIOD`]-second periods.
+    /// [`PERIOD`]-second periods and a dispersal window of one period.
     pub(crate) async fn start() -> anyhow::Result<Self> {
         Self::start_with(&SHAPE, PERIOD).await
     }
@@ -50,12 +49,8 @@ impl MarketNet {
         let vk = EvmVerifyingKey::new(&keys.pk.vk);
         let (prover_key, _) = prover::write_keys(&keys, &dir.path().join("keys"))?;
         let deployer = provider(&anvil, 0);
-        let deployment = deploy(&deployer, &vk, |t, v| MarketplaceConfig {
-            periodLength: period as u32,
-            proofTimeout: (period / 2) as u32,
-            ..dev_config(t, v)
-        })
-        .await?;
+        // Fair dispersal over one period: hosts reserve a new slot one after the other.
+        let deployment = deploy(&deployer, &vk, |t, v| dev_config_with_period(t, v, period, period)).await?;
         Ok(Self { anvil, deployment, dir, prover_key, deployer })
     }
 

@@ -190,7 +190,8 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
     anyhow::ensure!(second_run.contains("proof accepted"), "the restarted host proved again");
 
     // Proofs: every slot at least three; the restarted host proved every period after its
-    // restart, the cut-off host every period after the endpoint came back.
+    // restart, the cut-off host every period after the endpoint came back, up to and including
+    // the last period, which overlaps the request's end.
     let (_, ends_at, _) = market.requestTimes(request_id_word).call().await?.into();
     let last_period = (ends_at - 1) / PERIOD;
     let proofs = proofs_by_slot(net).await?;
@@ -199,7 +200,7 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
         anyhow::ensure!(n >= 3, "slot {id} has {n} accepted proofs");
     }
     let after = |slot: &B256, from: u64| -> Vec<u64> {
-        (from..last_period).filter(|p| !proofs.get(slot).is_some_and(|s| s.contains(p))).collect()
+        (from..=last_period).filter(|p| !proofs.get(slot).is_some_and(|s| s.contains(p))).collect()
     };
     let missing0 = after(&holder[&0], back_period + 1);
     anyhow::ensure!(missing0.is_empty(), "the restarted host missed periods {missing0:?}");

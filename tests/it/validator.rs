@@ -1,8 +1,10 @@
 //! Validators on anvil: two `vellum validator` processes split the slots into two groups. A host
 //! fills both slots of a request with real proofs, then proves slot 0 every period and never
-//! slot 1. The validator whose group holds slot 1 marks each of its missed proofs once (also
-//! across a restart of that validator), until the slot is lost after three misses; it is paid
-//! exactly three rewards; the other validator marks nothing, and slot 0 is never marked.
+//! slot 1. The validator whose group holds slot 1 accuses each of its missing proofs once, with a
+//! bond, and settles each accusation once the response window has passed (also across a restart
+//! of that validator while an accusation is open), until the slot is lost after three misses; it
+//! is paid exactly three rewards and gets its bonds back; the other validator accuses nothing,
+//! and slot 0 is never accused.
 
 use std::time::{Duration, Instant};
 
@@ -25,7 +27,21 @@ fn fr_word(x: &Fr) -> B256 {
     B256::from(be)
 }
 
-/// Missed-proof marks so far: (slot, period, validator).
+/// Accusations so far: (slot, period, accuser).
+async fn accusations(net: &MarketNet) -> anyhow::Result<Vec<(B256, u64, alloy::primitives::Address)>> {
+    let filter = Filter::new()
+        .address(net.deployment.marketplace)
+        .event_signature(Marketplace::ProofAccused::SIGNATURE_HASH)
+        .from_block(0u64);
+    let mut out = Vec::new();
+    for log in net.deployer.get_logs(&filter).await? {
+        let e = log.log_decode::<Marketplace::ProofAccused>()?.inner.data;
+        out.push((e.slotId, e.period.to::<u64>(), e.accuser));
+    }
+    Ok(out)
+}
+
+/// Missed proofs so far (accusations settled): (slot, period, validator).
 async fn marks(net: &MarketNet) -> anyhow::Result<Vec<(B256, u64, alloy::primitives::Address)>> {
     let filter = Filter::new()
         .address(net.deployment.marketplace)
@@ -40,7 +56,7 @@ async fn marks(net: &MarketNet) -> anyhow::Result<Vec<(B256, u64, alloy::primiti
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn validators_mark_missed_proofs_of_their_group_once_each() -> anyhow::Result<()> {
+async fn validators_accuse_and_settle_missed_proofs_of_their_group_once_each() -> anyhow::Result<()> {
     let net = MarketNet::start().await?;
     let outcome = tokio::time::timeout(Duration::from_secs(240), scenario(&net)).await;
     net.report(outcome)
@@ -111,12 +127,21 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
             build_inputs(&SHAPE, &slots[index], dataset_path(&roots, index as u64), dataset_root, e, index as u64)?;
         Ok(proof_words(&EvmProof::new(&prover.prove(&inputs)?)))
     };
+    let host_address = net.address(2);
     for (index, id) in ids.iter().enumerate() {
-        host.reserveSlot(request_id, index as u64).send().await?.get_receipt().await?;
+        // Fair dispersal: the slot opens to this host within a period.
         let deadline = Instant::now() + Duration::from_secs(30);
+        while host.reserveSlot(request_id, index as u64).call().await.is_err() {
+            anyhow::ensure!(Instant::now() < deadline, "could not reserve slot {index}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        anyhow::ensure!(
+            host.reserveSlot(request_id, index as u64).send().await?.get_receipt().await?.status(),
+            "reserveSlot reverted"
+        );
         loop {
             anyhow::ensure!(Instant::now() < deadline, "could not fill slot {index}");
-            let Ok(entropy) = host.getEntropy(*id).call().await else {
+            let Ok(entropy) = host.fillEntropy(*id, host_address).call().await else {
                 tokio::time::sleep(Duration::from_millis(300)).await; // no seed yet
                 continue;
             };
@@ -132,7 +157,7 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
     anyhow::ensure!(host.requestState(request_id).call().await? == 2, "the request started");
 
     // The host proves slot 0 whenever required, never slot 1; the owning validator restarts
-    // after its first mark.
+    // while its first accusation is open (it must settle it after the restart).
     let deadline = Instant::now() + Duration::from_secs(150);
     let mut restarted = false;
     while host.getHost(ids[1]).call().await? != alloy::primitives::Address::ZERO {
@@ -145,7 +170,7 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
                 host.submitProof(ids[0], words).send().await?.get_receipt().await?;
             }
         }
-        if !restarted && !marks(net).await?.is_empty() {
+        if !restarted && accusations(net).await?.len() > marks(net).await?.len() {
             drop(validators.remove(owner as usize));
             validators.insert(
                 owner as usize,
@@ -170,11 +195,22 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
         "only slot 1, only its group's validator: {all:?}"
     );
     let periods: std::collections::BTreeSet<u64> = all.iter().map(|(_, p, _)| *p).collect();
-    anyhow::ensure!(periods.len() == 3, "each period marked once");
+    anyhow::ensure!(periods.len() == 3, "each period missed once");
+    let accused = accusations(net).await?;
+    anyhow::ensure!(
+        accused.len() == 3 && accused.iter().all(|(s, _, v)| *s == ids[1] && *v == owner_address),
+        "one accusation per missed proof, each by the owner: {accused:?}"
+    );
+    anyhow::ensure!(
+        accused.iter().map(|(_, p, _)| *p).collect::<std::collections::BTreeSet<u64>>() == periods,
+        "the accused periods are the missed ones"
+    );
     let slash = collateral * U256::from(10u64) / U256::from(100u64);
     let reward = slash * U256::from(50u64) / U256::from(100u64);
     anyhow::ensure!(net.balance(owner_address).await? == reward * U256::from(3u64), "the owner earned three rewards");
     anyhow::ensure!(net.balance(net.address(4 - owner as usize)).await? == U256::ZERO, "the other earned nothing");
+    // Every bond came back: the marketplace holds no ether.
+    anyhow::ensure!(net.deployer.get_balance(net.deployment.marketplace).await? == U256::ZERO, "bonds returned");
     anyhow::ensure!(restarted && file_contains(&vlogs[owner as usize], "validator started"), "the owner restarted");
     anyhow::ensure!(file_contains(&vlogs[owner as usize], "period checked"), "the owner reports its periods");
     // Its metrics count the marks of both its runs and the rewards they earned.
@@ -182,6 +218,7 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
     let expected_rewards: f64 = (reward * U256::from(3u64)).to::<u128>() as f64;
     wait_for("the owner's metrics to count three marks", Duration::from_secs(20), || async {
         Ok(owner_process.metric("vellum_validator_marks_total").await? == Some(3.0)
+            && owner_process.metric("vellum_validator_accusations_total").await? == Some(3.0)
             && owner_process.metric("vellum_validator_rewards").await? == Some(expected_rewards))
     })
     .await?;
@@ -191,6 +228,10 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
     );
     let other = &validators[1 - owner as usize];
     anyhow::ensure!(other.metric("vellum_validator_marks_total").await? == Some(0.0), "the other marked nothing");
+    anyhow::ensure!(
+        other.metric("vellum_validator_accusations_total").await? == Some(0.0),
+        "the other accused nothing"
+    );
     let in_other_group = ids.iter().filter(|id| validator::challenge::in_group(**id, 2, 1 - owner)).count();
     anyhow::ensure!(
         other.metric("vellum_validator_slots_watched").await? == Some(in_other_group as f64),
