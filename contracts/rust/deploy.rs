@@ -88,9 +88,27 @@ pub async fn deploy<P: Provider + Clone>(
     vk: &EvmVerifyingKey,
     config: impl FnOnce(Address, Address) -> MarketplaceConfig,
 ) -> Result<Deployment, DeployError> {
+    let token = deploy_token(provider).await?;
+    let verifier = deploy_verifier(provider, vk).await?;
+    let marketplace = Marketplace::deploy(provider.clone(), config(token, verifier))
+        .await
+        .map_err(|source| DeployError::Contract { what: "Marketplace", source })?;
+    Ok(Deployment { token, verifier, marketplace: *marketplace.address() })
+}
+
+/// Deploys a [`TestToken`] (anyone may mint it).
+pub(crate) async fn deploy_token<P: Provider + Clone>(provider: &P) -> Result<Address, DeployError> {
     let token = TestToken::deploy(provider.clone(), "Vellum test token".to_owned(), "VTT".to_owned())
         .await
         .map_err(|source| DeployError::Contract { what: "TestToken", source })?;
+    Ok(*token.address())
+}
+
+/// Deploys a [`Groth16Verifier`] holding `vk`.
+pub(crate) async fn deploy_verifier<P: Provider + Clone>(
+    provider: &P,
+    vk: &EvmVerifyingKey,
+) -> Result<Address, DeployError> {
     let g2 = |p: &[prover::Word; 4]| p.map(|w| word(&w));
     let verifier = Groth16Verifier::deploy(
         provider.clone(),
@@ -102,8 +120,5 @@ pub async fn deploy<P: Provider + Clone>(
     )
     .await
     .map_err(|source| DeployError::Contract { what: "Groth16Verifier", source })?;
-    let marketplace = Marketplace::deploy(provider.clone(), config(*token.address(), *verifier.address()))
-        .await
-        .map_err(|source| DeployError::Contract { what: "Marketplace", source })?;
-    Ok(Deployment { token: *token.address(), verifier: *verifier.address(), marketplace: *marketplace.address() })
+    Ok(*verifier.address())
 }

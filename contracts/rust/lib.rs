@@ -4,16 +4,19 @@
 //! `sol!` from the Foundry artifacts committed in `contracts/artifacts/` (CI rebuilds them and fails
 //! on any difference, so the bindings always match the sources); `deploy.rs` deploys the test
 //! token, the Groth16 verifier with a key exported by `prover`, and the marketplace with a
-//! configuration; `anvil.rs` starts the pinned anvil from `contracts/node_modules` on a free
-//! loopback port for tests and the devnet, and stops it when dropped; [`client`] is a wallet's
-//! resilient access to the marketplace (retries, back-off, one-at-a-time sends), used by the node
-//! and the validator.
+//! configuration; [`deployment`] deploys to any chain (reusing an existing ERC-20 if asked) and
+//! reads, writes and checks the deployment file that nodes and validators start from; `anvil.rs`
+//! starts the pinned anvil from `contracts/node_modules` on a free loopback port for tests and the
+//! devnet, and stops it when dropped; [`client`] is a wallet's resilient access to the marketplace
+//! (retries, back-off, one-at-a-time sends), used by the node and the validator.
 
 mod anvil;
 mod bindings;
 pub mod client;
 mod deploy;
+pub mod deployment;
 
 pub use anvil::{Anvil, AnvilError};
 pub use bindings::{Groth16Verifier, Marketplace, TestToken};
 pub use deploy::{DeployError, Deployment, deploy, dev_config, dev_config_with_period, proof_words};
+pub use deployment::{DeploymentError, DeploymentFile};

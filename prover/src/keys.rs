@@ -205,6 +205,17 @@ pub fn read_proving_key(path: &Path) -> Result<Keys, KeyError> {
     Ok(keys_from(shape, r1cs, pk))
 }
 
+/// The verifying key inside a proving key file, with its shape: the file is read and its hash
+/// checked, but the circuit is not laid out again (cheap next to [`read_proving_key`]).
+pub fn read_proving_key_vk(path: &Path) -> Result<(ProofShape, VerifyingKey), KeyError> {
+    let bytes = read_checked(path, "pk")?;
+    let (shape, at) = parse_header(&bytes, PK_MAGIC, path)?;
+    // A proving key serialises its verifying key first.
+    let vk = VerifyingKey::deserialize_uncompressed_unchecked(&bytes[at..])
+        .map_err(|e| KeyError::Corrupt { path: path.to_owned(), reason: e.to_string() })?;
+    Ok((shape, vk))
+}
+
 /// Loads a verifying key file: the shape and the key.
 pub fn read_verifying_key(path: &Path) -> Result<(ProofShape, VerifyingKey), KeyError> {
     let bytes = read_checked(path, "vk")?;

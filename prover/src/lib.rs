@@ -27,7 +27,10 @@ mod slot;
 pub use circuits::r1cs::{ProofInputs, ProofShape};
 pub use evm::{EvmProof, EvmVerifyingKey, Word, entropy_from_block_hash};
 pub use groth16::{Proof, Prover, ProverError, verify};
-pub use keys::{KeyError, Keys, VerifyingKey, matrices, read_proving_key, read_verifying_key, setup, write_keys};
+pub use keys::{
+    KeyError, Keys, VerifyingKey, matrices, read_proving_key, read_proving_key_vk, read_verifying_key, setup,
+    write_keys,
+};
 
 #[cfg(test)]
 mod tests;

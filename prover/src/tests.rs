@@ -44,6 +44,8 @@ fn proofs_verify_and_nothing_else_does() {
     let prover = Prover::new(read_proving_key(&pk_path).expect("read pk"));
     let (vk_shape, vk) = read_verifying_key(&vk_path).expect("read vk");
     assert_eq!(vk_shape, shape);
+    // The proving key file holds the same verifying key, read without laying out the circuit.
+    assert_eq!(read_proving_key_vk(&pk_path).expect("vk of the pk"), (shape, vk.clone()));
 
     let proof = prover.prove(&inputs).expect("prove");
     assert!(prover.verify(dataset_root, entropy, slot_index, &proof));
