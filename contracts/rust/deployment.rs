@@ -136,7 +136,13 @@ pub enum DeploymentError {
     },
     /// A contract creation failed.
     #[error(transparent)]
-    Deploy(#[from] DeployError),
+    Deploy(Box<DeployError>),
+}
+
+impl From<DeployError> for DeploymentError {
+    fn from(e: DeployError) -> Self {
+        DeploymentError::Deploy(Box::new(e))
+    }
 }
 
 /// The contracts of a deployment.

@@ -7,6 +7,7 @@ mod bad_input;
 mod chain;
 mod corrupt_peer;
 mod crash_recovery;
+mod deploy;
 mod devnet;
 mod lazy_repair;
 mod market_net;

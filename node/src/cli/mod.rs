@@ -1,5 +1,5 @@
-//! The `vellum` command line: `node`, `validator`, `devnet`, `upload`, `download`, `prover` and
-//! `bench`.
+//! The `vellum` command line: `node`, `validator`, `deploy`, `devnet`, `upload`, `download`,
+//! `prover` and `bench`.
 //!
 //! Every flag can also come from a `VELLUM_*` environment variable or from the TOML file named
 //! by `--config` (see [`config_file`]); the command line wins over the environment, which wins
@@ -12,6 +12,7 @@ mod bench_prove;
 mod bench_validator;
 mod client;
 pub mod config_file;
+mod deploy;
 mod devnet;
 mod logging;
 mod prover_cmd;
@@ -56,6 +57,9 @@ pub enum Command {
     Prover(prover_cmd::ProverCommand),
     /// Run a validator: follow the marketplace, anchor period seeds, mark missed proofs.
     Validator(ValidatorArgs),
+    /// Deploy the contracts (a test token unless --token, the verifier of a prover key, the
+    /// marketplace) to any EVM chain and write the deployment file nodes and validators start from.
+    Deploy(deploy::DeployArgs),
     /// Run a whole network on this machine (anvil, contracts, client, hosts, validator) through
     /// a storage request, lost hosts and lazy repair; prints a timeline and a summary.
     Devnet(devnet::DevnetArgs),
@@ -73,9 +77,13 @@ pub struct ValidatorArgs {
     /// File with the validator wallet's private key in hex; refused unless only its owner may read it.
     #[arg(long, env = "VELLUM_ETH_PRIVATE_KEY_FILE", value_name = "FILE")]
     pub eth_private_key_file: PathBuf,
-    /// Address of the Marketplace contract.
+    /// Deployment file from `vellum deploy`: the marketplace, and the block to read its events
+    /// from; refused when it is for another chain or its marketplace has no code there.
+    #[arg(long, env = "VELLUM_DEPLOYMENT", value_name = "FILE")]
+    pub deployment: Option<PathBuf>,
+    /// Address of the Marketplace contract (instead of --deployment).
     #[arg(long, env = "VELLUM_MARKETPLACE_ADDRESS", value_name = "ADDRESS")]
-    pub marketplace_address: String,
+    pub marketplace_address: Option<String>,
     /// Validators sharing the work: each watches the slots with slot id mod groups = its index.
     #[arg(long, env = "VELLUM_VALIDATOR_GROUPS", default_value_t = 1)]
     pub validator_groups: u64,
@@ -85,9 +93,10 @@ pub struct ValidatorArgs {
     /// Most missed proofs marked in one batch of transactions.
     #[arg(long, env = "VELLUM_VALIDATOR_MAX_BATCH", default_value_t = 100)]
     pub max_batch: usize,
-    /// First block whose marketplace events are read on the first start.
-    #[arg(long, env = "VELLUM_MARKETPLACE_START_BLOCK", default_value_t = 0)]
-    pub marketplace_start_block: u64,
+    /// First block whose marketplace events are read on the first start [default: the
+    /// deployment file's start block, else 0].
+    #[arg(long, env = "VELLUM_MARKETPLACE_START_BLOCK")]
+    pub marketplace_start_block: Option<u64>,
     /// Log level or filter, as for `vellum node`.
     #[arg(long, env = "VELLUM_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -155,46 +164,56 @@ pub struct NodeArgs {
     /// Persistence mode: file with the wallet's private key in hex; refused unless only its owner may read it.
     #[arg(long, env = "VELLUM_ETH_PRIVATE_KEY_FILE", value_name = "FILE")]
     pub eth_private_key_file: Option<PathBuf>,
-    /// Persistence mode: address of the Marketplace contract.
+    /// Persistence mode: deployment file from `vellum deploy` (the marketplace, the block to read
+    /// its events from, the verifying key's hash); refused when it is for another chain, its
+    /// marketplace has no code there, or its verifier holds another key than --prover-key's.
+    #[arg(long, env = "VELLUM_DEPLOYMENT", value_name = "FILE")]
+    pub deployment: Option<PathBuf>,
+    /// Persistence mode: address of the Marketplace contract (instead of --deployment).
     #[arg(long, env = "VELLUM_MARKETPLACE_ADDRESS", value_name = "ADDRESS")]
     pub marketplace_address: Option<String>,
     /// Persistence mode: proving key from `vellum prover setup` (the verifier on chain must hold its key).
     #[arg(long, env = "VELLUM_PROVER_KEY", value_name = "FILE")]
     pub prover_key: Option<PathBuf>,
-    /// Persistence mode: first block whose marketplace events are read on the first start.
-    #[arg(long, env = "VELLUM_MARKETPLACE_START_BLOCK", default_value_t = 0)]
-    pub marketplace_start_block: u64,
+    /// Persistence mode: first block whose marketplace events are read on the first start
+    /// [default: the deployment file's start block, else 0].
+    #[arg(long, env = "VELLUM_MARKETPLACE_START_BLOCK")]
+    pub marketplace_start_block: Option<u64>,
 }
 
 impl NodeArgs {
-    /// The persistence-mode configuration: all four flags, or none.
-    fn market(&self) -> anyhow::Result<Option<crate::market::MarketConfig>> {
+    /// The persistence-mode configuration: all four flags (the marketplace from --deployment or
+    /// --marketplace-address), or none.
+    async fn market(&self) -> anyhow::Result<Option<crate::market::MarketConfig>> {
         let given = [
             self.eth_provider.is_some(),
             self.eth_private_key_file.is_some(),
-            self.marketplace_address.is_some(),
+            self.marketplace_address.is_some() || self.deployment.is_some(),
             self.prover_key.is_some(),
         ];
         if given.iter().all(|g| !g) {
             return Ok(None);
         }
-        let (Some(endpoint), Some(key_file), Some(address), Some(prover_key)) = (
-            self.eth_provider.clone(),
-            self.eth_private_key_file.clone(),
-            self.marketplace_address.as_deref(),
-            self.prover_key.clone(),
-        ) else {
+        let (Some(endpoint), Some(key_file), true, Some(prover_key)) =
+            (self.eth_provider.clone(), self.eth_private_key_file.clone(), given[2], self.prover_key.clone())
+        else {
             anyhow::bail!(
-                "persistence mode needs all of --eth-provider, --eth-private-key-file, --marketplace-address and --prover-key"
+                "persistence mode needs all of --eth-provider, --eth-private-key-file, --deployment (or \
+                 --marketplace-address) and --prover-key"
             );
         };
-        let marketplace = address
-            .parse::<alloy::primitives::Address>()
-            .map_err(|e| anyhow::anyhow!("--marketplace-address {address:?}: {e}"))?;
+        let (marketplace, start_block) = deploy::marketplace(
+            &endpoint,
+            self.marketplace_address.as_deref(),
+            self.deployment.as_deref(),
+            self.marketplace_start_block,
+            Some(&prover_key),
+        )
+        .await?;
         Ok(Some(crate::market::MarketConfig {
             chain: contracts::client::ChainConfig { endpoint, key_file, marketplace },
             prover_key,
-            start_block: self.marketplace_start_block,
+            start_block,
             fault_corrupt_cells_percent: self.fault_corrupt_slot_cells.unwrap_or(0),
         }))
     }
@@ -283,6 +302,7 @@ pub fn main() -> ExitCode {
             Command::Bench(BenchCommand::Validator(args)) => bench_validator::validator(args).await,
             Command::Prover(command) => tokio::task::block_in_place(|| prover_cmd::run(command)),
             Command::Validator(args) => run_validator(args).await,
+            Command::Deploy(args) => deploy::run(args).await,
             Command::Devnet(args) => devnet::run(args).await,
         }
     });
@@ -298,10 +318,14 @@ pub fn main() -> ExitCode {
 async fn run_validator(args: ValidatorArgs) -> anyhow::Result<()> {
     logging::init(&args.log_level)?;
     std::fs::create_dir_all(&args.data_dir)?;
-    let marketplace = args
-        .marketplace_address
-        .parse::<alloy::primitives::Address>()
-        .map_err(|e| anyhow::anyhow!("--marketplace-address {:?}: {e}", args.marketplace_address))?;
+    let (marketplace, start_block) = deploy::marketplace(
+        &args.eth_provider,
+        args.marketplace_address.as_deref(),
+        args.deployment.as_deref(),
+        args.marketplace_start_block,
+        None,
+    )
+    .await?;
     let config = validator::ValidatorConfig {
         chain: contracts::client::ChainConfig {
             endpoint: args.eth_provider,
@@ -311,7 +335,7 @@ async fn run_validator(args: ValidatorArgs) -> anyhow::Result<()> {
         groups: args.validator_groups,
         group_index: args.validator_group_index,
         state_file: args.data_dir.join("validator.json"),
-        start_block: args.marketplace_start_block,
+        start_block,
         max_batch: args.max_batch,
     };
     let validator = validator::Validator::connect(config).await?;
@@ -339,7 +363,7 @@ fn validator_address(v: &validator::Validator) -> String {
 
 async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     let control = logging::init(&args.log_level)?;
-    let market = args.market()?;
+    let market = args.market().await?;
     let config = NodeConfig {
         data_dir: args.data_dir,
         listen_ip: args.listen_ip,
