@@ -173,6 +173,8 @@ impl Validator {
             self.state.cursor = to + 1;
         }
         self.anchor(period, head).await;
+        // Settling first: a settlement that loses a slot spares it a pointless accusation below.
+        self.settle(now).await;
         let mut report = None;
         let previous = period.checked_sub(1);
         let window_open = now < period.saturating_mul(length).saturating_add(self.chain.params().proof_timeout);
@@ -183,7 +185,6 @@ impl Validator {
             report = Some(self.check(q).await?);
             self.state.checked_period = Some(q);
         }
-        self.settle(now).await;
         self.state.prune(now, period, &self.times());
         self.metrics.slots_watched.set(i64::try_from(self.state.slots.len()).unwrap_or(i64::MAX));
         if let Some(r) = &report {
@@ -318,8 +319,12 @@ impl Validator {
             for (a, result) in chunk.iter().zip(results) {
                 let done = match result {
                     Ok(receipt) => {
-                        let missed =
-                            receipt.inner.logs().iter().any(|log| log.log_decode::<Marketplace::ProofMissed>().is_ok());
+                        let logs = receipt.inner.logs();
+                        let missed = logs.iter().any(|log| log.log_decode::<Marketplace::ProofMissed>().is_ok());
+                        if logs.iter().any(|log| log.log_decode::<Marketplace::SlotLost>().is_ok()) {
+                            // (the log itself is read on a later round; no more accusations meanwhile)
+                            self.state.slots.remove(&a.slot_id);
+                        }
                         if missed {
                             self.state.stats.marks += 1;
                             self.metrics.marks.inc();
