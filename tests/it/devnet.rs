@@ -1,7 +1,8 @@
 //! The README's main job, `vellum devnet`, run to its summary with short periods: it must exit
 //! successfully, narrate each stage of the request's life and its repair, and report a file that
 //! came back identical, repair that moved less than slot-by-slot repair would have, and gas for
-//! every kind of call the scenario makes.
+//! every kind of call the scenario makes. The contracts go up by `vellum deploy`, and every node
+//! and the validator start from its deployment file.
 
 use std::process::Command;
 use std::time::Duration;
@@ -38,8 +39,18 @@ fn devnet_runs_the_whole_scenario_to_its_summary() -> anyhow::Result<()> {
         }
         anyhow::bail!("vellum devnet failed: {}\n{stdout}\n{stderr}", out.status);
     }
+    let devnet = dir.path().join("devnet");
+    let deployment = contracts::DeploymentFile::read(&devnet.join("deployment.json"))?;
+    anyhow::ensure!(deployment.chain_id == 31337, "anvil's chain id: {}", deployment.chain_id);
+    for log in ["client", "host0", "validator"] {
+        let text = std::fs::read_to_string(devnet.join(format!("{log}.log")))?;
+        anyhow::ensure!(
+            text.to_lowercase().contains(&format!("{:#x}", deployment.contracts.marketplace)),
+            "{log}.log never names the deployment's marketplace"
+        );
+    }
     for stage in [
-        "contracts deployed",
+        "contracts deployed by vellum deploy",
         "request started: every slot filled",
         "proofs accepted for period",
         "stop: their slots will miss their proofs",

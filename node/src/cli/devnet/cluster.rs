@@ -1,6 +1,7 @@
-//! The devnet's processes: anvil, the deployed contracts, wallets with their key files, and the
-//! `vellum node` / `vellum validator` children (this same binary), each logging to a file in the
-//! devnet directory. Everything started here stops when it is dropped.
+//! The devnet's processes: anvil, the contracts deployed by `vellum deploy`, wallets with their
+//! key files, and the `vellum node` / `vellum validator` children (this same binary), each
+//! logging to a file in the devnet directory and joining the chain by the deployment file.
+//! Everything started here stops when it is dropped.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -23,9 +24,54 @@ const NODE_START: Duration = Duration::from_secs(60);
 pub(super) struct Chain {
     pub(super) anvil: Anvil,
     pub(super) deployment: Deployment,
+    /// The file `vellum deploy` wrote; nodes and the validator start from it.
+    pub(super) deployment_file: PathBuf,
     pub(super) deployer: DynProvider,
     pub(super) prover_key: PathBuf,
     pub(super) dir: PathBuf,
+}
+
+/// Writes anvil dev account `i`'s key to `<dir>/wallets/wallet-<i>.key`, readable by its owner only.
+pub(super) fn write_key_file(dir: &Path, anvil: &Anvil, i: usize) -> anyhow::Result<PathBuf> {
+    let path = dir.join("wallets").join(format!("wallet-{i}.key"));
+    std::fs::create_dir_all(path.parent().unwrap_or(dir))?;
+    let key = anvil.keys().get(i).with_context(|| format!("anvil has no dev account {i}"))?;
+    std::fs::write(&path, key)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(path)
+}
+
+/// Runs `vellum deploy` (this same binary) with wallet `wallet` against anvil, writing the
+/// deployment file `out`; `config` are the deploy command's configuration flags.
+pub(super) fn run_deploy(
+    dir: &Path,
+    anvil: &Anvil,
+    wallet: usize,
+    prover_key: &Path,
+    out: &Path,
+    config: &[String],
+) -> anyhow::Result<()> {
+    let log = dir.join("deploy.log");
+    let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
+    let status = Command::new(std::env::current_exe()?)
+        .arg("deploy")
+        .args(["--eth-provider", &anvil.endpoint(), "--eth-private-key-file"])
+        .arg(write_key_file(dir, anvil, wallet)?)
+        .arg("--prover-key")
+        .arg(prover_key)
+        .arg("--out")
+        .arg(out)
+        .args(config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log_file.try_clone()?))
+        .stderr(Stdio::from(log_file))
+        .status()
+        .context("running vellum deploy")?;
+    if !status.success() {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        bail!("vellum deploy failed ({status}):\n{text}");
+    }
+    Ok(())
 }
 
 impl Chain {
@@ -42,12 +88,7 @@ impl Chain {
 
     /// Wallet `i`'s key in a file only its owner may read, as the node and validator want it.
     pub(super) fn key_file(&self, i: usize) -> anyhow::Result<PathBuf> {
-        let path = self.dir.join("wallets").join(format!("wallet-{i}.key"));
-        std::fs::create_dir_all(path.parent().unwrap_or(&self.dir))?;
-        let key = self.anvil.keys().get(i).with_context(|| format!("anvil has no dev account {i}"))?;
-        std::fs::write(&path, key)?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-        Ok(path)
+        write_key_file(&self.dir, &self.anvil, i)
     }
 
     /// Mints test tokens to wallet `i`.
@@ -69,8 +110,8 @@ impl Chain {
             self.anvil.endpoint(),
             "--eth-private-key-file".into(),
             self.key_file(i)?.display().to_string(),
-            "--marketplace-address".into(),
-            format!("{:#x}", self.deployment.marketplace),
+            "--deployment".into(),
+            self.deployment_file.display().to_string(),
             "--prover-key".into(),
             self.prover_key.display().to_string(),
         ])
@@ -219,7 +260,8 @@ impl DevValidator {
             .arg(dir.join("validator"))
             .args(["--eth-provider", &chain.anvil.endpoint(), "--eth-private-key-file"])
             .arg(chain.key_file(wallet)?)
-            .args(["--marketplace-address", &format!("{:#x}", chain.deployment.marketplace)])
+            .arg("--deployment")
+            .arg(&chain.deployment_file)
             .args(["--log-level", "info"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

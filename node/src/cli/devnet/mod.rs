@@ -23,11 +23,9 @@ use alloy::primitives::{B256, U256};
 use anyhow::{Context, bail};
 use circuits::r1cs::ProofShape;
 use clap::Args;
-use contracts::Marketplace::MarketplaceConfig;
-use contracts::{Anvil, deploy, dev_config_with_period};
-use prover::EvmVerifyingKey;
+use contracts::{Anvil, Deployment, DeploymentFile};
 
-use self::cluster::{Chain, DevNode, DevValidator, provider};
+use self::cluster::{Chain, DevNode, DevValidator, provider, run_deploy};
 use self::report::{short, thousands};
 use self::watch::{Timeline, Watcher};
 
@@ -107,11 +105,10 @@ pub(super) async fn run(args: DevnetArgs) -> anyhow::Result<()> {
     let keys_dir = dir.join("keys");
     let keys = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let keys = prover::setup(&shape)?;
-        let vk = EvmVerifyingKey::new(&keys.pk.vk);
         let (pk_path, _) = prover::write_keys(&keys, &keys_dir)?;
-        Ok((vk, pk_path))
+        Ok(pk_path)
     });
-    let (vk, prover_key) = keys.await??;
+    let prover_key = keys.await??;
     t.say(format_args!(
         "proving keys made: {} samples per proof, slots of 2^{slot_depth} cells of {CELL_SIZE} B ({} bytes)",
         shape.samples,
@@ -120,19 +117,31 @@ pub(super) async fn run(args: DevnetArgs) -> anyhow::Result<()> {
     let deployer_key = anvil.keys().first().context("anvil printed no dev keys")?;
     let deployer = provider(&anvil.endpoint(), deployer_key.parse()?)?;
     let period = args.period;
-    // Fair dispersal over one period: each slot opens to the hosts one after the other.
-    let deployment = deploy(&deployer, &vk, |token, verifier| MarketplaceConfig {
-        maxMissedProofs: MAX_MISSED as u8,
-        ..dev_config_with_period(token, verifier, period, period)
-    })
-    .await?;
+    // The contracts go up the way an operator puts them on any chain: `vellum deploy`, whose
+    // deployment file the nodes and the validator then start from. Fair dispersal over one
+    // period: each slot opens to the hosts one after the other.
+    let deployment_file = dir.join("deployment.json");
+    let flags = [
+        ("--period", period.to_string()),
+        ("--max-missed-proofs", MAX_MISSED.to_string()),
+        ("--dispersal-window", period.to_string()),
+    ];
+    let flags: Vec<String> = flags.into_iter().flat_map(|(flag, value)| [flag.to_owned(), value]).collect();
+    run_deploy(&dir, &anvil, 0, &prover_key, &deployment_file, &flags)?;
+    let file = DeploymentFile::read(&deployment_file)?;
+    let deployment = Deployment {
+        token: file.contracts.token,
+        verifier: file.contracts.verifier,
+        marketplace: file.contracts.marketplace,
+    };
     t.say(format_args!(
-        "contracts deployed: marketplace {}, verifier {}, token {} ({period} s periods)",
+        "contracts deployed by vellum deploy: marketplace {}, verifier {}, token {} ({period} s periods; {})",
         short(deployment.marketplace),
         short(deployment.verifier),
-        short(deployment.token)
+        short(deployment.token),
+        deployment_file.display()
     ));
-    let chain = Chain { anvil, deployment, deployer: deployer.clone(), prover_key, dir: dir.clone() };
+    let chain = Chain { anvil, deployment, deployment_file, deployer: deployer.clone(), prover_key, dir: dir.clone() };
     for wallet in CLIENT_WALLET..=validator_wallet {
         chain.fund(wallet, U256::from(FUNDS)).await?;
     }
