@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Marketplace tests: challenges, proof requirement, submitProof and markProofAsMissing.
+// Marketplace tests: challenges, proof requirement, submitProof and accusations of missing proofs.
 pragma solidity 0.8.37;
 
 import "./utils/MarketplaceBase.sol";
@@ -103,7 +103,7 @@ contract MarketplaceProofsTest is MarketplaceBase {
         market.submitProof(slot0, proof);
     }
 
-    function testMarkMissingSlashesAndRewards() public {
+    function testSettledMissSlashesAndRewards() public {
         _nextPeriod(1);
         uint256 missed = market.currentPeriod();
         _nextPeriod(1);
@@ -122,7 +122,7 @@ contract MarketplaceProofsTest is MarketplaceBase {
         market.accuseMissingProof{value: BOND}(slot0, missed);
     }
 
-    function testMarkTooEarlyFails() public {
+    function testAccuseTooEarlyFails() public {
         _nextPeriod(1);
         uint256 period = market.currentPeriod();
         vm.prank(validator);
@@ -130,7 +130,7 @@ contract MarketplaceProofsTest is MarketplaceBase {
         market.accuseMissingProof{value: BOND}(slot0, period);
     }
 
-    function testMarkTooLateFails() public {
+    function testAccuseTooLateFails() public {
         _nextPeriod(1);
         uint256 period = market.currentPeriod();
         _nextPeriod(TIMEOUT);
@@ -142,7 +142,7 @@ contract MarketplaceProofsTest is MarketplaceBase {
         _mark(slot0, period);
     }
 
-    function testMarkWhenProofGivenFails() public {
+    function testAccuseWhenProofGivenFails() public {
         _nextPeriod(1);
         uint256 period = market.currentPeriod();
         _submit(id, 0, hosts[0]);
@@ -157,7 +157,7 @@ contract MarketplaceProofsTest is MarketplaceBase {
         market.accuseMissingProof{value: BOND}(slot0, period);
     }
 
-    function testMarkAfterHostProvedCurrentPeriod() public {
+    function testAccuseAfterHostProvedCurrentPeriod() public {
         _nextPeriod(1);
         uint256 period = market.currentPeriod();
         _nextPeriod(1);
@@ -171,7 +171,7 @@ contract MarketplaceProofsTest is MarketplaceBase {
         market.accuseMissingProof{value: BOND}(slot0, period + 1);
     }
 
-    function testMarkStartPeriodFails() public {
+    function testAccuseStartPeriodFails() public {
         uint256 period = market.currentPeriod();
         _nextPeriod(1);
         vm.prank(validator);
@@ -179,13 +179,13 @@ contract MarketplaceProofsTest is MarketplaceBase {
         market.accuseMissingProof{value: BOND}(slot0, period);
     }
 
-    function testMarkFreeSlotFails() public {
+    function testAccuseFreeSlotFails() public {
         vm.prank(validator);
         vm.expectRevert(SlotNotAvailable.selector);
         market.accuseMissingProof{value: BOND}(bytes32(uint256(3)), 1);
     }
 
-    function testMarkAfterEndFails() public {
+    function testAccuseAfterEndFails() public {
         vm.warp(block.timestamp + req.ask.duration + PERIOD);
         uint256 period = market.currentPeriod() - 1; // starts after the end: nothing is due in it
         vm.prank(validator);
