@@ -221,6 +221,56 @@ impl State {
 mod tests {
     use super::*;
 
+    /// A marketplace log of `event` mined in block `block`, as `eth_getLogs` gives it: endpoints
+    /// need not fill in the block's timestamp.
+    fn log_of<E: SolEvent>(event: &E, block: u64) -> Log {
+        Log {
+            inner: alloy::primitives::Log { address: alloy::primitives::Address::ZERO, data: event.encode_log_data() },
+            block_number: Some(block),
+            ..Log::default()
+        }
+    }
+
+    fn request_of(slots: u16, ends_at: u64) -> Marketplace::StorageRequested {
+        let ask = Marketplace::Ask {
+            slots,
+            slotSize: 4096,
+            duration: ends_at,
+            proofProbability: 1,
+            maxSlotLoss: 0,
+            repairThreshold: 1,
+            pricePerBytePerSecond: 1,
+            collateralPerByte: 1,
+        };
+        Marketplace::StorageRequested {
+            requestId: B256::repeat_byte(1),
+            client: alloy::primitives::Address::ZERO,
+            ask,
+            expiresAt: 0,
+            endsAt: ends_at,
+        }
+    }
+
+    #[test]
+    fn an_old_fill_read_while_catching_up_owes_its_missed_proof() {
+        // 10-second periods. The request started and its slot was filled in block 10 at 25
+        // (period 2); the validator reads those logs only when the head is at 1_005 (period 100)
+        // and checks period 99, which the slot owed.
+        const LENGTH: u64 = 10;
+        let head_time = 1_005;
+        let r = B256::repeat_byte(1);
+        let mut s = State::default();
+        s.apply(&log_of(&request_of(1, 2_000), 9), 1, 0, head_time);
+        s.apply(&log_of(&Marketplace::RequestFulfilled { requestId: r }, 10), 1, 0, head_time);
+        let fill = Marketplace::SlotFilled { requestId: r, slotIndex: U256::ZERO, host: Default::default() };
+        s.apply(&log_of(&fill, 10), 1, 0, head_time);
+        let slot = &s.slots[&slot_id(r, 0)];
+        let request = &s.requests[&r];
+        assert_eq!(slot.filled_at, 25, "filled at its block's time, not the head's");
+        let started = request.started_at.expect("started");
+        assert!(crate::challenge::owes_proof(99, started, slot.filled_at, request.ends_at, LENGTH));
+    }
+
     #[test]
     fn state_round_trips_through_its_file() {
         let dir = tempfile::tempdir().expect("tmp");
