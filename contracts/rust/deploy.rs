@@ -1,8 +1,9 @@
-//! Deploying the token, the verifier with a key from `prover`, and the marketplace.
+//! Deploying the token, the verifier with a verifying key in its plain EVM form
+//! ([`VerifyingKeyWords`], which the callers make from `prover`'s key: this crate depends on no
+//! proving code), and the marketplace.
 
 use alloy::primitives::{Address, U256};
 use alloy::providers::Provider;
-use prover::{EvmProof, EvmVerifyingKey};
 
 use crate::bindings::Marketplace::MarketplaceConfig;
 use crate::bindings::{Groth16Verifier, Marketplace, TestToken};
@@ -31,13 +32,32 @@ pub struct Deployment {
     pub marketplace: Address,
 }
 
-fn word(w: &prover::Word) -> U256 {
+/// A 32-byte big-endian word.
+pub type Word = [u8; 32];
+
+/// A Groth16 verifying key as the verifier contract's constructor takes it: every coordinate a
+/// 32-byte big-endian word, G2 points imaginary part first (x.c1, x.c0, y.c1, y.c0). The same
+/// layout as `prover::EvmVerifyingKey`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyingKeyWords {
+    /// α (G1).
+    pub alpha: [Word; 2],
+    /// β (G2).
+    pub beta: [Word; 4],
+    /// γ (G2).
+    pub gamma: [Word; 4],
+    /// δ (G2).
+    pub delta: [Word; 4],
+    /// The input commitments (G1): one for the constant and one per public input.
+    pub ic: Vec<[Word; 2]>,
+}
+
+fn word(w: &Word) -> U256 {
     U256::from_be_bytes(*w)
 }
 
-/// A proof as `uint256[8]` (A, B with imaginary parts first, C).
-pub fn proof_words(proof: &EvmProof) -> [U256; 8] {
-    let words = proof.words();
+/// A proof's words (A, B with imaginary parts first, C) as `uint256[8]`; missing words are zero.
+pub fn proof_words(words: &[Word]) -> [U256; 8] {
     std::array::from_fn(|i| words.get(i).map(word).unwrap_or_default())
 }
 
@@ -85,7 +105,7 @@ pub fn dev_config_with_period(token: Address, verifier: Address, period: u64, di
 /// token's and verifier's addresses), from the provider's default sender.
 pub async fn deploy<P: Provider + Clone>(
     provider: &P,
-    vk: &EvmVerifyingKey,
+    vk: &VerifyingKeyWords,
     config: impl FnOnce(Address, Address) -> MarketplaceConfig,
 ) -> Result<Deployment, DeployError> {
     let token = deploy_token(provider).await?;
@@ -107,9 +127,9 @@ pub(crate) async fn deploy_token<P: Provider + Clone>(provider: &P) -> Result<Ad
 /// Deploys a [`Groth16Verifier`] holding `vk`.
 pub(crate) async fn deploy_verifier<P: Provider + Clone>(
     provider: &P,
-    vk: &EvmVerifyingKey,
+    vk: &VerifyingKeyWords,
 ) -> Result<Address, DeployError> {
-    let g2 = |p: &[prover::Word; 4]| p.map(|w| word(&w));
+    let g2 = |p: &[Word; 4]| p.map(|w| word(&w));
     let verifier = Groth16Verifier::deploy(
         provider.clone(),
         vk.alpha.map(|w| word(&w)),

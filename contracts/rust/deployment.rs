@@ -16,12 +16,11 @@ use alloy::primitives::aliases::U96;
 use alloy::primitives::{Address, B256, keccak256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
-use prover::EvmVerifyingKey;
 use serde::{Deserialize, Serialize};
 
 use crate::bindings::Marketplace::MarketplaceConfig;
 use crate::bindings::{Marketplace, TestToken};
-use crate::deploy::{DeployError, deploy_token, deploy_verifier};
+use crate::deploy::{DeployError, VerifyingKeyWords, deploy_token, deploy_verifier};
 
 /// The version of the deployment file format written by this code.
 pub const DEPLOYMENT_FILE_VERSION: u32 = 1;
@@ -346,7 +345,7 @@ impl DeploymentFile {
     }
 
     /// Refuses a prover's verifying key other than the one the verifier was deployed with.
-    pub fn check_verifying_key(&self, vk: &EvmVerifyingKey) -> Result<(), DeploymentError> {
+    pub fn check_verifying_key(&self, vk: &VerifyingKeyWords) -> Result<(), DeploymentError> {
         let key = verifying_key_hash(vk);
         if self.verifying_key.algorithm != VERIFYING_KEY_HASH_ALGORITHM || self.verifying_key.hash != key {
             return Err(DeploymentError::VerifyingKey { file: self.verifying_key.hash, key });
@@ -358,7 +357,7 @@ impl DeploymentFile {
 /// The hash of a verifying key: keccak256 of its words in the order the verifier's constructor
 /// takes them (α, β, γ, δ, then every input commitment), each a 32-byte big-endian word with G2
 /// points imaginary part first ([`VERIFYING_KEY_HASH_ALGORITHM`]).
-pub fn verifying_key_hash(vk: &EvmVerifyingKey) -> B256 {
+pub fn verifying_key_hash(vk: &VerifyingKeyWords) -> B256 {
     let mut bytes = Vec::with_capacity(32 * (14 + 2 * vk.ic.len()));
     for word in vk.alpha.iter().chain(&vk.beta).chain(&vk.gamma).chain(&vk.delta).chain(vk.ic.iter().flatten()) {
         bytes.extend_from_slice(word);
@@ -464,7 +463,7 @@ pub fn check_period(period: u32, interval: Option<f64>) -> Result<(), Deployment
 /// provider's default sender; returns what the deployment file records.
 pub async fn deploy_to_chain<P: Provider + Clone>(
     provider: &P,
-    vk: &EvmVerifyingKey,
+    vk: &VerifyingKeyWords,
     token: Option<Address>,
     config: impl FnOnce(Address, Address) -> MarketplaceConfig,
 ) -> Result<DeploymentFile, DeploymentError> {
@@ -520,8 +519,8 @@ mod tests {
     use super::*;
     use crate::dev_config;
 
-    fn vk(seed: u8) -> EvmVerifyingKey {
-        EvmVerifyingKey {
+    fn vk(seed: u8) -> VerifyingKeyWords {
+        VerifyingKeyWords {
             alpha: [[seed; 32]; 2],
             beta: [[1; 32]; 4],
             gamma: [[2; 32]; 4],
@@ -596,7 +595,7 @@ mod tests {
         file.check_verifying_key(&vk(0)).expect("same key");
         let e = file.check_verifying_key(&vk(1)).expect_err("another key");
         assert!(e.to_string().contains(&verifying_key_hash(&vk(1)).to_string()), "{e}");
-        assert_ne!(verifying_key_hash(&vk(0)), verifying_key_hash(&EvmVerifyingKey { ic: vec![], ..vk(0) }));
+        assert_ne!(verifying_key_hash(&vk(0)), verifying_key_hash(&VerifyingKeyWords { ic: vec![], ..vk(0) }));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! Vellum's Solidity contracts seen from Rust. `bindings.rs` generates typed bindings with alloy's
 //! `sol!` from the Foundry artifacts committed in `contracts/artifacts/` (CI rebuilds them and fails
 //! on any difference, so the bindings always match the sources); `deploy.rs` deploys the test
-//! token, the Groth16 verifier with a key exported by `prover`, and the marketplace with a
+//! token, the Groth16 verifier with a verifying key in its plain EVM form, and the marketplace with a
 //! configuration; [`deployment`] deploys to any chain (reusing an existing ERC-20 if asked) and
 //! reads, writes and checks the deployment file that nodes and validators start from; `anvil.rs`
 //! starts the pinned anvil from `contracts/node_modules` on a free loopback port for tests and the
@@ -18,5 +18,7 @@ pub mod deployment;
 
 pub use anvil::{Anvil, AnvilError};
 pub use bindings::{Groth16Verifier, Marketplace, TestToken};
-pub use deploy::{DeployError, Deployment, deploy, dev_config, dev_config_with_period, proof_words};
+pub use deploy::{
+    DeployError, Deployment, VerifyingKeyWords, Word, deploy, dev_config, dev_config_with_period, proof_words,
+};
 pub use deployment::{DeploymentError, DeploymentFile};

@@ -84,7 +84,7 @@ where
         let entropy = prover::entropy_from_block_hash(&entropy_word.to_be_bytes::<32>());
         let inputs = build_inputs(&shape, slot, dataset_path(roots, index), dataset_root, entropy, index)?;
         let proof = prover.prove(&inputs)?;
-        match send(proof_words(&EvmProof::new(&proof))).await {
+        match send(proof_words(&EvmProof::new(&proof).words())).await {
             Ok(()) => return Ok(()),
             Err(e) => last = Some(e),
         }
@@ -108,7 +108,7 @@ async fn scenario() -> anyhow::Result<()> {
     // Keys for a small proof shape, and a dataset of two slots on disk.
     let shape = ProofShape { samples: 3, slot_depth: 3, dataset_levels: 1, cell_size: 64 };
     let keys = prover::setup(&shape)?;
-    let vk = EvmVerifyingKey::new(&keys.pk.vk);
+    let vk = node::market::verifying_key_words(&EvmVerifyingKey::new(&keys.pk.vk));
     let prover = Prover::new(keys);
     let dir = tempfile::tempdir()?;
     let roots: Vec<Fr> =
@@ -187,7 +187,7 @@ async fn scenario() -> anyhow::Result<()> {
             prover::entropy_from_block_hash(&entropy.to_be_bytes::<32>()),
             index,
         )?;
-        let copied = proof_words(&EvmProof::new(&prover.prove(&inputs)?));
+        let copied = proof_words(&EvmProof::new(&prover.prove(&inputs)?).words());
         assert!(
             host_market.fillSlot(request_id, index, copied).call().await.is_err(),
             "a fill proof for another filler"

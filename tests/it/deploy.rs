@@ -59,7 +59,7 @@ async fn scenario() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path();
     let keys = prover::setup(&SHAPE)?;
-    let vk = EvmVerifyingKey::new(&keys.pk.vk);
+    let vk = node::market::verifying_key_words(&EvmVerifyingKey::new(&keys.pk.vk));
     let (prover_key, _) = prover::write_keys(&keys, &dir.join("keys"))?;
     let (deployer, node_key, validator_key) =
         (key_file(&anvil, dir, 0)?, key_file(&anvil, dir, 1)?, key_file(&anvil, dir, 2)?);

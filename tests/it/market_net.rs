@@ -46,7 +46,7 @@ impl MarketNet {
         let anvil = Anvil::start_with(Some(1))?;
         let dir = tempfile::tempdir()?;
         let keys = prover::setup(shape)?;
-        let vk = EvmVerifyingKey::new(&keys.pk.vk);
+        let vk = node::market::verifying_key_words(&EvmVerifyingKey::new(&keys.pk.vk));
         let (prover_key, _) = prover::write_keys(&keys, &dir.path().join("keys"))?;
         let deployer = provider(&anvil, 0);
         // Fair dispersal over one period: hosts reserve a new slot one after the other.

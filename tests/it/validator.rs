@@ -125,7 +125,7 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
         let e = prover::entropy_from_block_hash(&entropy.to_be_bytes::<32>());
         let inputs =
             build_inputs(&SHAPE, &slots[index], dataset_path(&roots, index as u64), dataset_root, e, index as u64)?;
-        Ok(proof_words(&EvmProof::new(&prover.prove(&inputs)?)))
+        Ok(proof_words(&EvmProof::new(&prover.prove(&inputs)?).words()))
     };
     let host_address = net.address(2);
     for (index, id) in ids.iter().enumerate() {

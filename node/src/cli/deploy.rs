@@ -9,6 +9,7 @@ use alloy::primitives::aliases::U96;
 use anyhow::Context;
 use clap::Args;
 use contracts::Marketplace::MarketplaceConfig;
+use contracts::VerifyingKeyWords;
 use contracts::deployment::{self, DeploymentError, DeploymentFile};
 use prover::EvmVerifyingKey;
 
@@ -114,13 +115,13 @@ impl DeployArgs {
 }
 
 /// The verifying key inside a proving key file (read off the main thread).
-async fn verifying_key(prover_key: &Path) -> anyhow::Result<EvmVerifyingKey> {
+async fn verifying_key(prover_key: &Path) -> anyhow::Result<VerifyingKeyWords> {
     let path = prover_key.to_path_buf();
     let (_, vk) = tokio::task::spawn_blocking(move || prover::read_proving_key_vk(&path))
         .await?
         // (the key error names the file and its cause already)
         .map_err(|e| anyhow::anyhow!("--prover-key: {e}"))?;
-    Ok(EvmVerifyingKey::new(&vk))
+    Ok(crate::market::verifying_key_words(&EvmVerifyingKey::new(&vk)))
 }
 
 /// Runs `vellum deploy`.

@@ -28,6 +28,12 @@ use tracing::info;
 
 use self::records::RecordDir;
 pub use self::sales::SaleRecord;
+
+/// `prover`'s EVM verifying key in the plain form the contracts are deployed and checked with
+/// (the same words in the same order: `contracts` depends on no proving code).
+pub fn verifying_key_words(vk: &prover::EvmVerifyingKey) -> contracts::VerifyingKeyWords {
+    contracts::VerifyingKeyWords { alpha: vk.alpha, beta: vk.beta, gamma: vk.gamma, delta: vk.delta, ic: vk.ic.clone() }
+}
 use self::types::{Availability, Purchase};
 use crate::fetch::Fetcher;
 use crate::metrics::Metrics;

@@ -70,7 +70,7 @@ impl Market {
             let inputs = build_inputs(&shape, &slot, dataset_path(&roots, index), root, entropy, index)
                 .map_err(|e| e.to_string())?;
             let proof = prover.prove(&inputs).map_err(|e| e.to_string())?;
-            Ok(contracts::proof_words(&EvmProof::new(&proof)))
+            Ok(contracts::proof_words(&EvmProof::new(&proof).words()))
         })
         .await
         .map_err(|e| MarketError::Local(e.to_string()))?
