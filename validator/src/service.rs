@@ -8,7 +8,13 @@
 //! the validator gets its reward and its bond back. RPC calls grow with the missed proofs, not
 //! with the slots watched: a slot that proved or was not selected costs none. Restarts resume
 //! from the state file (open accusations included); a period is checked once.
+//!
+//! A log's time is its block's timestamp: the blocks whose logs came without one are read (once
+//! per batch), never given the head's time. Values from the chain are converted fallibly and
+//! combined with checked or saturating arithmetic: a log whose values do not fit is ignored (and
+//! logged), never a panic.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -19,7 +25,9 @@ use tracing::{debug, info, warn};
 
 use crate::challenge::{ProofTimes, owes_proof, seed_from_anchor, selected};
 use crate::metrics::ValidatorMetrics;
-use crate::state::{OpenAccusation, RequestWatch, State};
+use crate::state::{
+    Applied, OpenAccusation, RequestWatch, State, accusation_by, blocks_without_time, fill_block_times,
+};
 
 const LOG: &str = "vellum::validator";
 
@@ -151,26 +159,42 @@ impl Validator {
     }
 
     /// One round: read logs, anchor, check the previous period once. Returns the period's report
-    /// when one was checked.
+    /// when one was checked. A batch of logs is applied only once the timestamps of its blocks
+    /// are known (the round stops there otherwise, and the batch is read again next round).
     pub async fn tick(&mut self) -> Result<Option<PeriodReport>, ValidatorError> {
         let (head, now) = self.chain.head().await?;
-        let length = self.chain.params().period_length;
+        let length = self.chain.params().period_length.max(1);
         let period = now / length;
         let before = self.state.clone();
         while self.state.cursor <= head {
-            let to = head.min(self.state.cursor + LOG_RANGE - 1);
-            let logs = self.chain.logs(self.state.cursor, to).await?;
+            let to = head.min(self.state.cursor.saturating_add(LOG_RANGE - 1));
+            let mut logs = self.chain.logs(self.state.cursor, to).await?;
+            let mut times = BTreeMap::new();
+            for number in blocks_without_time(&logs) {
+                let time = if number == head { now } else { self.chain.block_timestamp(number).await? };
+                times.insert(number, time);
+            }
+            fill_block_times(&mut logs, &times);
             for log in &logs {
-                self.state.apply(log, self.config.groups, self.config.group_index, now);
+                if let Applied::Ignored(why) = self.state.apply(log, self.config.groups, self.config.group_index) {
+                    warn!(
+                        target: LOG,
+                        block = ?log.block_number,
+                        tx = ?log.transaction_hash,
+                        topic = ?log.topic0(),
+                        why,
+                        "marketplace log ignored"
+                    );
+                }
                 // This validator's own accusations, also those a crash kept out of the state file.
-                if let Ok(e) = log.log_decode::<Marketplace::ProofAccused>()
-                    && e.inner.data.accuser == self.chain.address()
-                {
-                    let e = e.inner.data;
-                    self.remember(e.slotId, e.period.saturating_to(), e.deadline);
+                if let Some((slot_id, period, deadline)) = accusation_by(log, self.chain.address()) {
+                    self.remember(slot_id, period, deadline);
                 }
             }
-            self.state.cursor = to + 1;
+            match to.checked_add(1) {
+                Some(next) => self.state.cursor = next,
+                None => break, // the last block there can be: read again next round
+            }
         }
         self.anchor(period, head).await;
         // Settling first: a settlement that loses a slot spares it a pointless accusation below.
@@ -205,7 +229,7 @@ impl Validator {
         let due = match self.anchored {
             Some((p, _, _)) if p != period => true,
             None => true,
-            Some((_, block, 1)) => head >= block + 2,
+            Some((_, block, 1)) => head >= block.saturating_add(2),
             Some(_) => false,
         };
         if !due {
@@ -215,7 +239,7 @@ impl Validator {
         match self.chain.send("anchorPeriods", market.anchorPeriods()).await {
             Ok(_) => {
                 let calls = match self.anchored {
-                    Some((p, _, n)) if p == period => n + 1,
+                    Some((p, _, n)) if p == period => n.saturating_add(1),
                     _ => 1,
                 };
                 self.anchored = Some((period, head, calls));
@@ -244,8 +268,12 @@ impl Validator {
         if !seed_info.ready || seed_info.late {
             return Ok(report); // nothing could be required in q
         }
-        let seed = seed_from_anchor(self.chain.block_hash(seed_info.anchorBlock.saturating_to()).await?);
-        let length = self.chain.params().period_length;
+        let Ok(anchor) = u64::try_from(seed_info.anchorBlock) else {
+            warn!(target: LOG, period = q, anchor = %seed_info.anchorBlock, "anchor block beyond u64: period not checked");
+            return Ok(report);
+        };
+        let seed = seed_from_anchor(self.chain.block_hash(anchor).await?);
+        let length = self.chain.params().period_length.max(1);
         let proven = self.state.proven.get(&q);
         let mut missed = Vec::new();
         for (id, slot) in &self.state.slots {
@@ -268,7 +296,7 @@ impl Validator {
             for ((id, request_id), result) in chunk.iter().zip(results) {
                 match result {
                     Ok(receipt) => {
-                        report.accused += 1;
+                        report.accused = report.accused.saturating_add(1);
                         let deadline = receipt
                             .inner
                             .logs()
@@ -279,7 +307,7 @@ impl Validator {
                         self.remember(*id, q, deadline);
                     }
                     Err(e) => {
-                        self.state.stats.marks_refused += 1;
+                        self.state.stats.marks_refused = self.state.stats.marks_refused.saturating_add(1);
                         self.metrics.marks_refused.inc();
                         warn!(target: LOG, slot = %id, period = q, error = %e, "missing proof not accused");
                     }
@@ -298,7 +326,7 @@ impl Validator {
         let request_id = self.state.slots.get(&slot_id).map_or(B256::ZERO, |s| s.request_id);
         let reward = self.state.requests.get(&request_id).map_or(0, |r| validator_reward(r, &self.chain.params()));
         self.state.accusations.push(OpenAccusation { slot_id, request_id, period, deadline, reward });
-        self.state.stats.accusations += 1;
+        self.state.stats.accusations = self.state.stats.accusations.saturating_add(1);
         self.metrics.accusations.inc();
     }
 
@@ -326,7 +354,7 @@ impl Validator {
                             self.state.slots.remove(&a.slot_id);
                         }
                         if missed {
-                            self.state.stats.marks += 1;
+                            self.state.stats.marks = self.state.stats.marks.saturating_add(1);
                             self.metrics.marks.inc();
                             let total: u128 = self.state.stats.rewards.parse().unwrap_or(0);
                             self.state.stats.rewards = total.saturating_add(a.reward).to_string();

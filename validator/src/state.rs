@@ -3,11 +3,18 @@
 //! validator's group are kept; proofs are kept for the last few periods only. The accusations it
 //! made and has not yet settled are kept too, so that a restarted validator settles them (and
 //! gets its bonds back).
+//!
+//! Logs are data from the chain: a log whose values do not fit (a slot index or a period beyond
+//! `u64`, a slot index beyond its request's slots, no block time where one is needed) is ignored
+//! ([`Applied::Ignored`]), never wrapped, clamped or unwrapped. A log's time is its block's
+//! timestamp: the caller fills in the ones the endpoint left out ([`blocks_without_time`],
+//! [`fill_block_times`]); the head's time is never used instead, or a fill read while catching up
+//! would look recent and its missed proofs would go unowed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use alloy::primitives::{B256, U256, keccak256};
+use alloy::primitives::{Address, B256, U256, keccak256};
 use alloy::rpc::types::Log;
 use alloy::sol_types::SolEvent;
 use contracts::Marketplace;
@@ -23,6 +30,10 @@ const PROOF_PERIODS_KEPT: u64 = 4;
 pub struct RequestWatch {
     /// One proof per this many periods on average.
     pub probability: u32,
+    /// Its number of slots: a fill of an index at or beyond it is ignored (state files written
+    /// before it was kept read [`u16::MAX`]).
+    #[serde(default = "unknown_slots")]
+    pub slots: u16,
     /// Bytes per slot.
     pub slot_size: u64,
     /// Collateral per byte.
@@ -97,6 +108,53 @@ pub struct State {
     pub stats: Stats,
 }
 
+fn unknown_slots() -> u16 {
+    u16::MAX
+}
+
+/// What [`State::apply`] did with a log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Taken into the state, or of no concern to it.
+    Taken,
+    /// Ignored because its values do not fit (why); the state is unchanged.
+    Ignored(&'static str),
+}
+
+/// The numbers of the blocks whose logs carry no block timestamp (endpoints need not give it):
+/// the caller reads these blocks' timestamps, once each, for [`fill_block_times`].
+pub fn blocks_without_time(logs: &[Log]) -> BTreeSet<u64> {
+    logs.iter().filter(|l| l.block_timestamp.is_none()).filter_map(|l| l.block_number).collect()
+}
+
+/// Gives each log without a block timestamp its block's, from `times` (block number → unix
+/// seconds). Returns how many logs are still without one (their block is not in `times`, or they
+/// name no block); [`State::apply`] ignores those of them that need a time.
+pub fn fill_block_times(logs: &mut [Log], times: &BTreeMap<u64, u64>) -> usize {
+    let mut missing = 0;
+    for log in logs.iter_mut().filter(|l| l.block_timestamp.is_none()) {
+        log.block_timestamp = log.block_number.and_then(|n| times.get(&n).copied());
+        if log.block_timestamp.is_none() {
+            missing += 1;
+        }
+    }
+    missing
+}
+
+/// The accusation `log` records if `accuser` made it: its slot, period and deadline. `None` for
+/// any other log, another accuser's accusation, or a period beyond `u64` (no accusation of such a
+/// period can be settled).
+pub fn accusation_by(log: &Log, accuser: Address) -> Option<(B256, u64, u64)> {
+    if log.topic0() != Some(&Marketplace::ProofAccused::SIGNATURE_HASH) {
+        return None;
+    }
+    let e = log.log_decode::<Marketplace::ProofAccused>().ok()?.inner.data;
+    if e.accuser != accuser {
+        return None;
+    }
+    Some((e.slotId, u64::try_from(e.period).ok()?, e.deadline))
+}
+
 /// The marketplace's slot id of a request's slot.
 pub fn slot_id(request_id: B256, index: u64) -> B256 {
     let mut words = [0u8; 64];
@@ -115,38 +173,49 @@ impl State {
         }
     }
 
-    /// Writes the state file durably.
+    /// Writes the state file durably and atomically: a temporary file, synced, renamed over the
+    /// file, and the directory synced so that the rename survives a crash.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         let tmp: PathBuf = path.with_extension("tmp");
         let bytes = serde_json::to_vec(self).map_err(std::io::Error::other)?;
         std::fs::write(&tmp, bytes)?;
         std::fs::File::open(&tmp)?.sync_all()?;
-        std::fs::rename(&tmp, path)
+        std::fs::rename(&tmp, path)?;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(dir)?.sync_all()
     }
 
-    /// Applies one marketplace log (in chain order). `groups`/`group` select the slots kept;
-    /// `block_time` gives a log's block timestamp when the log does not carry it.
-    pub fn apply(&mut self, log: &Log, groups: u64, group: u64, block_time: u64) {
-        let Some(topic) = log.topic0().copied() else { return };
-        let time = log.block_timestamp.unwrap_or(block_time);
+    /// Applies one marketplace log (in chain order). `groups`/`group` select the slots kept. The
+    /// log's time is its block's timestamp, which it must carry (see [`fill_block_times`]): a
+    /// log that needs it and has none is ignored, as is one whose values do not fit.
+    pub fn apply(&mut self, log: &Log, groups: u64, group: u64) -> Applied {
+        const NO_TIME: Applied = Applied::Ignored("no block timestamp");
+        const BAD_INDEX: Applied = Applied::Ignored("slot index beyond u64");
+        const BAD_PERIOD: Applied = Applied::Ignored("period beyond u64");
+        const UNDECODED: Applied = Applied::Ignored("undecodable");
+        let Some(topic) = log.topic0().copied() else { return Applied::Taken };
+        let time = log.block_timestamp;
         if topic == Marketplace::StorageRequested::SIGNATURE_HASH {
-            if let Ok(e) = log.log_decode::<Marketplace::StorageRequested>() {
-                let e = e.inner.data;
-                self.requests.insert(
-                    e.requestId,
-                    RequestWatch {
-                        probability: e.ask.proofProbability,
-                        slot_size: e.ask.slotSize,
-                        collateral_per_byte: e.ask.collateralPerByte,
-                        ends_at: e.endsAt,
-                        started_at: None,
-                    },
-                );
-            }
+            let Ok(e) = log.log_decode::<Marketplace::StorageRequested>() else { return UNDECODED };
+            let e = e.inner.data;
+            self.requests.insert(
+                e.requestId,
+                RequestWatch {
+                    probability: e.ask.proofProbability,
+                    slots: e.ask.slots,
+                    slot_size: e.ask.slotSize,
+                    collateral_per_byte: e.ask.collateralPerByte,
+                    ends_at: e.endsAt,
+                    started_at: None,
+                },
+            );
         } else if topic == Marketplace::RequestFulfilled::SIGNATURE_HASH {
-            if let Ok(e) = log.log_decode::<Marketplace::RequestFulfilled>()
-                && let Some(r) = self.requests.get_mut(&e.inner.data.requestId)
-            {
+            let Ok(e) = log.log_decode::<Marketplace::RequestFulfilled>() else { return UNDECODED };
+            let Some(time) = time else { return NO_TIME };
+            if let Some(r) = self.requests.get_mut(&e.inner.data.requestId) {
                 r.started_at = Some(time);
             }
         } else if topic == Marketplace::SlotFilled::SIGNATURE_HASH || topic == Marketplace::SlotRepaired::SIGNATURE_HASH
@@ -160,31 +229,33 @@ impl State {
                     .ok()
                     .map(|e| (e.inner.data.requestId, e.inner.data.slotIndex))
             };
-            if let Some((request_id, index)) = decoded {
-                let index = index.saturating_to::<u64>();
-                let id = slot_id(request_id, index);
-                if in_group(id, groups, group) {
-                    self.slots.insert(id, SlotWatch { request_id, index, filled_at: time });
-                }
+            let Some((request_id, index)) = decoded else { return UNDECODED };
+            let Ok(index) = u64::try_from(index) else { return BAD_INDEX };
+            if self.requests.get(&request_id).is_some_and(|r| index >= u64::from(r.slots)) {
+                return Applied::Ignored("slot index beyond the request's slots");
+            }
+            let Some(time) = time else { return NO_TIME };
+            let id = slot_id(request_id, index);
+            if in_group(id, groups, group) {
+                self.slots.insert(id, SlotWatch { request_id, index, filled_at: time });
             }
         } else if topic == Marketplace::SlotLost::SIGNATURE_HASH {
-            if let Ok(e) = log.log_decode::<Marketplace::SlotLost>() {
-                self.slots.remove(&slot_id(e.inner.data.requestId, e.inner.data.slotIndex.saturating_to()));
-            }
+            let Ok(e) = log.log_decode::<Marketplace::SlotLost>() else { return UNDECODED };
+            let Ok(index) = u64::try_from(e.inner.data.slotIndex) else { return BAD_INDEX };
+            self.slots.remove(&slot_id(e.inner.data.requestId, index));
         } else if topic == Marketplace::ProofSubmitted::SIGNATURE_HASH {
-            if let Ok(e) = log.log_decode::<Marketplace::ProofSubmitted>()
-                && self.slots.contains_key(&e.inner.data.slotId)
-            {
-                self.proven.entry(e.inner.data.period.saturating_to()).or_default().insert(e.inner.data.slotId);
+            let Ok(e) = log.log_decode::<Marketplace::ProofSubmitted>() else { return UNDECODED };
+            let Ok(period) = u64::try_from(e.inner.data.period) else { return BAD_PERIOD };
+            if self.slots.contains_key(&e.inner.data.slotId) {
+                self.proven.entry(period).or_default().insert(e.inner.data.slotId);
             }
         } else if topic == Marketplace::AccusationDismissed::SIGNATURE_HASH {
-            if let Ok(e) = log.log_decode::<Marketplace::AccusationDismissed>() {
-                let (slot, period) = (e.inner.data.slotId, e.inner.data.period);
-                let before = self.accusations.len();
-                self.accusations.retain(|a| !(a.slot_id == slot && U256::from(a.period) == period));
-                if self.accusations.len() < before {
-                    self.stats.dismissed += 1;
-                }
+            let Ok(e) = log.log_decode::<Marketplace::AccusationDismissed>() else { return UNDECODED };
+            let (slot, period) = (e.inner.data.slotId, e.inner.data.period);
+            let before = self.accusations.len();
+            self.accusations.retain(|a| !(a.slot_id == slot && U256::from(a.period) == period));
+            if self.accusations.len() < before {
+                self.stats.dismissed = self.stats.dismissed.saturating_add(1);
             }
         } else if (topic == Marketplace::RequestFailed::SIGNATURE_HASH
             || topic == Marketplace::RequestFinished::SIGNATURE_HASH
@@ -193,6 +264,7 @@ impl State {
         {
             self.forget_request(id);
         }
+        Applied::Taken
     }
 
     /// Drops a request and its slots.
@@ -213,7 +285,7 @@ impl State {
         for id in ended {
             self.forget_request(id);
         }
-        self.proven.retain(|p, _| p + PROOF_PERIODS_KEPT >= period);
+        self.proven.retain(|p, _| p.saturating_add(PROOF_PERIODS_KEPT) >= period);
     }
 }
 
@@ -257,18 +329,39 @@ mod tests {
         // (period 2); the validator reads those logs only when the head is at 1_005 (period 100)
         // and checks period 99, which the slot owed.
         const LENGTH: u64 = 10;
-        let head_time = 1_005;
         let r = B256::repeat_byte(1);
+        let fill = Marketplace::SlotFilled { requestId: r, slotIndex: U256::ZERO, host: Address::ZERO };
+        let mut logs = vec![
+            log_of(&request_of(1, 2_000), 9),
+            log_of(&Marketplace::RequestFulfilled { requestId: r }, 10),
+            log_of(&fill, 10),
+        ];
+        assert_eq!(blocks_without_time(&logs), BTreeSet::from([9, 10]), "each block read once");
+        let times = BTreeMap::from([(9, 23), (10, 25)]);
+        assert_eq!(fill_block_times(&mut logs, &times), 0);
         let mut s = State::default();
-        s.apply(&log_of(&request_of(1, 2_000), 9), 1, 0, head_time);
-        s.apply(&log_of(&Marketplace::RequestFulfilled { requestId: r }, 10), 1, 0, head_time);
-        let fill = Marketplace::SlotFilled { requestId: r, slotIndex: U256::ZERO, host: Default::default() };
-        s.apply(&log_of(&fill, 10), 1, 0, head_time);
+        for log in &logs {
+            assert_eq!(s.apply(log, 1, 0), Applied::Taken);
+        }
         let slot = &s.slots[&slot_id(r, 0)];
         let request = &s.requests[&r];
         assert_eq!(slot.filled_at, 25, "filled at its block's time, not the head's");
         let started = request.started_at.expect("started");
+        assert_eq!(started, 25);
         assert!(crate::challenge::owes_proof(99, started, slot.filled_at, request.ends_at, LENGTH));
+        // a log whose block time is unknown is not given another time: it is ignored
+        let mut late = vec![log_of(&fill, 11)];
+        assert_eq!(fill_block_times(&mut late, &times), 1);
+        let before = s.clone();
+        assert_eq!(s.apply(&late[0], 1, 0), Applied::Ignored("no block timestamp"));
+        assert_eq!(s, before);
+        // a log that carries its time keeps it
+        let mut timed = vec![log_of(&fill, 12)];
+        timed[0].block_timestamp = Some(40);
+        assert!(blocks_without_time(&timed).is_empty());
+        assert_eq!(fill_block_times(&mut timed, &times), 0);
+        assert_eq!(s.apply(&timed[0], 1, 0), Applied::Taken);
+        assert_eq!(s.slots[&slot_id(r, 0)].filled_at, 40, "a refill's own time");
     }
 
     #[test]
@@ -283,6 +376,7 @@ mod tests {
             r,
             RequestWatch {
                 probability: 2,
+                slots: 1,
                 slot_size: 4096,
                 collateral_per_byte: 3,
                 ends_at: 100,

@@ -495,6 +495,18 @@ impl Chain {
         Ok(block.header.hash)
     }
 
+    /// The timestamp of block `number` (unix seconds), for logs that the endpoint gave without
+    /// it: a log's time is its block's, never the head's.
+    pub async fn block_timestamp(&self, number: u64) -> Result<u64, ChainError> {
+        let block = self
+            .provider_call("eth_getBlockByNumber", || {
+                self.0.provider.get_block_by_number(BlockNumberOrTag::Number(number))
+            })
+            .await?
+            .ok_or_else(|| ChainError::Rpc { call: "eth_getBlockByNumber", reason: format!("no block {number}") })?;
+        Ok(block.header.timestamp)
+    }
+
     /// Sends several transactions of one kind back to back (consecutive nonces, no wait between
     /// them), then waits for all their receipts: one block for a whole batch instead of one block
     /// per call. Calls whose estimate reverts are not sent (their result is the revert).
