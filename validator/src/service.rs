@@ -387,3 +387,37 @@ fn validator_reward(r: &RequestWatch, params: &contracts::client::MarketParams) 
     let slash = collateral.saturating_mul(u128::from(params.slash_percentage)) / 100;
     slash.saturating_mul(u128::from(params.validator_reward_percentage)) / 100
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewards_of_hostile_requests_saturate() {
+        let params = contracts::client::MarketParams {
+            period_length: 10,
+            proof_timeout: 5,
+            response_window: 5,
+            max_request_expiry: 0,
+            slash_percentage: u64::MAX,
+            validator_reward_percentage: u64::MAX,
+            reservation_deposit_percentage: 0,
+            reservation_duration: 0,
+            dispersal_window: 0,
+            accusation_bond: U256::MAX,
+        };
+        let request = |slot_size, collateral_per_byte| RequestWatch {
+            probability: 0,
+            slots: u16::MAX,
+            slot_size,
+            collateral_per_byte,
+            ends_at: 0,
+            started_at: Some(u64::MAX),
+        };
+        assert_eq!(validator_reward(&request(u64::MAX, u128::MAX), &params), u128::MAX / 100);
+        assert_eq!(validator_reward(&request(0, u128::MAX), &params), 0);
+        let fair = contracts::client::MarketParams { slash_percentage: 10, validator_reward_percentage: 20, ..params };
+        // 4096 · 5 = 20480 collateral, 2048 slashed, 409 to the validator (rounded down)
+        assert_eq!(validator_reward(&request(4096, 5), &fair), 409);
+    }
+}

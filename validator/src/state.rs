@@ -365,6 +365,88 @@ mod tests {
     }
 
     #[test]
+    fn hostile_chain_values_are_ignored_without_panic() {
+        let r = B256::repeat_byte(1);
+        let host = Address::ZERO;
+        let timed = |mut log: Log, time: u64| {
+            log.block_timestamp = Some(time);
+            log
+        };
+        let mut s = State::default();
+        // the largest sizes, prices and collateral, and an end before the start
+        let mut huge = request_of(2, 0);
+        huge.ask.slotSize = u64::MAX;
+        huge.ask.collateralPerByte = u128::MAX;
+        huge.ask.pricePerBytePerSecond = u128::MAX;
+        huge.ask.proofProbability = 0;
+        huge.expiresAt = u64::MAX;
+        assert_eq!(s.apply(&timed(log_of(&huge, 1), 5), 1, 0), Applied::Taken);
+        assert_eq!(
+            s.apply(&timed(log_of(&Marketplace::RequestFulfilled { requestId: r }, 2), 25), 1, 0),
+            Applied::Taken
+        );
+        let fill =
+            |index: U256| timed(log_of(&Marketplace::SlotFilled { requestId: r, slotIndex: index, host }, 2), 25);
+        assert_eq!(s.apply(&fill(U256::from(1)), 1, 0), Applied::Taken);
+        let watched = s.clone();
+        let ignored = [
+            (fill(U256::MAX), "slot index beyond u64"),
+            // not slot 0 (nor u64::MAX) under another name
+            (fill(U256::from(1) << 64), "slot index beyond u64"),
+            (fill(U256::from(2)), "slot index beyond the request's slots"),
+            (fill(U256::from(u64::MAX)), "slot index beyond the request's slots"),
+            (
+                log_of(
+                    &Marketplace::SlotLost { requestId: r, slotIndex: (U256::from(1) << 64) | U256::from(1), host },
+                    3,
+                ),
+                "slot index beyond u64",
+            ),
+            (log_of(&Marketplace::ProofSubmitted { slotId: slot_id(r, 1), period: U256::MAX }, 3), "period beyond u64"),
+            (
+                Log {
+                    inner: alloy::primitives::Log::new_unchecked(
+                        Address::ZERO,
+                        vec![Marketplace::SlotFilled::SIGNATURE_HASH],
+                        alloy::primitives::Bytes::from_static(&[0xff; 7]),
+                    ),
+                    block_timestamp: Some(25),
+                    ..Log::default()
+                },
+                "undecodable",
+            ),
+        ];
+        for (log, why) in &ignored {
+            assert_eq!(s.apply(log, 1, 0), Applied::Ignored(why));
+            assert_eq!(s, watched, "{why}: state unchanged");
+        }
+        let dismissed = Marketplace::AccusationDismissed { slotId: slot_id(r, 1), period: U256::MAX };
+        assert_eq!(s.apply(&log_of(&dismissed, 3), 1, 0), Applied::Taken);
+        assert_eq!(s, watched, "no accusation of such a period");
+        let accused =
+            Marketplace::ProofAccused { slotId: slot_id(r, 1), period: U256::MAX, accuser: host, deadline: u64::MAX };
+        assert_eq!(accusation_by(&log_of(&accused, 3), host), None, "period beyond u64: not remembered");
+        let fair = Marketplace::ProofAccused { period: U256::from(7), ..accused };
+        assert_eq!(accusation_by(&log_of(&fair, 3), host), Some((slot_id(r, 1), 7, u64::MAX)));
+        assert_eq!(accusation_by(&log_of(&fair, 3), Address::repeat_byte(9)), None, "another accuser's");
+        // ending before it started: no period owes a proof
+        let (slot, request) = (&s.slots[&slot_id(r, 1)], &s.requests[&r]);
+        let started = request.started_at.expect("started");
+        for q in [0, 1, 2, 3, u64::MAX] {
+            assert!(!crate::challenge::owes_proof(q, started, slot.filled_at, request.ends_at, 10));
+        }
+        // a proof of the last period there is is kept, and pruning next to it does not overflow
+        let last = Marketplace::ProofSubmitted { slotId: slot_id(r, 1), period: U256::from(u64::MAX) };
+        assert_eq!(s.apply(&log_of(&last, 3), 1, 0), Applied::Taken);
+        let endless = ProofTimes { period_length: 10, proof_timeout: u64::MAX, response_window: u64::MAX };
+        s.prune(30, 3, &endless);
+        assert!(s.proven.contains_key(&u64::MAX) && !s.requests.is_empty());
+        s.prune(u64::MAX, u64::MAX, &endless);
+        assert!(s.proven.contains_key(&u64::MAX));
+        assert!(s.requests.is_empty() && s.slots.is_empty(), "settled at the end of time");
+    }
+
+    #[test]
     fn state_round_trips_through_its_file() {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("validator.json");
