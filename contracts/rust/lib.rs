@@ -8,13 +8,15 @@
 //! reads, writes and checks the deployment file that nodes and validators start from; `anvil.rs`
 //! starts the pinned anvil from `contracts/node_modules` on a free loopback port for tests and the
 //! devnet, and stops it when dropped; [`client`] is a wallet's resilient access to the marketplace
-//! (retries, back-off, one-at-a-time sends), used by the node and the validator.
+//! (retries, back-off, one-at-a-time sends), used by the node and the validator; [`rules`] is the
+//! marketplace's challenge and proof-requirement rule computed off chain.
 
 mod anvil;
 mod bindings;
 pub mod client;
 mod deploy;
 pub mod deployment;
+pub mod rules;
 
 pub use anvil::{Anvil, AnvilError};
 pub use bindings::{Groth16Verifier, Marketplace, TestToken};

@@ -13,6 +13,7 @@ mod lazy_repair;
 mod market_net;
 mod protect;
 mod prover_cli;
+mod rules;
 mod slot_files;
 mod storage_requests;
 mod tutorial;

@@ -8,8 +8,9 @@
 //! from its host, and lost slots accumulate until the request's repair threshold opens them for
 //! repair.
 //!
-//! - [`challenge`]: the contract's proof requirement computed locally from a period's seed, so a
-//!   period's check costs calls in proportion to the missed proofs, not to the slots watched;
+//! - [`challenge`]: the contract's proof requirement computed locally from a period's seed (the
+//!   rule lives in [`contracts::rules`]) and the validation groups, so a period's check costs
+//!   calls in proportion to the missed proofs, not to the slots watched;
 //! - [`state`]: requests, slots, proofs and open accusations, kept in a JSON file;
 //! - [`service`]: the loop (logs, anchoring, checks, batched accusations and settlements);
 //! - [`metrics`]: its Prometheus counters.
