@@ -17,6 +17,7 @@ pub mod client;
 mod deploy;
 pub mod deployment;
 pub mod rules;
+mod states;
 
 pub use anvil::{Anvil, AnvilError};
 pub use bindings::{Groth16Verifier, Marketplace, TestToken};
@@ -24,3 +25,4 @@ pub use deploy::{
     DeployError, Deployment, VerifyingKeyWords, Word, deploy, dev_config, dev_config_with_period, proof_words,
 };
 pub use deployment::{DeploymentError, DeploymentFile};
+pub use states::{RequestState, SlotState, UnknownState};

@@ -202,7 +202,10 @@ async fn scenario() -> anyhow::Result<()> {
         })
         .await?;
     }
-    assert_eq!(market(&client_p).requestState(request_id).call().await?, 2, "started");
+    assert_eq!(
+        contracts::RequestState::try_from(market(&client_p).requestState(request_id).call().await?)?,
+        contracts::RequestState::Started
+    );
     assert_eq!(market(&client_p).reservationsTaken(request_id).call().await?, U256::from(2u64), "one per fill");
     assert_eq!(token(&host_p).balanceOf(host).call().await?, U256::ZERO);
 

@@ -154,7 +154,11 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
             }
         }
     }
-    anyhow::ensure!(host.requestState(request_id).call().await? == 2, "the request started");
+    anyhow::ensure!(
+        contracts::RequestState::try_from(host.requestState(request_id).call().await?)?
+            == contracts::RequestState::Started,
+        "the request started"
+    );
 
     // The host proves slot 0 whenever required, never slot 1; the owning validator restarts
     // while its first accusation is open (it must settle it after the restart).

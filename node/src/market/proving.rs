@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use alloy::primitives::{Address, B256, U256};
 use circuits::r1cs::{build_inputs, dataset_path};
+use contracts::RequestState;
 use prover::{DiskSlot, EvmProof};
 use tracing::{debug, info, warn};
 
@@ -181,18 +182,18 @@ async fn step(
     let Rounds { checked, ahead, owed } = rounds;
     let m = market.chain.market();
     if sale.state == SaleState::Payout {
-        let state = market.chain.read("requestState", m.requestState(sale.request_id)).await?;
-        return market.payout(sale, state == 3).await;
+        let state = RequestState::try_from(market.chain.read("requestState", m.requestState(sale.request_id)).await?);
+        return market.payout(sale, state == Ok(RequestState::Cancelled)).await;
     }
     // The request is looked at once per period, and again as soon as it settles.
     let due =
         checked.get(&sale.slot_id).is_none_or(|c| c.period != period || (c.settles_at > 0 && now >= c.settles_at));
     if due {
-        let state = market.chain.read("requestState", m.requestState(sale.request_id)).await?;
-        if matches!(state, 3..=5) {
+        let state = RequestState::try_from(market.chain.read("requestState", m.requestState(sale.request_id)).await?);
+        if state.is_ok_and(RequestState::is_over) {
             sale.state = SaleState::Payout;
             market.save_sale(sale);
-            return market.payout(sale, state == 3).await;
+            return market.payout(sale, state == Ok(RequestState::Cancelled)).await;
         }
         if market.chain.read("getHost", m.getHost(sale.slot_id)).await? != market.chain.address() {
             warn!(target: LOG, slot = %id_hex(&sale.slot_id), "slot lost");

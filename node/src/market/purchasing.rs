@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use alloy::primitives::{B256, Bytes, U256};
 use contracts::Marketplace::{Ask, Content, Request};
+use contracts::RequestState;
 use tracing::{debug, info, warn};
 
 use super::types::{Purchase, StorageAsk, StorageContent, StorageRequest, StorageRequestCreation};
@@ -18,13 +19,13 @@ use crate::slots::Protection;
 
 /// Contract request states.
 pub(super) fn request_state_name(state: u8) -> &'static str {
-    match state {
-        1 => "submitted",
-        2 => "started",
-        3 => "cancelled",
-        4 => "finished",
-        5 => "failed",
-        _ => "unknown",
+    match RequestState::try_from(state) {
+        Ok(RequestState::New) => "submitted",
+        Ok(RequestState::Started) => "started",
+        Ok(RequestState::Cancelled) => "cancelled",
+        Ok(RequestState::Finished) => "finished",
+        Ok(RequestState::Failed) => "failed",
+        Ok(RequestState::None) | Err(_) => "unknown",
     }
 }
 

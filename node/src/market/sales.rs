@@ -18,6 +18,7 @@ use std::sync::Arc;
 use alloy::primitives::{Address, B256, U256};
 use alloy::sol_types::SolEvent;
 use contracts::Marketplace::{self, Request};
+use contracts::RequestState;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
@@ -312,8 +313,8 @@ impl Market {
             return Ok(());
         }
         let m = self.chain.market();
-        let waiting = if repair.is_some() { 2 } else { 1 }; // Started (repair) or New
-        if self.chain.read("requestState", m.requestState(request_id)).await? != waiting {
+        let waiting = if repair.is_some() { RequestState::Started } else { RequestState::New };
+        if RequestState::try_from(self.chain.read("requestState", m.requestState(request_id)).await?) != Ok(waiting) {
             return Ok(()); // not waiting for hosts
         }
         let request: Request = self.chain.read("getRequest", m.getRequest(request_id)).await?;
