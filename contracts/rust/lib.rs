@@ -16,6 +16,7 @@ mod bindings;
 pub mod client;
 mod deploy;
 pub mod deployment;
+mod errors;
 pub mod rules;
 mod states;
 
@@ -25,4 +26,5 @@ pub use deploy::{
     DeployError, Deployment, VerifyingKeyWords, Word, deploy, dev_config, dev_config_with_period, proof_words,
 };
 pub use deployment::{DeploymentError, DeploymentFile};
+pub use errors::MarketError;
 pub use states::{RequestState, SlotState, UnknownState};

@@ -19,8 +19,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use alloy::primitives::{B256, U256};
-use contracts::Marketplace;
 use contracts::client::{Chain, ChainConfig, ChainError, LOG_RANGE};
+use contracts::{MarketError, Marketplace};
 use tracing::{debug, info, warn};
 
 use crate::challenge::{ProofTimes, owes_proof, seed_from_anchor, selected};
@@ -363,8 +363,8 @@ impl Validator {
                         info!(target: LOG, slot = %a.slot_id, period = a.period, missed, "accusation settled");
                         true
                     }
-                    Err(e) if e.revert_reason() == Some("ResponseWindowOpen") || e.is_unreachable() => false,
-                    Err(e) if e.revert_reason() == Some("NoAccusation") => {
+                    Err(e) if e.market_error() == Some(MarketError::ResponseWindowOpen) || e.is_unreachable() => false,
+                    Err(e) if e.market_error() == Some(MarketError::NoAccusation) => {
                         debug!(target: LOG, slot = %a.slot_id, period = a.period, "accusation already settled or dismissed");
                         true
                     }

@@ -107,6 +107,11 @@ impl ChainError {
         }
     }
 
+    /// The marketplace error the call reverted with, if it reverted with one of them.
+    pub fn market_error(&self) -> Option<crate::MarketError> {
+        self.revert_reason().and_then(crate::MarketError::from_name)
+    }
+
     /// Whether the endpoint was unreachable (worth trying again later).
     pub fn is_unreachable(&self) -> bool {
         matches!(self, ChainError::Unreachable { .. })

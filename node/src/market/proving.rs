@@ -97,7 +97,7 @@ impl Market {
             Ok(_) => {
                 info!(target: LOG, slot = %id_hex(&sale.slot_id), %amount, proofs = sale.proofs_submitted, "slot freed and paid")
             }
-            Err(e) if e.revert_reason() == Some("AlreadyPaid") => {}
+            Err(e) if e.market_error() == Some(contracts::MarketError::AlreadyPaid) => {}
             Err(e) => return Err(e.into()),
         }
         sale.state = if cancelled { SaleState::Cancelled } else { SaleState::Finished };
@@ -235,7 +235,7 @@ async fn step(
                 market.metrics.proofs_submitted.inc();
                 info!(target: LOG, slot = %id_hex(&sale.slot_id), period, proofs = sale.proofs_submitted, "proof accepted");
             }
-            Err(e) if e.revert_reason() == Some("ProofAlreadySubmitted") => {
+            Err(e) if e.market_error() == Some(contracts::MarketError::ProofAlreadySubmitted) => {
                 sale.last_proven_period = Some(period);
                 market.save_sale(sale);
             }

@@ -295,7 +295,7 @@ pub(super) async fn watch(market: Arc<Market>) {
                         p.refunded = Some(amount.to_string());
                         let _ = market.save_purchase(&p);
                     }
-                    Err(e) if e.revert_reason() == Some("AlreadyWithdrawn") => {
+                    Err(e) if e.market_error() == Some(contracts::MarketError::AlreadyWithdrawn) => {
                         p.refunded = Some(p.refunded.clone().unwrap_or_else(|| "0".into()));
                         let _ = market.save_purchase(&p);
                     }

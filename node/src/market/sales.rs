@@ -465,12 +465,14 @@ impl Market {
         }
         match self.chain.send("reserveSlot", m.reserveSlot(request_id, index)).await {
             Ok(_) => Ok(Reservation::Taken),
-            Err(e) => match e.revert_reason() {
-                Some("AlreadyReserved") => Ok(Reservation::Held),
-                Some("SlotReservedByOther") => Ok(Reservation::Unavailable("reserved by another host")),
-                Some("NotYetEligible") => Ok(Reservation::NotYetEligible),
-                Some(_) => Ok(Reservation::Unavailable("filled or closed")),
-                None => Err(e.into()),
+            Err(e) => match e.market_error() {
+                Some(contracts::MarketError::AlreadyReserved) => Ok(Reservation::Held),
+                Some(contracts::MarketError::SlotReservedByOther) => {
+                    Ok(Reservation::Unavailable("reserved by another host"))
+                }
+                Some(contracts::MarketError::NotYetEligible) => Ok(Reservation::NotYetEligible),
+                _ if e.revert_reason().is_some() => Ok(Reservation::Unavailable("filled or closed")),
+                _ => Err(e.into()),
             },
         }
     }
@@ -537,7 +539,7 @@ impl Market {
                         return Ok(());
                     }
                     // the period (and so the challenge) moved on while proving: prove again
-                    Err(e) if e.revert_reason() == Some("InvalidProof") => last = Some(e),
+                    Err(e) if e.market_error() == Some(contracts::MarketError::InvalidProof) => last = Some(e),
                     Err(e) => return Err(e.into()),
                 }
             }
