@@ -60,15 +60,20 @@ contract MarketplaceAttacksTest is MarketplaceBase {
         assertEq(token.balanceOf(address(market)), 0);
     }
 
-    function testSquattedRepairStillCompletes() public {
+    /// A started 4-slot request whose slot `lost` its host lost, open for repair.
+    function _requestWithSlotInRepair(uint256 lost) internal returns (bytes32 id) {
         Request memory r = _newRequest(4);
         r.ask.maxSlotLoss = 1;
         r.ask.repairThreshold = 1;
-        bytes32 id = _submitRequest(r);
+        id = _submitRequest(r);
         _fillAll(id, 4);
         for (uint256 k = 0; k < 3; k++) {
-            _missOnce(id, 2);
+            _missOnce(id, lost);
         }
+    }
+
+    function testSquattedRepairStillCompletes() public {
+        bytes32 id = _requestWithSlotInRepair(2);
         assertTrue(market.slotState(_slot(id, 2)) == SlotState.Repair);
         // the attack: the squatters reserve the lost slot and never fill
         assertEq(_squat(id, 2), 1);
@@ -101,14 +106,8 @@ contract MarketplaceAttacksTest is MarketplaceBase {
     }
 
     function testCopiedRepairFillProofFailsForTheCopier() public {
-        Request memory r = _newRequest(4);
-        r.ask.maxSlotLoss = 1;
-        r.ask.repairThreshold = 1;
-        bytes32 id = _submitRequest(r);
-        _fillAll(id, 4);
-        for (uint256 k = 0; k < 3; k++) {
-            _missOnce(id, 1);
-        }
+        bytes32 id = _requestWithSlotInRepair(1);
+        assertTrue(market.slotState(_slot(id, 1)) == SlotState.Repair);
         _reserve(id, 1, honest);
         vm.warp(block.timestamp + RESERVATION + 1);
         _ensureSeed();
