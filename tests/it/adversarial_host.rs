@@ -118,7 +118,12 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
     for (host, _) in &hosts[..3] {
         honest_slots.push(slot_of(json(host.get("/sales/slots").await?).await?)?);
     }
-    anyhow::ensure!(file_contains(&hosts[3].1, "fault injection: slot cells corrupted"), "host 3 damaged its slot");
+    // Host 3 damages its slot just after its fill lands, and its fill may be the one that
+    // started the request (fair dispersal can make it the last host to get a slot).
+    wait_for("host 3 to damage its slot", Duration::from_secs(30), || async {
+        Ok(file_contains(&hosts[3].1, "fault injection: slot cells corrupted"))
+    })
+    .await?;
 
     // The damaged slot's missed proofs are marked, twice.
     wait_for("two marks of the damaged slot", Duration::from_secs(8 * PERIOD + 60), || async {
