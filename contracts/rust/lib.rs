@@ -9,7 +9,8 @@
 //! starts the pinned anvil from `contracts/node_modules` on a free loopback port for tests and the
 //! devnet, and stops it when dropped; [`client`] is a wallet's resilient access to the marketplace
 //! (retries, back-off, one-at-a-time sends), used by the node and the validator; [`rules`] is the
-//! marketplace's challenge and proof-requirement rule computed off chain.
+//! marketplace's challenge and proof-requirement rule computed off chain; [`events`] decodes the
+//! marketplace's logs into one typed [`MarketEvent`], the only place that decodes them.
 
 mod anvil;
 mod bindings;
@@ -17,6 +18,7 @@ pub mod client;
 mod deploy;
 pub mod deployment;
 mod errors;
+pub mod events;
 pub mod rules;
 mod states;
 
@@ -27,4 +29,5 @@ pub use deploy::{
 };
 pub use deployment::{DeploymentError, DeploymentFile};
 pub use errors::MarketError;
+pub use events::MarketEvent;
 pub use states::{RequestState, SlotState, UnknownState};

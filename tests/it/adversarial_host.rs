@@ -20,7 +20,7 @@ use alloy::providers::Provider;
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
 use circuits::r1cs::ProofShape;
-use contracts::Marketplace;
+use contracts::{MarketEvent, Marketplace};
 use vellum_tests::{TestNode, test_bytes};
 
 use crate::market_net::{MarketNet, ValidatorProcess, file_contains, json, strs, wait_for};
@@ -39,7 +39,10 @@ async fn marked_slots(net: &MarketNet) -> anyhow::Result<Vec<B256>> {
         .from_block(0u64);
     let mut out = Vec::new();
     for log in net.deployer.get_logs(&filter).await? {
-        out.push(log.log_decode::<Marketplace::ProofMissed>()?.inner.data.slotId);
+        let Some(MarketEvent::ProofMissed { slot_id, .. }) = MarketEvent::decode(&log) else {
+            anyhow::bail!("not a ProofMissed log: {log:?}");
+        };
+        out.push(slot_id);
     }
     Ok(out)
 }
@@ -52,7 +55,10 @@ async fn proven_slots(net: &MarketNet) -> anyhow::Result<Vec<B256>> {
         .from_block(0u64);
     let mut out = Vec::new();
     for log in net.deployer.get_logs(&filter).await? {
-        out.push(log.log_decode::<Marketplace::ProofSubmitted>()?.inner.data.slotId);
+        let Some(MarketEvent::ProofSubmitted { slot_id, .. }) = MarketEvent::decode(&log) else {
+            anyhow::bail!("not a ProofSubmitted log: {log:?}");
+        };
+        out.push(slot_id);
     }
     Ok(out)
 }

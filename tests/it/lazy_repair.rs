@@ -13,7 +13,7 @@ use alloy::primitives::U256;
 use alloy::providers::Provider;
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
-use contracts::Marketplace;
+use contracts::{MarketEvent, Marketplace};
 use vellum_tests::{TestNode, test_bytes};
 
 use crate::market_net::{MarketNet, SHAPE, ValidatorProcess, file_contains, json, strs, wait_for};
@@ -100,7 +100,9 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
     })
     .await?;
     let opened = count_events::<Marketplace::RepairOpened>(net).await?;
-    let lost = opened[0].log_decode::<Marketplace::RepairOpened>()?.inner.data.slotIndices;
+    let Some(MarketEvent::RepairOpened { slot_indices: lost, .. }) = MarketEvent::decode(&opened[0]) else {
+        anyhow::bail!("not a RepairOpened log: {:?}", opened[0]);
+    };
     anyhow::ensure!(lost.len() == 2, "repair opened for both lost slots: {lost:?}");
 
     // A spare repairs: nobody serves the lost slots, so it regenerates both from K others.

@@ -14,7 +14,7 @@ use alloy::primitives::{B256, U256};
 use alloy::providers::Provider;
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
-use contracts::Marketplace;
+use contracts::{MarketEvent, Marketplace};
 use vellum_tests::{TestNode, test_bytes};
 
 use crate::market_net::{MarketNet, PERIOD, Proxy, SHAPE, anvil_address, file_contains, json, strs, wait_for};
@@ -48,8 +48,10 @@ async fn proofs_by_slot(net: &MarketNet) -> anyhow::Result<BTreeMap<B256, BTreeS
         .from_block(0u64);
     let mut out: BTreeMap<B256, BTreeSet<u64>> = BTreeMap::new();
     for log in net.deployer.get_logs(&filter).await? {
-        let decoded = log.log_decode::<Marketplace::ProofSubmitted>()?;
-        out.entry(decoded.inner.data.slotId).or_default().insert(decoded.inner.data.period.to::<u64>());
+        let Some(MarketEvent::ProofSubmitted { slot_id, period }) = MarketEvent::decode(&log) else {
+            anyhow::bail!("not a ProofSubmitted log: {log:?}");
+        };
+        out.entry(slot_id).or_default().insert(period);
     }
     Ok(out)
 }

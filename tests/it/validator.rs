@@ -14,6 +14,7 @@ use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
 use circuits::Fr;
 use circuits::r1cs::{build_inputs, dataset_path};
+use contracts::MarketEvent;
 use contracts::Marketplace::{self, Ask, Content, Request};
 use contracts::proof_words;
 use prover::{DiskSlot, EvmProof, Prover};
@@ -35,8 +36,10 @@ async fn accusations(net: &MarketNet) -> anyhow::Result<Vec<(B256, u64, alloy::p
         .from_block(0u64);
     let mut out = Vec::new();
     for log in net.deployer.get_logs(&filter).await? {
-        let e = log.log_decode::<Marketplace::ProofAccused>()?.inner.data;
-        out.push((e.slotId, e.period.to::<u64>(), e.accuser));
+        let Some(MarketEvent::ProofAccused { slot_id, period, accuser, .. }) = MarketEvent::decode(&log) else {
+            anyhow::bail!("not a ProofAccused log: {log:?}");
+        };
+        out.push((slot_id, period, accuser));
     }
     Ok(out)
 }
@@ -49,8 +52,10 @@ async fn marks(net: &MarketNet) -> anyhow::Result<Vec<(B256, u64, alloy::primiti
         .from_block(0u64);
     let mut out = Vec::new();
     for log in net.deployer.get_logs(&filter).await? {
-        let e = log.log_decode::<Marketplace::ProofMissed>()?.inner.data;
-        out.push((e.slotId, e.period.to::<u64>(), e.validator));
+        let Some(MarketEvent::ProofMissed { slot_id, period, validator, .. }) = MarketEvent::decode(&log) else {
+            anyhow::bail!("not a ProofMissed log: {log:?}");
+        };
+        out.push((slot_id, period, validator));
     }
     Ok(out)
 }

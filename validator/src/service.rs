@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use alloy::primitives::{B256, U256};
 use contracts::client::{Chain, ChainConfig, ChainError, LOG_RANGE};
-use contracts::{MarketError, Marketplace};
+use contracts::{MarketError, MarketEvent};
 use tracing::{debug, info, warn};
 
 use crate::challenge::{ProofTimes, owes_proof, seed_from_anchor, selected};
@@ -301,8 +301,11 @@ impl Validator {
                             .inner
                             .logs()
                             .iter()
-                            .find_map(|log| log.log_decode::<Marketplace::ProofAccused>().ok())
-                            .map_or(fallback_deadline, |e| e.inner.data.deadline);
+                            .find_map(|log| match MarketEvent::decode(log) {
+                                Some(MarketEvent::ProofAccused { deadline, .. }) => Some(deadline),
+                                _ => None,
+                            })
+                            .unwrap_or(fallback_deadline);
                         debug!(target: LOG, slot = %id, request = %request_id, period = q, deadline, "missing proof accused");
                         self.remember(*id, q, deadline);
                     }
@@ -347,9 +350,10 @@ impl Validator {
             for (a, result) in chunk.iter().zip(results) {
                 let done = match result {
                     Ok(receipt) => {
-                        let logs = receipt.inner.logs();
-                        let missed = logs.iter().any(|log| log.log_decode::<Marketplace::ProofMissed>().is_ok());
-                        if logs.iter().any(|log| log.log_decode::<Marketplace::SlotLost>().is_ok()) {
+                        let events: Vec<MarketEvent> =
+                            receipt.inner.logs().iter().filter_map(MarketEvent::decode).collect();
+                        let missed = events.iter().any(|e| matches!(e, MarketEvent::ProofMissed { .. }));
+                        if events.iter().any(|e| matches!(e, MarketEvent::SlotLost { .. })) {
                             // (the log itself is read on a later round; no more accusations meanwhile)
                             self.state.slots.remove(&a.slot_id);
                         }

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 
 use alloy::primitives::{Address, B256, U256, keccak256};
 use alloy::rpc::types::Log;
-use alloy::sol_types::SolEvent;
-use contracts::Marketplace;
+use contracts::MarketEvent;
+use contracts::events::EventError;
 use serde::{Deserialize, Serialize};
 
 use crate::challenge::{ProofTimes, in_group};
@@ -145,14 +145,12 @@ pub fn fill_block_times(logs: &mut [Log], times: &BTreeMap<u64, u64>) -> usize {
 /// any other log, another accuser's accusation, or a period beyond `u64` (no accusation of such a
 /// period can be settled).
 pub fn accusation_by(log: &Log, accuser: Address) -> Option<(B256, u64, u64)> {
-    if log.topic0() != Some(&Marketplace::ProofAccused::SIGNATURE_HASH) {
-        return None;
+    match MarketEvent::decode(log)? {
+        MarketEvent::ProofAccused { slot_id, period, accuser: by, deadline } if by == accuser => {
+            Some((slot_id, period, deadline))
+        }
+        _ => None,
     }
-    let e = log.log_decode::<Marketplace::ProofAccused>().ok()?.inner.data;
-    if e.accuser != accuser {
-        return None;
-    }
-    Some((e.slotId, u64::try_from(e.period).ok()?, e.deadline))
 }
 
 /// The marketplace's slot id of a request's slot.
@@ -193,76 +191,69 @@ impl State {
     /// log that needs it and has none is ignored, as is one whose values do not fit.
     pub fn apply(&mut self, log: &Log, groups: u64, group: u64) -> Applied {
         const NO_TIME: Applied = Applied::Ignored("no block timestamp");
-        const BAD_INDEX: Applied = Applied::Ignored("slot index beyond u64");
-        const BAD_PERIOD: Applied = Applied::Ignored("period beyond u64");
-        const UNDECODED: Applied = Applied::Ignored("undecodable");
-        let Some(topic) = log.topic0().copied() else { return Applied::Taken };
+        let event = match MarketEvent::try_decode(log) {
+            Ok(event) => event,
+            Err(EventError::Foreign) => return Applied::Taken,
+            Err(EventError::Undecodable) => return Applied::Ignored("undecodable"),
+            Err(EventError::BeyondU64(why)) => return Applied::Ignored(why),
+        };
         let time = log.block_timestamp;
-        if topic == Marketplace::StorageRequested::SIGNATURE_HASH {
-            let Ok(e) = log.log_decode::<Marketplace::StorageRequested>() else { return UNDECODED };
-            let e = e.inner.data;
-            self.requests.insert(
-                e.requestId,
-                RequestWatch {
-                    probability: e.ask.proofProbability,
-                    slots: e.ask.slots,
-                    slot_size: e.ask.slotSize,
-                    collateral_per_byte: e.ask.collateralPerByte,
-                    ends_at: e.endsAt,
-                    started_at: None,
-                },
-            );
-        } else if topic == Marketplace::RequestFulfilled::SIGNATURE_HASH {
-            let Ok(e) = log.log_decode::<Marketplace::RequestFulfilled>() else { return UNDECODED };
-            let Some(time) = time else { return NO_TIME };
-            if let Some(r) = self.requests.get_mut(&e.inner.data.requestId) {
-                r.started_at = Some(time);
+        match event {
+            MarketEvent::StorageRequested { request_id, ask, ends_at, .. } => {
+                self.requests.insert(
+                    request_id,
+                    RequestWatch {
+                        probability: ask.proof_probability,
+                        slots: ask.slots,
+                        slot_size: ask.slot_size,
+                        collateral_per_byte: ask.collateral_per_byte,
+                        ends_at,
+                        started_at: None,
+                    },
+                );
             }
-        } else if topic == Marketplace::SlotFilled::SIGNATURE_HASH || topic == Marketplace::SlotRepaired::SIGNATURE_HASH
-        {
-            let decoded = if topic == Marketplace::SlotFilled::SIGNATURE_HASH {
-                log.log_decode::<Marketplace::SlotFilled>()
-                    .ok()
-                    .map(|e| (e.inner.data.requestId, e.inner.data.slotIndex))
-            } else {
-                log.log_decode::<Marketplace::SlotRepaired>()
-                    .ok()
-                    .map(|e| (e.inner.data.requestId, e.inner.data.slotIndex))
-            };
-            let Some((request_id, index)) = decoded else { return UNDECODED };
-            let Ok(index) = u64::try_from(index) else { return BAD_INDEX };
-            if self.requests.get(&request_id).is_some_and(|r| index >= u64::from(r.slots)) {
-                return Applied::Ignored("slot index beyond the request's slots");
+            MarketEvent::RequestFulfilled { request_id } => {
+                let Some(time) = time else { return NO_TIME };
+                if let Some(r) = self.requests.get_mut(&request_id) {
+                    r.started_at = Some(time);
+                }
             }
-            let Some(time) = time else { return NO_TIME };
-            let id = slot_id(request_id, index);
-            if in_group(id, groups, group) {
-                self.slots.insert(id, SlotWatch { request_id, index, filled_at: time });
+            MarketEvent::SlotFilled { request_id, slot_index: index, .. }
+            | MarketEvent::SlotRepaired { request_id, slot_index: index, .. } => {
+                if self.requests.get(&request_id).is_some_and(|r| index >= u64::from(r.slots)) {
+                    return Applied::Ignored("slot index beyond the request's slots");
+                }
+                let Some(time) = time else { return NO_TIME };
+                let id = slot_id(request_id, index);
+                if in_group(id, groups, group) {
+                    self.slots.insert(id, SlotWatch { request_id, index, filled_at: time });
+                }
             }
-        } else if topic == Marketplace::SlotLost::SIGNATURE_HASH {
-            let Ok(e) = log.log_decode::<Marketplace::SlotLost>() else { return UNDECODED };
-            let Ok(index) = u64::try_from(e.inner.data.slotIndex) else { return BAD_INDEX };
-            self.slots.remove(&slot_id(e.inner.data.requestId, index));
-        } else if topic == Marketplace::ProofSubmitted::SIGNATURE_HASH {
-            let Ok(e) = log.log_decode::<Marketplace::ProofSubmitted>() else { return UNDECODED };
-            let Ok(period) = u64::try_from(e.inner.data.period) else { return BAD_PERIOD };
-            if self.slots.contains_key(&e.inner.data.slotId) {
-                self.proven.entry(period).or_default().insert(e.inner.data.slotId);
+            MarketEvent::SlotLost { request_id, slot_index, .. } => {
+                self.slots.remove(&slot_id(request_id, slot_index));
             }
-        } else if topic == Marketplace::AccusationDismissed::SIGNATURE_HASH {
-            let Ok(e) = log.log_decode::<Marketplace::AccusationDismissed>() else { return UNDECODED };
-            let (slot, period) = (e.inner.data.slotId, e.inner.data.period);
-            let before = self.accusations.len();
-            self.accusations.retain(|a| !(a.slot_id == slot && U256::from(a.period) == period));
-            if self.accusations.len() < before {
-                self.stats.dismissed = self.stats.dismissed.saturating_add(1);
+            MarketEvent::ProofSubmitted { slot_id, period } => {
+                if self.slots.contains_key(&slot_id) {
+                    self.proven.entry(period).or_default().insert(slot_id);
+                }
             }
-        } else if (topic == Marketplace::RequestFailed::SIGNATURE_HASH
-            || topic == Marketplace::RequestFinished::SIGNATURE_HASH
-            || topic == Marketplace::RequestCancelled::SIGNATURE_HASH)
-            && let Some(id) = log.topics().get(1).copied()
-        {
-            self.forget_request(id);
+            MarketEvent::AccusationDismissed { slot_id, period } => {
+                let before = self.accusations.len();
+                self.accusations.retain(|a| !(a.slot_id == slot_id && a.period == period));
+                if self.accusations.len() < before {
+                    self.stats.dismissed = self.stats.dismissed.saturating_add(1);
+                }
+            }
+            MarketEvent::RequestFailed { request_id }
+            | MarketEvent::RequestFinished { request_id }
+            | MarketEvent::RequestCancelled { request_id } => self.forget_request(request_id),
+            MarketEvent::SlotReserved { .. }
+            | MarketEvent::ProofMissed { .. }
+            | MarketEvent::ProofAccused { .. }
+            | MarketEvent::RepairOpened { .. }
+            | MarketEvent::SlotFreed { .. }
+            | MarketEvent::FundsWithdrawn { .. }
+            | MarketEvent::PeriodAnchored { .. } => {}
         }
         Applied::Taken
     }
@@ -291,6 +282,9 @@ impl State {
 
 #[cfg(test)]
 mod tests {
+    use alloy::sol_types::SolEvent;
+    use contracts::Marketplace;
+
     use super::*;
 
     /// A marketplace log of `event` mined in block `block`, as `eth_getLogs` gives it: endpoints
@@ -421,7 +415,7 @@ mod tests {
             assert_eq!(s, watched, "{why}: state unchanged");
         }
         let dismissed = Marketplace::AccusationDismissed { slotId: slot_id(r, 1), period: U256::MAX };
-        assert_eq!(s.apply(&log_of(&dismissed, 3), 1, 0), Applied::Taken);
+        assert_eq!(s.apply(&log_of(&dismissed, 3), 1, 0), Applied::Ignored("period beyond u64"));
         assert_eq!(s, watched, "no accusation of such a period");
         let accused =
             Marketplace::ProofAccused { slotId: slot_id(r, 1), period: U256::MAX, accuser: host, deadline: u64::MAX };

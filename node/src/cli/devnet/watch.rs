@@ -8,8 +8,7 @@ use std::time::Instant;
 use alloy::primitives::{Address, B256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::{Filter, Log};
-use alloy::sol_types::SolEvent;
-use contracts::Marketplace;
+use contracts::{MarketEvent, Marketplace};
 
 /// Prints lines stamped with the seconds since the devnet started.
 #[derive(Debug, Clone, Copy)]
@@ -116,61 +115,70 @@ impl Watcher {
     }
 
     fn apply(&mut self, log: &Log, timeline: &Timeline, proofs: &mut BTreeMap<u64, Vec<String>>) {
-        let Some(topic) = log.topic0().copied() else { return };
+        let Some(event) = MarketEvent::decode(log) else { return };
         let t = &mut self.tallies;
-        if let Ok(e) = log.log_decode::<Marketplace::SlotFilled>() {
-            let e = e.inner.data;
-            t.fills += 1;
-            let who = self.who(e.host);
-            timeline.say(format_args!("slot {} filled by {who}", e.slotIndex));
-        } else if topic == Marketplace::RequestFulfilled::SIGNATURE_HASH {
-            t.fulfilled = true;
-            timeline.say("request started: every slot filled");
-        } else if let Ok(e) = log.log_decode::<Marketplace::ProofSubmitted>() {
-            let e = e.inner.data;
-            t.proofs += 1;
-            if let Some(i) = self.slots.get(&e.slotId) {
-                t.proven_slots.insert(*i);
+        match event {
+            MarketEvent::SlotFilled { slot_index, host, .. } => {
+                t.fills += 1;
+                let who = self.who(host);
+                timeline.say(format_args!("slot {slot_index} filled by {who}"));
             }
-            let slot = self.slot(&e.slotId);
-            proofs.entry(e.period.saturating_to()).or_default().push(slot);
-        } else if let Ok(e) = log.log_decode::<Marketplace::ProofAccused>() {
-            let e = e.inner.data;
-            t.accusations += 1;
-            let (slot, who) = (self.slot(&e.slotId), self.who(e.accuser));
-            timeline.say(format_args!("{who} accused {slot} of missing its proof of period {}", e.period));
-        } else if let Ok(e) = log.log_decode::<Marketplace::AccusationDismissed>() {
-            let e = e.inner.data;
-            let slot = self.slot(&e.slotId);
-            timeline.say(format_args!("{slot} defended its proof of period {}: accusation dismissed", e.period));
-        } else if let Ok(e) = log.log_decode::<Marketplace::ProofMissed>() {
-            let e = e.inner.data;
-            t.marks += 1;
-            let (slot, who) = (self.slot(&e.slotId), self.who(e.validator));
-            timeline.say(format_args!(
-                "{who}'s accusation settled: {slot} missed its proof of period {} (missed {})",
-                e.period, e.missedProofs
-            ));
-        } else if let Ok(e) = log.log_decode::<Marketplace::SlotLost>() {
-            let e = e.inner.data;
-            t.lost.push(e.slotIndex.saturating_to());
-            let who = self.who(e.host);
-            timeline.say(format_args!("slot {} lost: {who}'s collateral forfeited", e.slotIndex));
-        } else if let Ok(e) = log.log_decode::<Marketplace::RepairOpened>() {
-            let indices: Vec<u64> = e.inner.data.slotIndices.iter().map(|i| i.saturating_to()).collect();
-            timeline.say(format_args!("repair opened for slots {indices:?}"));
-            t.repair_opened.extend(indices);
-        } else if let Ok(e) = log.log_decode::<Marketplace::SlotRepaired>() {
-            let e = e.inner.data;
-            t.repaired.push(e.slotIndex.saturating_to());
-            let who = self.who(e.host);
-            timeline.say(format_args!("slot {} repaired by {who}", e.slotIndex));
-        } else if topic == Marketplace::RequestFailed::SIGNATURE_HASH {
-            t.failed = true;
-            timeline.say("request failed: more slots lost than it tolerates");
-        } else if topic == Marketplace::RequestCancelled::SIGNATURE_HASH {
-            t.failed = true;
-            timeline.say("request cancelled: not filled before it expired");
+            MarketEvent::RequestFulfilled { .. } => {
+                t.fulfilled = true;
+                timeline.say("request started: every slot filled");
+            }
+            MarketEvent::ProofSubmitted { slot_id, period } => {
+                t.proofs += 1;
+                if let Some(i) = self.slots.get(&slot_id) {
+                    t.proven_slots.insert(*i);
+                }
+                let slot = self.slot(&slot_id);
+                proofs.entry(period).or_default().push(slot);
+            }
+            MarketEvent::ProofAccused { slot_id, period, accuser, .. } => {
+                t.accusations += 1;
+                let (slot, who) = (self.slot(&slot_id), self.who(accuser));
+                timeline.say(format_args!("{who} accused {slot} of missing its proof of period {period}"));
+            }
+            MarketEvent::AccusationDismissed { slot_id, period } => {
+                let slot = self.slot(&slot_id);
+                timeline.say(format_args!("{slot} defended its proof of period {period}: accusation dismissed"));
+            }
+            MarketEvent::ProofMissed { slot_id, period, missed_proofs, validator } => {
+                t.marks += 1;
+                let (slot, who) = (self.slot(&slot_id), self.who(validator));
+                timeline.say(format_args!(
+                    "{who}'s accusation settled: {slot} missed its proof of period {period} (missed {missed_proofs})"
+                ));
+            }
+            MarketEvent::SlotLost { slot_index, host, .. } => {
+                t.lost.push(slot_index);
+                let who = self.who(host);
+                timeline.say(format_args!("slot {slot_index} lost: {who}'s collateral forfeited"));
+            }
+            MarketEvent::RepairOpened { slot_indices, .. } => {
+                timeline.say(format_args!("repair opened for slots {slot_indices:?}"));
+                t.repair_opened.extend(slot_indices);
+            }
+            MarketEvent::SlotRepaired { slot_index, host, .. } => {
+                t.repaired.push(slot_index);
+                let who = self.who(host);
+                timeline.say(format_args!("slot {slot_index} repaired by {who}"));
+            }
+            MarketEvent::RequestFailed { .. } => {
+                t.failed = true;
+                timeline.say("request failed: more slots lost than it tolerates");
+            }
+            MarketEvent::RequestCancelled { .. } => {
+                t.failed = true;
+                timeline.say("request cancelled: not filled before it expired");
+            }
+            MarketEvent::StorageRequested { .. }
+            | MarketEvent::SlotReserved { .. }
+            | MarketEvent::RequestFinished { .. }
+            | MarketEvent::SlotFreed { .. }
+            | MarketEvent::FundsWithdrawn { .. }
+            | MarketEvent::PeriodAnchored { .. } => {}
         }
     }
 }
