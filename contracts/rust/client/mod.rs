@@ -5,9 +5,12 @@
 //! Every call goes through [`Chain::read`] or [`Chain::send`]: a bounded number at a time,
 //! retried with back-off while the endpoint is unreachable (logged once when it goes down and
 //! once when it returns, see [`health`]), transactions with a gas estimate plus a margin, sent
-//! one at a time from this wallet with the nonce read fresh each time, so a send that failed
-//! never leaves a gap that stalls the ones after it. Reverts are never retried: they come back
-//! as [`ChainError::Reverted`] with the contract error's name.
+//! one at a time from this wallet. A call's nonce is read once, when it is first sent, and every
+//! resend of that call carries the same nonce (and, as long as the node took no decision on it,
+//! the same signed transaction), so a resend after a send whose answer was lost can never make
+//! the call happen twice; a call whose transaction never left reads a fresh nonce next time, so
+//! it leaves no gap that stalls the ones after it. Reverts are never retried: they come back as
+//! [`ChainError::Reverted`] with the contract error's name.
 
 mod health;
 mod key;
@@ -17,10 +20,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::{Marketplace, TestToken};
+use alloy::consensus::TxEnvelope;
 use alloy::contract::SolCallBuilder;
 use alloy::eips::BlockNumberOrTag;
-use alloy::primitives::{Address, U256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::network::{Ethereum, EthereumWallet};
+use alloy::primitives::{Address, TxHash, U256};
+use alloy::providers::fillers::{FillProvider, JoinFill, RecommendedFillers, WalletFiller};
+use alloy::providers::{DynProvider, Identity, Provider, ProviderBuilder, RootProvider, SendableTx};
 use alloy::rpc::types::{Filter, Log, TransactionReceipt};
 use alloy::sol_types::SolCall;
 use tokio::sync::{Mutex, Semaphore};
@@ -39,6 +45,9 @@ const MAX_CONCURRENT_CALLS: usize = 8;
 const RECEIPT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often a sent transaction's receipt is asked for.
 const RECEIPT_POLL: Duration = Duration::from_millis(250);
+/// How long the receipt of an earlier send is looked for once the node says its nonce is used
+/// (it was mined, so its receipt is there unless the endpoint lags).
+const NONCE_USED_GRACE: Duration = Duration::from_secs(3);
 /// Blocks per `eth_getLogs` query.
 pub const LOG_RANGE: u64 = 2_000;
 
@@ -152,6 +161,72 @@ fn classify_transport(e: &alloy::transports::TransportError) -> Failure {
     if e.is_transport_error() { Failure::Transient(e.to_string()) } else { Failure::Other(e.to_string()) }
 }
 
+/// What a node's refusal of a signed transaction says about its nonce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// The node has this very transaction already (in its pool or mined).
+    Known,
+    /// The nonce is taken: a transaction with it was mined, or another one waits in the pool.
+    NonceUsed,
+}
+
+/// The refusal an error message of a node reports, if it is one about the nonce (geth, erigon,
+/// reth, anvil, besu and nethermind spell them differently; case, spaces and underscores aside).
+fn refusal(message: &str) -> Option<Refusal> {
+    const KNOWN: &[&str] = &["alreadyknown", "knowntransaction", "alreadyimported", "alreadyinmempool"];
+    const NONCE_USED: &[&str] =
+        &["noncetoolow", "nonceistoolow", "oldnonce", "replacementtransactionunderpriced", "replacementunderpriced"];
+    let compact: String = message.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).collect();
+    if KNOWN.iter().any(|k| compact.contains(k)) {
+        Some(Refusal::Known)
+    } else if NONCE_USED.iter().any(|k| compact.contains(k)) {
+        Some(Refusal::NonceUsed)
+    } else {
+        None
+    }
+}
+
+/// How a failed `eth_sendRawTransaction` is handled.
+enum SendFailure {
+    /// No answer: the transaction may have reached the node; resend it.
+    Lost(String),
+    /// The node refused it for its nonce.
+    Refused(Refusal, String),
+    /// The node refused it for another reason: sign it again (same nonce) and retry.
+    Rejected(String),
+    /// The node says it reverts.
+    Revert(String),
+    /// Anything else: report.
+    Other(String),
+}
+
+fn classify_send(e: &alloy::transports::TransportError) -> SendFailure {
+    use alloy::transports::RpcError;
+    match e {
+        RpcError::ErrorResp(p) => match refusal(&p.message) {
+            Some(r) => SendFailure::Refused(r, p.message.to_string()),
+            None if p.message.contains("revert") => SendFailure::Revert(p.message.to_string()),
+            None => SendFailure::Rejected(p.message.to_string()),
+        },
+        t if t.is_transport_error() => SendFailure::Lost(t.to_string()),
+        RpcError::LocalUsageError(_) => SendFailure::Other(e.to_string()),
+        other => SendFailure::Lost(other.to_string()),
+    }
+}
+
+/// Transaction hashes for a message.
+fn hash_list(hashes: &[TxHash]) -> String {
+    hashes.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// The wallet's provider: alloy's recommended fillers (gas, nonce, chain id) and the wallet's
+/// signer over the endpoint. [`Chain::send`] signs with it before sending, so that it knows each
+/// transaction's hash even when the send's answer is lost.
+type WalletProvider = FillProvider<
+    JoinFill<JoinFill<Identity, <Ethereum as RecommendedFillers>::RecommendedFillers>, WalletFiller<EthereumWallet>>,
+    RootProvider,
+>;
+
 /// Amounts derived from the marketplace's configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct MarketParams {
@@ -188,6 +263,7 @@ impl MarketParams {
 struct Inner {
     endpoint: String,
     provider: DynProvider,
+    signing: WalletProvider,
     address: Address,
     marketplace: Address,
     token: Address,
@@ -222,19 +298,19 @@ impl Chain {
             .endpoint
             .parse::<alloy::transports::http::reqwest::Url>()
             .map_err(|e| endpoint_err(e.to_string()))?;
-        let provider = match url.scheme() {
-            "http" | "https" => ProviderBuilder::new().wallet(signer).connect_http(url).erased(),
+        let signing = match url.scheme() {
+            "http" | "https" => ProviderBuilder::new().wallet(signer).connect_http(url),
             "ws" | "wss" => ProviderBuilder::new()
                 .wallet(signer)
                 .connect_ws(alloy::providers::WsConnect::new(url.as_str()))
                 .await
-                .map_err(|e| endpoint_err(e.to_string()))?
-                .erased(),
+                .map_err(|e| endpoint_err(e.to_string()))?,
             other => return Err(endpoint_err(format!("unsupported scheme {other}: use http(s):// or ws(s)://"))),
         };
         let mut chain = Inner {
             endpoint: config.endpoint.clone(),
-            provider,
+            provider: signing.clone().erased(),
+            signing,
             address,
             marketplace: config.marketplace,
             token: Address::ZERO,
@@ -338,9 +414,21 @@ impl Chain {
         Err(ChainError::Unreachable { call: what, reason: last })
     }
 
-    /// A transaction: estimated (a revert there is reported, not sent), sent with the gas
-    /// estimate plus a quarter and a fresh nonce, and awaited until mined. Transactions from this
-    /// wallet go one at a time.
+    /// A transaction: estimated (a revert there is reported, not sent), signed with the gas
+    /// estimate plus a quarter and the wallet's next nonce, sent, and awaited until mined.
+    /// Transactions from this wallet go one at a time.
+    ///
+    /// Attempts that follow a send whose answer was lost resend the same signed transaction (a
+    /// node that refused it outright gets it signed again with fresh fees, but always with the
+    /// nonce read for the call's first send), so at most one of them can be mined. When the node
+    /// refuses a resend because it knows it or because its nonce is used, the earlier sends'
+    /// receipts tell the outcome: a success is returned as such, a revert as
+    /// [`ChainError::Reverted`].
+    ///
+    /// [`ChainError::Unreachable`] after a send means the outcome is unknown: the transaction
+    /// (its hash in the reason: "transaction … sent: …" when no receipt came in time) may still
+    /// be mined. The caller must then ask the chain what happened (a view of the state the call
+    /// changes) before it acts as though the call did not take effect.
     pub async fn send<C: SolCall>(
         &self,
         what: &'static str,
@@ -349,58 +437,172 @@ impl Chain {
         let _permit = self.0.calls.acquire().await;
         let _turn = self.0.sending.lock().await;
         let mut last = String::new();
+        let mut nonce: Option<u64> = None;
+        let mut gas: Option<u64> = None;
+        // the signed transaction to (re)send, and every transaction sent that may have reached a
+        // node: all carry `nonce`, so one of them at most is mined
+        let mut signed: Option<TxEnvelope> = None;
+        let mut sent: Vec<TxHash> = Vec::new();
         for attempt in 0..ATTEMPTS {
             tokio::time::sleep(backoff(attempt)).await;
-            let gas = match call.estimate_gas().await {
-                Ok(g) => g,
-                Err(e) => match classify(&e) {
-                    Failure::Transient(m) => {
+            let envelope = match &signed {
+                Some(envelope) => envelope.clone(),
+                None => {
+                    // Estimated again until something was sent: once a transaction may be out,
+                    // its own effect could make the estimate revert.
+                    let limit = match gas {
+                        Some(g) => g,
+                        None => match call.estimate_gas().await {
+                            Ok(g) => g + g / 4 + 20_000,
+                            Err(e) => match classify(&e) {
+                                Failure::Transient(m) => {
+                                    self.0.health.failed(&self.0.endpoint, &m);
+                                    last = m;
+                                    continue;
+                                }
+                                Failure::Revert(reason) => {
+                                    self.0.health.answered(&self.0.endpoint);
+                                    return Err(ChainError::Reverted { call: what, reason });
+                                }
+                                Failure::Other(reason) => return Err(ChainError::Rpc { call: what, reason }),
+                            },
+                        },
+                    };
+                    self.0.health.answered(&self.0.endpoint);
+                    let n = match nonce {
+                        Some(n) => n,
+                        None => match self.0.provider.get_transaction_count(self.0.address).pending().await {
+                            Ok(n) => *nonce.insert(n),
+                            Err(e) => {
+                                let m = e.to_string();
+                                self.0.health.failed(&self.0.endpoint, &m);
+                                last = m;
+                                continue;
+                            }
+                        },
+                    };
+                    let request = call.clone().gas(limit).nonce(n).into_transaction_request();
+                    match self.0.signing.fill(request).await {
+                        Ok(SendableTx::Envelope(envelope)) => {
+                            // From here on the call keeps its gas limit, as it keeps its nonce.
+                            gas = Some(limit);
+                            signed = Some(envelope.clone());
+                            envelope
+                        }
+                        Ok(SendableTx::Builder(_)) => {
+                            return Err(ChainError::Rpc { call: what, reason: "transaction left unsigned".into() });
+                        }
+                        Err(e) => match classify_transport(&e) {
+                            Failure::Transient(m) | Failure::Revert(m) => {
+                                self.0.health.failed(&self.0.endpoint, &m);
+                                last = m;
+                                continue;
+                            }
+                            Failure::Other(reason) => return Err(ChainError::Rpc { call: what, reason }),
+                        },
+                    }
+                }
+            };
+            let hash = *envelope.tx_hash();
+            let first_send = !sent.contains(&hash);
+            if first_send {
+                sent.push(hash);
+            }
+            match self.0.provider.send_tx_envelope(envelope).await {
+                Ok(_) => {
+                    self.0.health.answered(&self.0.endpoint);
+                    return match self.receipt(&sent, RECEIPT_TIMEOUT).await {
+                        Ok(receipt) => self.outcome(what, &call, receipt).await,
+                        Err(reason) => Err(ChainError::Unreachable {
+                            call: what,
+                            reason: format!("transaction {} sent: {reason}", hash_list(&sent)),
+                        }),
+                    };
+                }
+                Err(e) => match classify_send(&e) {
+                    SendFailure::Lost(m) => {
                         self.0.health.failed(&self.0.endpoint, &m);
                         last = m;
-                        continue;
                     }
-                    Failure::Revert(reason) => {
+                    SendFailure::Rejected(m) => {
+                        // The node neither has this transaction nor a mined one of its nonce:
+                        // sign the call again (fresh fees, same nonce). A transaction refused on
+                        // its first send never left; once none may have left, the gas is
+                        // estimated again too.
+                        self.0.health.answered(&self.0.endpoint);
+                        debug!(target: LOG, call = what, %hash, reason = %m, "transaction refused, signing it again");
+                        signed = None;
+                        if first_send {
+                            sent.retain(|h| *h != hash);
+                        }
+                        if sent.is_empty() {
+                            gas = None;
+                        }
+                        last = m;
+                    }
+                    SendFailure::Refused(Refusal::NonceUsed, m) if first_send && sent.len() == 1 => {
+                        // Nothing of this call ever left, yet its nonce is used (another sender
+                        // with this wallet): start over with a fresh nonce.
+                        self.0.health.answered(&self.0.endpoint);
+                        debug!(target: LOG, call = what, %hash, reason = %m, "nonce taken, reading it again");
+                        (nonce, gas, signed) = (None, None, None);
+                        sent.clear();
+                        last = m;
+                    }
+                    SendFailure::Refused(refusal, m) => {
+                        self.0.health.answered(&self.0.endpoint);
+                        debug!(target: LOG, call = what, %hash, ?refusal, reason = %m, "resend refused");
+                        let wait = match refusal {
+                            Refusal::Known => RECEIPT_TIMEOUT,
+                            Refusal::NonceUsed => NONCE_USED_GRACE,
+                        };
+                        return match self.receipt(&sent, wait).await {
+                            Ok(receipt) => self.outcome(what, &call, receipt).await,
+                            Err(reason) => Err(ChainError::Unreachable {
+                                call: what,
+                                reason: format!(
+                                    "transaction {} sent, then refused ({m}) with nonce {}; no receipt ({reason}): \
+                                     its outcome is unknown",
+                                    hash_list(&sent),
+                                    nonce.map_or_else(|| "?".into(), |n| n.to_string()),
+                                ),
+                            }),
+                        };
+                    }
+                    SendFailure::Revert(reason) => {
                         self.0.health.answered(&self.0.endpoint);
                         return Err(ChainError::Reverted { call: what, reason });
                     }
-                    Failure::Other(reason) => return Err(ChainError::Rpc { call: what, reason }),
+                    SendFailure::Other(reason) => return Err(ChainError::Rpc { call: what, reason }),
                 },
-            };
-            self.0.health.answered(&self.0.endpoint);
-            let nonce = match self.0.provider.get_transaction_count(self.0.address).pending().await {
-                Ok(n) => n,
-                Err(e) => {
-                    let m = e.to_string();
-                    self.0.health.failed(&self.0.endpoint, &m);
-                    last = m;
-                    continue;
-                }
-            };
-            let pending = match call.clone().gas(gas + gas / 4 + 20_000).nonce(nonce).send().await {
-                Ok(p) => p,
-                Err(e) => match classify(&e) {
-                    Failure::Transient(m) => {
-                        self.0.health.failed(&self.0.endpoint, &m);
-                        last = m;
-                        continue;
-                    }
-                    Failure::Revert(reason) => return Err(ChainError::Reverted { call: what, reason }),
-                    Failure::Other(reason) => return Err(ChainError::Rpc { call: what, reason }),
-                },
-            };
-            let hash = *pending.tx_hash();
-            return match self.receipt(hash).await {
-                Ok(receipt) if receipt.status() => {
-                    debug!(target: LOG, call = what, %hash, gas_used = receipt.gas_used, "mined");
-                    Ok(receipt)
-                }
-                Ok(receipt) => Err(self.mined_failure(what, &call, &receipt).await),
-                Err(reason) => {
-                    Err(ChainError::Unreachable { call: what, reason: format!("transaction {hash} sent: {reason}") })
-                }
-            };
+            }
         }
-        Err(ChainError::Unreachable { call: what, reason: last })
+        if sent.is_empty() {
+            return Err(ChainError::Unreachable { call: what, reason: last });
+        }
+        // Something may have left: a last look for its receipt before the outcome is unknown.
+        match self.receipt(&sent, Duration::ZERO).await {
+            Ok(receipt) => self.outcome(what, &call, receipt).await,
+            Err(_) => Err(ChainError::Unreachable {
+                call: what,
+                reason: format!("transaction {} may have been sent; its outcome is unknown: {last}", hash_list(&sent)),
+            }),
+        }
+    }
+
+    /// A mined transaction's outcome: its receipt when it succeeded, why it failed otherwise.
+    async fn outcome<C: SolCall>(
+        &self,
+        what: &'static str,
+        call: &SolCallBuilder<&DynProvider, C>,
+        receipt: TransactionReceipt,
+    ) -> Result<TransactionReceipt, ChainError> {
+        if receipt.status() {
+            debug!(target: LOG, call = what, hash = %receipt.transaction_hash, gas_used = receipt.gas_used, "mined");
+            Ok(receipt)
+        } else {
+            Err(self.mined_failure(what, call, &receipt).await)
+        }
     }
 
     /// Why a transaction that passed its estimate failed once mined (the chain moved on between
@@ -425,26 +627,32 @@ impl Chain {
         ChainError::Reverted { call: what, reason }
     }
 
-    /// Polls for a transaction's receipt (our own polling: every failed poll counts against the
-    /// endpoint's health at once, where a subscription would wait silently).
-    async fn receipt(&self, hash: alloy::primitives::TxHash) -> Result<TransactionReceipt, String> {
-        let deadline = tokio::time::Instant::now() + RECEIPT_TIMEOUT;
+    /// Polls for the receipt of any of `hashes` (our own polling: every failed poll counts
+    /// against the endpoint's health at once, where a subscription would wait silently) for up
+    /// to `wait`, asking at least once. The hashes are transactions of one nonce, so at most one
+    /// of them has a receipt.
+    async fn receipt(&self, hashes: &[TxHash], wait: Duration) -> Result<TransactionReceipt, String> {
+        let deadline = tokio::time::Instant::now() + wait;
         let mut last = String::from("not mined in time");
-        while tokio::time::Instant::now() < deadline {
-            match self.0.provider.get_transaction_receipt(hash).await {
-                Ok(Some(receipt)) => {
-                    self.0.health.answered(&self.0.endpoint);
-                    return Ok(receipt);
+        loop {
+            for hash in hashes {
+                match self.0.provider.get_transaction_receipt(*hash).await {
+                    Ok(Some(receipt)) => {
+                        self.0.health.answered(&self.0.endpoint);
+                        return Ok(receipt);
+                    }
+                    Ok(None) => self.0.health.answered(&self.0.endpoint),
+                    Err(e) => {
+                        last = e.to_string();
+                        self.0.health.failed(&self.0.endpoint, &last);
+                    }
                 }
-                Ok(None) => self.0.health.answered(&self.0.endpoint),
-                Err(e) => {
-                    last = e.to_string();
-                    self.0.health.failed(&self.0.endpoint, &last);
-                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(last);
             }
             tokio::time::sleep(RECEIPT_POLL).await;
         }
-        Err(last)
     }
 
     /// Retries a provider call (not a contract call) while the endpoint does not answer.
@@ -564,7 +772,7 @@ impl Chain {
             }
         }
         for (slot, hash) in pending {
-            results[slot] = Some(match self.receipt(hash).await {
+            results[slot] = Some(match self.receipt(&[hash], RECEIPT_TIMEOUT).await {
                 Ok(r) if r.status() => Ok(r),
                 Ok(r) => Err(self.mined_failure(what, &calls[slot], &r).await),
                 Err(reason) => Err(ChainError::Unreachable { call: what, reason }),
@@ -579,5 +787,64 @@ impl Chain {
     /// The period a timestamp falls in.
     pub fn period_of(&self, timestamp: u64) -> u64 {
         timestamp / self.0.params.period_length
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonce_refusals_are_recognised_in_each_nodes_words() {
+        let known = [
+            "already known",
+            "transaction already imported",
+            "Known transaction",
+            "AlreadyKnown",
+            "TRANSACTION_ALREADY_KNOWN",
+            "tx already in mempool",
+        ];
+        for m in known {
+            assert_eq!(refusal(m), Some(Refusal::Known), "{m}");
+        }
+        let used = [
+            "nonce too low",
+            "nonce too low: next nonce 8, tx nonce 7",
+            "Nonce too low",
+            "NONCE_TOO_LOW",
+            "OldNonce, Current nonce: 8, nonce of rejected tx: 7",
+            "replacement transaction underpriced",
+            "REPLACEMENT_UNDERPRICED",
+            "the nonce is too low",
+        ];
+        for m in used {
+            assert_eq!(refusal(m), Some(Refusal::NonceUsed), "{m}");
+        }
+        let other = [
+            "insufficient funds for gas * price + value",
+            "nonce too high",
+            "max fee per gas less than block base fee",
+            "execution reverted",
+            "",
+        ];
+        for m in other {
+            assert_eq!(refusal(m), None, "{m}");
+        }
+    }
+
+    #[test]
+    fn send_errors_are_told_apart() {
+        use alloy::transports::{RpcError, TransportErrorKind};
+        let answer = |message: &str| {
+            let payload = serde_json::json!({ "code": -32000, "message": message });
+            RpcError::ErrorResp(serde_json::from_value(payload).expect("an error payload"))
+        };
+        assert!(matches!(classify_send(&answer("nonce too low")), SendFailure::Refused(Refusal::NonceUsed, _)));
+        assert!(matches!(classify_send(&answer("already known")), SendFailure::Refused(Refusal::Known, _)));
+        assert!(matches!(classify_send(&answer("execution reverted: x")), SendFailure::Revert(_)));
+        assert!(matches!(classify_send(&answer("insufficient funds")), SendFailure::Rejected(_)));
+        let lost = TransportErrorKind::custom_str("connection closed before message completed");
+        assert!(matches!(classify_send(&lost), SendFailure::Lost(_)));
+        assert!(matches!(classify_send(&RpcError::local_usage_str("missing properties")), SendFailure::Other(_)));
     }
 }
