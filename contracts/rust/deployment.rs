@@ -404,16 +404,12 @@ pub fn check_config(c: &MarketplaceConfig) -> Result<(), DeploymentError> {
 /// Connects to a JSON-RPC endpoint (`http(s)://` or `ws(s)://`), sending from `signer` when one
 /// is given.
 pub async fn connect(endpoint: &str, signer: Option<PrivateKeySigner>) -> Result<DynProvider, DeploymentError> {
-    let err = |reason: String| DeploymentError::Endpoint { endpoint: endpoint.to_owned(), reason };
-    let scheme = endpoint.split_once("://").map(|(s, _)| s.to_ascii_lowercase()).unwrap_or_default();
-    if !matches!(scheme.as_str(), "http" | "https" | "ws" | "wss") {
-        return Err(err("use an http(s):// or ws(s):// URL".into()));
-    }
+    let root = crate::client::connect_endpoint(endpoint)
+        .await
+        .map_err(|reason| DeploymentError::Endpoint { endpoint: endpoint.to_owned(), reason })?;
     Ok(match signer {
-        Some(signer) => {
-            ProviderBuilder::new().wallet(signer).connect(endpoint).await.map_err(|e| err(e.to_string()))?.erased()
-        }
-        None => ProviderBuilder::new().connect(endpoint).await.map_err(|e| err(e.to_string()))?.erased(),
+        Some(signer) => ProviderBuilder::new().wallet(signer).connect_provider(root).erased(),
+        None => ProviderBuilder::new().connect_provider(root).erased(),
     })
 }
 

@@ -219,6 +219,22 @@ fn hash_list(hashes: &[TxHash]) -> String {
     hashes.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(", ")
 }
 
+/// Connects to a JSON-RPC endpoint, `http(s)://…` or `ws(s)://…` (a WebSocket is opened at
+/// once, HTTP connects on its first call); anything else is refused with the reason. Chains and
+/// deployments connect through it alone.
+pub(crate) async fn connect_endpoint(endpoint: &str) -> Result<RootProvider, String> {
+    const SCHEMES: &str = "use an http(s):// or ws(s):// URL";
+    let url = endpoint.parse::<alloy::transports::http::reqwest::Url>().map_err(|e| format!("{e}: {SCHEMES}"))?;
+    let bare = ProviderBuilder::new().disable_recommended_fillers();
+    match url.scheme() {
+        "http" | "https" => Ok(bare.connect_http(url)),
+        "ws" | "wss" => {
+            bare.connect_ws(alloy::providers::WsConnect::new(url.as_str())).await.map_err(|e| e.to_string())
+        }
+        other => Err(format!("unsupported scheme {other}: {SCHEMES}")),
+    }
+}
+
 /// The wallet's provider: alloy's recommended fillers (gas, nonce, chain id) and the wallet's
 /// signer over the endpoint. [`Chain::send`] signs with it before sending, so that it knows each
 /// transaction's hash even when the send's answer is lost.
@@ -294,19 +310,8 @@ impl Chain {
         let signer = read_key_file(&config.key_file)?;
         let address = signer.address();
         let endpoint_err = |reason: String| ChainError::Endpoint { endpoint: config.endpoint.clone(), reason };
-        let url = config
-            .endpoint
-            .parse::<alloy::transports::http::reqwest::Url>()
-            .map_err(|e| endpoint_err(e.to_string()))?;
-        let signing = match url.scheme() {
-            "http" | "https" => ProviderBuilder::new().wallet(signer).connect_http(url),
-            "ws" | "wss" => ProviderBuilder::new()
-                .wallet(signer)
-                .connect_ws(alloy::providers::WsConnect::new(url.as_str()))
-                .await
-                .map_err(|e| endpoint_err(e.to_string()))?,
-            other => return Err(endpoint_err(format!("unsupported scheme {other}: use http(s):// or ws(s)://"))),
-        };
+        let root = connect_endpoint(&config.endpoint).await.map_err(endpoint_err)?;
+        let signing = ProviderBuilder::new().wallet(signer).connect_provider(root);
         let mut chain = Inner {
             endpoint: config.endpoint.clone(),
             provider: signing.clone().erased(),
@@ -830,6 +835,18 @@ mod tests {
         for m in other {
             assert_eq!(refusal(m), None, "{m}");
         }
+    }
+
+    #[tokio::test]
+    async fn endpoints_are_http_or_websocket_urls() {
+        for bad in ["ftp://127.0.0.1:1", "localhost:8545", "127.0.0.1:8545", "no url"] {
+            let reason = connect_endpoint(bad).await.err().unwrap_or_default();
+            assert!(reason.ends_with("use an http(s):// or ws(s):// URL"), "{bad}: {reason}");
+        }
+        assert!(connect_endpoint("ftp://x").await.err().unwrap_or_default().starts_with("unsupported scheme ftp"));
+        // HTTP connects on its first call, whatever the case of the scheme
+        assert!(connect_endpoint("HTTP://127.0.0.1:1").await.is_ok());
+        assert!(connect_endpoint("https://127.0.0.1:1/rpc").await.is_ok());
     }
 
     #[test]
