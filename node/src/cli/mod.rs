@@ -151,6 +151,10 @@ pub struct NodeArgs {
     /// Storage quota, e.g. `20GiB`.
     #[arg(long, env = "VELLUM_STORAGE_QUOTA", default_value = "20GiB", value_parser = parse_size)]
     pub storage_quota: u64,
+    /// Sales a host takes from reservation to fill at once (each waits on its own fetch,
+    /// hand-off and fill; proofs are made one at a time whatever this is).
+    #[arg(long, env = "VELLUM_MAX_CONCURRENT_SALES", value_name = "N", default_value_t = crate::market::DEFAULT_CONCURRENT_SALES)]
+    pub max_concurrent_sales: usize,
     /// Fault injection for tests: corrupt every block served to peers.
     #[arg(long, env = "VELLUM_FAULT_CORRUPT_SERVED_BLOCKS", hide = true)]
     pub fault_corrupt_served_blocks: bool,
@@ -215,6 +219,7 @@ impl NodeArgs {
             prover_key,
             start_block,
             fault_corrupt_cells_percent: self.fault_corrupt_slot_cells.unwrap_or(0),
+            max_concurrent_sales: self.max_concurrent_sales,
         }))
     }
 }
@@ -350,9 +355,25 @@ async fn run_validator(args: ValidatorArgs) -> anyhow::Result<()> {
     println!("Vellum validator {}", validator_address(&validator));
     tokio::select! {
         r = validator.run() => Ok(r?),
-        _ = tokio::signal::ctrl_c() => {
-            tracing::info!(target: "vellum::validator", "interrupted; stopping");
+        signal = stop_signal() => {
+            tracing::info!(target: "vellum::validator", signal, "stopping");
             Ok(())
+        }
+    }
+}
+
+/// Resolves with the signal's name when the process is asked to stop (SIGINT or SIGTERM).
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        },
+        Err(e) => {
+            tracing::warn!(target: "vellum::node", error = %e, "SIGTERM not handled");
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
         }
     }
 }
@@ -388,8 +409,9 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     println!("{READY_PREFIX}http://{}{}", node.api_addr, crate::api::API_PREFIX);
     tokio::select! {
         r = node.wait() => r,
-        _ = tokio::signal::ctrl_c() => {
-            tracing::info!(target: "vellum::node", "interrupted; stopping");
+        signal = stop_signal() => {
+            // Every record is written (and synced) when it changes: nothing is left to flush.
+            tracing::info!(target: "vellum::node", signal, "stopping");
             Ok(())
         }
     }

@@ -1,18 +1,31 @@
 //! The marketplace side of a node (persistence mode): buying storage as a client
-//! ([`purchasing`]), selling it as a host ([`sales`]) and proving what it sells ([`proving`]).
+//! ([`purchasing`]) and the host engine that sells it ([`host`]).
 //!
-//! One [`Market`] per node owns the chain handle, the prover and the records; background tasks
-//! follow the chain (new requests from the marketplace's logs, request states, periods) and act.
-//! Every task survives an unreachable endpoint: a failed round is logged at debug level (the
-//! endpoint's going down and coming back are logged once each by [`contracts::client`]) and retried
-//! on the next tick. Records are written before and after each chain transaction, so a restarted
-//! node resumes where it was: a host that had filled a slot goes back to proving it without
-//! downloading it again.
+//! The host engine is generic over the chain ([`chain::MarketChain`]) and the slot work
+//! ([`slot_work::SlotWork`]): the node runs it on the wallet's alloy client and its store and
+//! prover, the unit tests on an in-memory marketplace. Its parts: the pure sale rules
+//! ([`sale`]), the availabilities ([`availabilities`]), the log follower that dispatches sale
+//! tasks ([`follower`]), a sale from reservation to fill ([`selling`]), and proving and payouts
+//! ([`proving`]). Every background task is supervised: a panic is logged and the task started
+//! again. Records are written atomically before and after each chain transaction, so a restarted
+//! node resumes where it was; a node whose chain endpoint is away at start serves its data and
+//! joins the chain when the endpoint answers.
 
+mod availabilities;
+mod chain;
+mod chain_alloy;
+#[cfg(test)]
+mod engine_tests;
+#[cfg(test)]
+mod fake_chain;
+mod follower;
+mod host;
 mod proving;
 mod purchasing;
 mod records;
-mod sales;
+mod sale;
+mod selling;
+mod slot_work;
 pub mod types;
 mod words;
 
@@ -21,30 +34,41 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use alloy::primitives::B256;
 use circuits::r1cs::ProofShape;
 use prover::Prover;
-use tracing::info;
+use tokio::sync::OnceCell;
+use tracing::{error, info, warn};
 
+use self::availabilities::Availabilities;
+use self::chain_alloy::AlloyMarket;
+use self::host::{Host, HostConfig, SaleBook};
 use self::records::RecordDir;
-pub use self::sales::SaleRecord;
-
-/// `prover`'s EVM verifying key in the plain form the contracts are deployed and checked with
-/// (the same words in the same order: `contracts` depends on no proving code).
-pub fn verifying_key_words(vk: &prover::EvmVerifyingKey) -> contracts::VerifyingKeyWords {
-    contracts::VerifyingKeyWords { alpha: vk.alpha, beta: vk.beta, gamma: vk.gamma, delta: vk.delta, ic: vk.ic.clone() }
-}
-use self::types::{Availability, Purchase};
+pub use self::sale::{SaleRecord, SaleState};
+use self::slot_work::NodeSlots;
+use self::types::{Availability, AvailabilityInput, Purchase, SlotAgent, SlotInfo};
+use self::words::{id_hex, parse_id};
 use crate::fetch::Fetcher;
 use crate::metrics::Metrics;
 use crate::net::NetworkHandle;
 use crate::store::BlockStore;
 use contracts::client::{Chain, ChainConfig, ChainError};
 
+/// `prover`'s EVM verifying key in the plain form the contracts are deployed and checked with
+/// (the same words in the same order: `contracts` depends on no proving code).
+pub fn verifying_key_words(vk: &prover::EvmVerifyingKey) -> contracts::VerifyingKeyWords {
+    contracts::VerifyingKeyWords { alpha: vk.alpha, beta: vk.beta, gamma: vk.gamma, delta: vk.delta, ic: vk.ic.clone() }
+}
+
 const LOG: &str = "vellum::market";
 
 /// How often the background tasks look at the chain.
 pub const TICK: Duration = Duration::from_millis(500);
+
+/// How often a node whose chain endpoint was away at start tries it again.
+const CONNECT_RETRY: Duration = Duration::from_secs(3);
+
+/// Sales (reservation to fill) a host runs at once unless told otherwise.
+pub const DEFAULT_CONCURRENT_SALES: usize = 4;
 
 /// What persistence mode needs.
 #[derive(Debug, Clone)]
@@ -59,6 +83,8 @@ pub struct MarketConfig {
     /// Fault injection for tests: the percentage of a newly filled slot's cells whose bytes are
     /// corrupted on disk (0: none).
     pub fault_corrupt_cells_percent: u8,
+    /// Sales (reservation to fill) under way at once.
+    pub max_concurrent_sales: usize,
 }
 
 /// Why a marketplace operation failed.
@@ -96,9 +122,13 @@ impl From<crate::slots::SlotError> for MarketError {
     }
 }
 
-/// The node's marketplace state.
+/// The node's marketplace state: the client side (purchases) and the host engine.
 pub struct Market {
-    chain: Chain,
+    /// Set once the chain endpoint answered (at start, or later when it was away).
+    chain: OnceCell<Chain>,
+    host: OnceCell<Arc<Host<AlloyMarket, NodeSlots>>>,
+    availabilities: Arc<Availabilities>,
+    sales: Arc<SaleBook>,
     store: Arc<BlockStore>,
     fetcher: Arc<Fetcher>,
     net: NetworkHandle,
@@ -106,29 +136,15 @@ pub struct Market {
     shape: ProofShape,
     dir: PathBuf,
     purchase_records: RecordDir,
-    availability_records: RecordDir,
-    sale_records: RecordDir,
     purchases: Mutex<HashMap<String, Purchase>>,
-    availabilities: Mutex<Vec<Availability>>,
-    sales: Mutex<HashMap<B256, SaleRecord>>,
-    /// One sale at a time reserves, downloads and fills (collateral approvals stay in order).
-    selling: tokio::sync::Mutex<()>,
-    /// Requests seen waiting for hosts that this node did not take (looked at again when an
-    /// availability is added or changed); bounded.
-    passed_over: Mutex<std::collections::VecDeque<(B256, Option<Vec<u64>>)>>,
-    /// Set when availabilities change.
-    availability_changed: std::sync::atomic::AtomicBool,
-    /// One proof at a time (a proof takes both cores and up to a few GB).
-    proving: tokio::sync::Mutex<()>,
     /// The node's counters (bytes fetched for sales and repairs, fills, proofs).
     metrics: Arc<Metrics>,
-    /// Fault injection: see [`MarketConfig::fault_corrupt_cells_percent`].
-    fault_corrupt_cells_percent: u8,
+    config: MarketConfig,
 }
 
 impl std::fmt::Debug for Market {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Market").field("chain", &self.chain).field("shape", &self.shape).finish()
+        f.debug_struct("Market").field("chain", &self.chain.get()).field("shape", &self.shape).finish()
     }
 }
 
@@ -136,8 +152,28 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Runs a background task for as long as the node runs: a task that panics or returns is
+/// reported and started again a moment later, so that no failure goes unseen or stops proving.
+fn supervise<F, Fut>(name: &'static str, make: F)
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            match tokio::spawn(make()).await {
+                Ok(()) => warn!(target: LOG, task = name, "background task ended; starting it again"),
+                Err(e) => error!(target: LOG, task = name, error = %e, "background task failed; starting it again"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+}
+
 impl Market {
-    /// Loads the key and the records, connects to the chain and starts the background tasks.
+    /// Loads the key and the records and connects to the chain, then starts the background
+    /// tasks. A chain endpoint that does not answer does not stop the node: persistence mode
+    /// joins the chain when it comes back (a key or endpoint that is wrong does stop it).
     pub async fn start(
         config: MarketConfig,
         data_dir: &Path,
@@ -157,17 +193,18 @@ impl Market {
                 .await
                 .map_err(|e| MarketError::Local(e.to_string()))?,
         );
-        let chain = Chain::connect(&config.chain).await?;
         let dir = data_dir.join("market");
         let purchase_records = RecordDir::open(&dir.join("purchases"))?;
-        let availability_records = RecordDir::open(&dir.join("availabilities"))?;
-        let sale_records = RecordDir::open(&dir.join("sales"))?;
+        let availabilities = Arc::new(Availabilities::open(RecordDir::open(&dir.join("availabilities"))?)?);
+        let sales = Arc::new(SaleBook::open(RecordDir::open(&dir.join("sales"))?)?);
         let purchases =
             purchase_records.load_all::<Purchase>()?.into_iter().map(|p| (p.request_id.clone(), p)).collect();
-        let availabilities = availability_records.load_all::<Availability>()?;
-        let sales = sale_records.load_all::<SaleRecord>()?.into_iter().map(|s| (s.slot_id, s)).collect();
+        let first = Chain::connect(&config.chain).await;
         let market = Arc::new(Self {
-            chain,
+            chain: OnceCell::new(),
+            host: OnceCell::new(),
+            availabilities,
+            sales,
             store,
             fetcher,
             net,
@@ -175,39 +212,131 @@ impl Market {
             shape,
             dir,
             purchase_records,
-            availability_records,
-            sale_records,
             purchases: Mutex::new(purchases),
-            availabilities: Mutex::new(availabilities),
-            sales: Mutex::new(sales),
-            selling: tokio::sync::Mutex::new(()),
-            passed_over: Mutex::new(std::collections::VecDeque::new()),
-            availability_changed: std::sync::atomic::AtomicBool::new(false),
-            proving: tokio::sync::Mutex::new(()),
             metrics,
-            fault_corrupt_cells_percent: config.fault_corrupt_cells_percent,
+            config,
         });
-        info!(
-            target: LOG,
-            address = %market.chain.address(),
-            marketplace = %market.chain.marketplace_address(),
-            samples = shape.samples,
-            slot_bytes = shape.slot_cells() * shape.cell_size as u64,
-            "persistence mode"
-        );
-        tokio::spawn(purchasing::watch(Arc::clone(&market)));
-        tokio::spawn(sales::follow(Arc::clone(&market), config.start_block));
-        tokio::spawn(proving::run(Arc::clone(&market)));
+        match first {
+            Ok(chain) => market.join_chain(chain),
+            Err(e @ (ChainError::Key { .. } | ChainError::Endpoint { .. })) => return Err(e.into()),
+            Err(e) => {
+                warn!(target: LOG, error = %e, "chain endpoint away; persistence mode starts when it answers");
+                let m = Arc::clone(&market);
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(CONNECT_RETRY).await;
+                        match Chain::connect(&m.config.chain).await {
+                            Ok(chain) => {
+                                info!(target: LOG, "chain endpoint answered");
+                                m.join_chain(chain);
+                                return;
+                            }
+                            Err(e) => tracing::debug!(target: LOG, error = %e, "chain endpoint still away"),
+                        }
+                    }
+                });
+            }
+        }
         Ok(market)
     }
 
-    /// The chain handle.
-    pub fn chain(&self) -> &Chain {
-        &self.chain
+    /// Builds the host engine on a connected chain and starts the background tasks.
+    fn join_chain(self: &Arc<Self>, chain: Chain) {
+        let slots = NodeSlots {
+            store: Arc::clone(&self.store),
+            fetcher: Arc::clone(&self.fetcher),
+            net: self.net.clone(),
+            prover: Arc::clone(&self.prover),
+            shape: self.shape,
+            trees: self.dir.join("trees"),
+            metrics: Arc::clone(&self.metrics),
+            proving: tokio::sync::Mutex::new(()),
+            fault_corrupt_cells_percent: self.config.fault_corrupt_cells_percent,
+        };
+        // Nodes before the follower's record kept a bare cursor file.
+        let legacy_cursor = std::fs::read_to_string(self.dir.join("cursor")).ok().and_then(|t| t.trim().parse().ok());
+        let host = Arc::new(Host {
+            chain: AlloyMarket::new(chain.clone()),
+            work: slots,
+            availabilities: Arc::clone(&self.availabilities),
+            sales: Arc::clone(&self.sales),
+            dir: self.dir.clone(),
+            config: HostConfig {
+                slot_size: self.slot_size(),
+                max_sales: self.config.max_concurrent_sales.max(1),
+                start_block: legacy_cursor.unwrap_or(self.config.start_block),
+                tick: TICK,
+                retry_after: Duration::from_secs(5),
+                min_lease_secs: 15,
+            },
+        });
+        info!(
+            target: LOG,
+            address = %chain.address(),
+            marketplace = %chain.marketplace_address(),
+            samples = self.shape.samples,
+            slot_bytes = self.slot_size(),
+            "persistence mode"
+        );
+        if self.chain.set(chain).is_err() || self.host.set(Arc::clone(&host)).is_err() {
+            return; // joined already
+        }
+        let h = Arc::clone(&host);
+        supervise("sales follower", move || Arc::clone(&h).follow());
+        let h = Arc::clone(&host);
+        supervise("proving", move || Arc::clone(&h).prove_forever());
+        let market = Arc::clone(self);
+        supervise("purchases", move || purchasing::watch(Arc::clone(&market)));
+    }
+
+    /// The chain handle, once the endpoint has answered.
+    pub fn chain(&self) -> Result<&Chain, MarketError> {
+        self.chain.get().ok_or_else(|| {
+            MarketError::Chain(ChainError::Unreachable {
+                call: "connect",
+                reason: "the chain endpoint has not answered since the node started".into(),
+            })
+        })
     }
 
     /// Bytes per slot this node's proofs are made for.
     pub fn slot_size(&self) -> u64 {
         self.shape.slot_cells() * self.shape.cell_size as u64
+    }
+
+    /// Adds an availability.
+    pub fn add_availability(&self, input: AvailabilityInput) -> Result<Availability, MarketError> {
+        let space = self.store.space()?;
+        let free = space.quota_max_bytes.saturating_sub(space.quota_used_bytes + space.quota_reserved_bytes);
+        self.availabilities.add(input, free)
+    }
+
+    /// Changes an availability; sizes and collateral already in use stay in use.
+    pub fn update_availability(&self, id: &str, input: AvailabilityInput) -> Result<(), MarketError> {
+        self.availabilities.update(id, input)
+    }
+
+    /// Every availability.
+    pub fn availabilities(&self) -> Vec<Availability> {
+        self.availabilities.list()
+    }
+
+    /// Slots this node holds (sales not yet ended).
+    pub fn active_slots(&self) -> Vec<SlotInfo> {
+        self.sales
+            .all()
+            .into_iter()
+            .filter(|s| s.state.holds_slot())
+            .map(|s| SlotInfo { id: id_hex(&s.slot_id), request: s.request.clone(), slot_index: s.slot_index })
+            .collect()
+    }
+
+    /// One sale by slot id.
+    pub fn slot_agent(&self, slot_id: &str) -> Result<SlotAgent, MarketError> {
+        let id = parse_id(slot_id).ok_or_else(|| MarketError::Invalid("invalid slot id".into()))?;
+        self.sales
+            .get(&id)
+            .map(|s| s.agent())
+            .ok_or_else(|| MarketError::NotFound(format!("no sale for slot {slot_id}")))
     }
 }

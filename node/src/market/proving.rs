@@ -16,144 +16,18 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use alloy::primitives::{Address, B256, U256};
-use circuits::r1cs::{build_inputs, dataset_path};
+use alloy::primitives::{Address, B256};
 use contracts::RequestState;
-use prover::{DiskSlot, EvmProof};
 use tracing::{debug, info, warn};
 
-use super::sales::{SaleRecord, SaleState};
-use super::words::{id_hex, parse_amount};
-use super::{LOG, Market, MarketError, TICK};
-use crate::content::ContentId;
+use super::MarketError;
+use super::chain::{MarketChain, ProofWords};
+use super::host::Host;
+use super::sale::{SaleEvent, SaleRecord, SaleState};
+use super::slot_work::SlotWork;
+use super::words::id_hex;
 
-/// How long to wait for a period's seed to become readable after anchoring it.
-const SEED_WAIT_TICKS: u32 = 120;
-
-impl Market {
-    /// Makes the current period's seed readable: anchors it if nobody has, then waits for the
-    /// anchor block to be followed by another. Returns the period.
-    async fn ensure_seed(&self) -> Result<u64, MarketError> {
-        let m = self.chain.market();
-        for _ in 0..SEED_WAIT_TICKS {
-            let (_, now) = self.chain.head().await?;
-            let period = self.chain.period_of(now);
-            let seed = self.chain.read("periodSeed", m.periodSeed(U256::from(period))).await?;
-            if seed.ready {
-                return Ok(period);
-            }
-            if seed.anchorBlock == U256::ZERO {
-                self.chain.send("anchorPeriods", m.anchorPeriods()).await?;
-            }
-            tokio::time::sleep(TICK).await;
-        }
-        Err(MarketError::Local("the period's seed did not become readable (is the chain producing blocks?)".into()))
-    }
-
-    /// A proof for `period` with entropy `entropy`.
-    async fn prove_with(&self, sale: &SaleRecord, entropy: U256) -> Result<[U256; 8], MarketError> {
-        let (cells, tree) = match (&sale.cells, &sale.tree) {
-            (Some(c), Some(t)) => (c.clone(), t.clone()),
-            _ => return Err(MarketError::Local("the sale has no slot files".into())),
-        };
-        let cid: ContentId = sale.request.content.cid.parse().map_err(|e| MarketError::Local(format!("{e}")))?;
-        let manifest = self.fetcher.manifest(&cid).await.map_err(|e| MarketError::Local(e.to_string()))?;
-        let roots = crate::slots::slot_roots(&manifest)?;
-        let prover = Arc::clone(&self.prover);
-        let shape = self.shape;
-        let index = sale.slot_index;
-        let _turn = self.proving.lock().await;
-        let started = std::time::Instant::now();
-        let proof = tokio::task::spawn_blocking(move || -> Result<[U256; 8], String> {
-            let slot = DiskSlot::open(&cells, &tree, shape.cell_size, shape.slot_cells()).map_err(|e| e.to_string())?;
-            let entropy = prover::entropy_from_block_hash(&entropy.to_be_bytes::<32>());
-            let root = circuits::dataset_root(&roots);
-            let inputs = build_inputs(&shape, &slot, dataset_path(&roots, index), root, entropy, index)
-                .map_err(|e| e.to_string())?;
-            let proof = prover.prove(&inputs).map_err(|e| e.to_string())?;
-            Ok(contracts::proof_words(&EvmProof::new(&proof).words()))
-        })
-        .await
-        .map_err(|e| MarketError::Local(e.to_string()))?
-        .map_err(MarketError::Local)?;
-        info!(target: LOG, slot = %id_hex(&sale.slot_id), ms = started.elapsed().as_millis() as u64, "proof made");
-        Ok(proof)
-    }
-
-    /// A fill proof against the current period's challenge (anchoring the period if needed),
-    /// bound to this host's address (the contract's `fillEntropy`).
-    pub(super) async fn prove_fill(&self, sale: &SaleRecord) -> Result<(u64, [U256; 8]), MarketError> {
-        let period = self.ensure_seed().await?;
-        let m = self.chain.market();
-        let entropy = self.chain.read("fillEntropy", m.fillEntropy(sale.slot_id, self.chain.address())).await?;
-        Ok((period, self.prove_with(sale, entropy).await?))
-    }
-
-    /// Collects the payout of a slot whose request ended (`cancelled`: before it started).
-    async fn payout(&self, sale: &mut SaleRecord, cancelled: bool) -> Result<(), MarketError> {
-        let m = self.chain.market();
-        let amount = self.chain.read("slotPayout", m.slotPayout(sale.slot_id)).await.unwrap_or_default();
-        match self.chain.send("freeSlot", m.freeSlot(sale.slot_id)).await {
-            Ok(_) => {
-                info!(target: LOG, slot = %id_hex(&sale.slot_id), %amount, proofs = sale.proofs_submitted, "slot freed and paid")
-            }
-            Err(e) if e.market_error() == Some(contracts::MarketError::AlreadyPaid) => {}
-            Err(e) => return Err(e.into()),
-        }
-        sale.state = if cancelled { SaleState::Cancelled } else { SaleState::Finished };
-        self.save_sale(sale);
-        let collateral = parse_amount(&sale.collateral).unwrap_or(0);
-        self.draw_back(sale, collateral);
-        Ok(())
-    }
-
-    fn draw_back(&self, sale: &SaleRecord, collateral: u128) {
-        self.release(&sale.availability_id, sale.request.ask.slot_size, collateral);
-    }
-}
-
-/// Per-period checks and proofs for every filled slot.
-pub(super) async fn run(market: Arc<Market>) {
-    let mut anchored_for: Option<u64> = None;
-    let mut checked: HashMap<B256, Checked> = HashMap::new();
-    let mut ahead: HashMap<(B256, u64), [U256; 8]> = HashMap::new();
-    let mut owed: HashSet<(B256, u64)> = HashSet::new();
-    loop {
-        tokio::time::sleep(TICK).await;
-        let sales: Vec<SaleRecord> = market
-            .sales_snapshot()
-            .into_iter()
-            .filter(|s| matches!(s.state, SaleState::Proving | SaleState::Payout))
-            .collect();
-        if sales.is_empty() {
-            continue;
-        }
-        let Ok((_, now)) = market.chain.head().await else { continue };
-        let period = market.chain.period_of(now);
-        let m = market.chain.market();
-        if anchored_for != Some(period) {
-            // Keep the next period enforceable even when no validator is around.
-            match market.chain.read("periodSeed", m.periodSeed(U256::from(period + 1))).await {
-                Ok(s) if s.anchorBlock == U256::ZERO => {
-                    match market.chain.send("anchorPeriods", m.anchorPeriods()).await {
-                        Ok(_) => anchored_for = Some(period),
-                        Err(e) => debug!(target: LOG, error = %e, "anchoring failed"),
-                    }
-                }
-                Ok(_) => anchored_for = Some(period),
-                Err(e) => debug!(target: LOG, error = %e, "seed not read"),
-            }
-        }
-        ahead.retain(|(_, p), _| *p >= period);
-        owed.retain(|(_, p)| p.saturating_add(2) >= period);
-        for mut sale in sales {
-            let rounds = Rounds { checked: &mut checked, ahead: &mut ahead, owed: &mut owed };
-            if let Err(e) = step(&market, &mut sale, (period, now), rounds).await {
-                debug!(target: LOG, slot = %id_hex(&sale.slot_id), error = %e, "proving round incomplete");
-            }
-        }
-    }
-}
+const LOG: &str = "vellum::market::proving";
 
 /// What the last check of a slot's request found: the period it was made in, and when the
 /// request settles (0 while it has not started).
@@ -164,122 +38,167 @@ struct Checked {
 }
 
 /// What the proving rounds remember between ticks.
-struct Rounds<'a> {
+#[derive(Default)]
+struct Rounds {
+    /// The period whose next seed was last anchored (or seen anchored).
+    anchored_for: Option<u64>,
     /// The last check of each slot's request.
-    checked: &'a mut HashMap<B256, Checked>,
+    checked: HashMap<B256, Checked>,
     /// Proofs made ahead for the next period.
-    ahead: &'a mut HashMap<(B256, u64), [U256; 8]>,
+    ahead: HashMap<(B256, u64), ProofWords>,
     /// Periods whose proof the chain required of a slot and that are not yet proven or settled.
-    owed: &'a mut HashSet<(B256, u64)>,
+    owed: HashSet<(B256, u64)>,
 }
 
-async fn step(
-    market: &Market,
-    sale: &mut SaleRecord,
-    (period, now): (u64, u64),
-    rounds: Rounds<'_>,
-) -> Result<(), MarketError> {
-    let Rounds { checked, ahead, owed } = rounds;
-    let m = market.chain.market();
-    if sale.state == SaleState::Payout {
-        let state = RequestState::try_from(market.chain.read("requestState", m.requestState(sale.request_id)).await?);
-        return market.payout(sale, state == Ok(RequestState::Cancelled)).await;
-    }
-    // The request is looked at once per period, and again as soon as it settles.
-    let due =
-        checked.get(&sale.slot_id).is_none_or(|c| c.period != period || (c.settles_at > 0 && now >= c.settles_at));
-    if due {
-        let state = RequestState::try_from(market.chain.read("requestState", m.requestState(sale.request_id)).await?);
-        if state.is_ok_and(RequestState::is_over) {
-            sale.state = SaleState::Payout;
-            market.save_sale(sale);
-            return market.payout(sale, state == Ok(RequestState::Cancelled)).await;
+impl<C: MarketChain, W: SlotWork> Host<C, W> {
+    /// Per-period checks and proofs for every filled slot; runs until the host stops.
+    pub(crate) async fn prove_forever(self: Arc<Self>) {
+        let mut rounds = Rounds::default();
+        loop {
+            tokio::time::sleep(self.config.tick).await;
+            self.proving_round(&mut rounds).await;
         }
-        if market.chain.read("getHost", m.getHost(sale.slot_id)).await? != market.chain.address() {
-            warn!(target: LOG, slot = %id_hex(&sale.slot_id), "slot lost");
-            sale.state = SaleState::Failed;
-            sale.error = Some("the slot was taken from this host after missed proofs".into());
-            market.save_sale(sale);
-            market.draw_back(sale, 0);
+    }
+
+    /// One round over the filled slots.
+    async fn proving_round(&self, rounds: &mut Rounds) {
+        let sales: Vec<SaleRecord> = self
+            .sales
+            .all()
+            .into_iter()
+            .filter(|s| matches!(s.state, SaleState::Proving | SaleState::Payout))
+            .collect();
+        if sales.is_empty() {
+            return;
+        }
+        let Ok((_, now)) = self.chain.head().await else { return };
+        let period = now / self.chain.params().period_length.max(1);
+        if rounds.anchored_for != Some(period) {
+            // Keep the next period enforceable even when no validator is around.
+            match self.chain.anchor_next(period).await {
+                Ok(()) => rounds.anchored_for = Some(period),
+                Err(e) => debug!(target: LOG, error = %e, "anchoring failed"),
+            }
+        }
+        rounds.ahead.retain(|(_, p), _| *p >= period);
+        rounds.owed.retain(|(_, p)| p.saturating_add(2) >= period);
+        for mut sale in sales {
+            if let Err(e) = self.prove_step(&mut sale, (period, now), rounds).await {
+                debug!(target: LOG, slot = %id_hex(&sale.slot_id), error = %e, "proving round incomplete");
+            }
+        }
+    }
+
+    /// Collects the payout of a slot whose request is over.
+    async fn payout(&self, sale: &mut SaleRecord) -> Result<(), MarketError> {
+        let state = self.chain.request_state(sale.request_id).await?;
+        let amount = self.chain.free_slot(sale.slot_id).await?;
+        info!(target: LOG, slot = %id_hex(&sale.slot_id), %amount, proofs = sale.proofs_submitted, "slot freed and paid");
+        self.apply(sale, SaleEvent::PaidOut { cancelled: state == RequestState::Cancelled }).await
+    }
+
+    async fn prove_step(
+        &self,
+        sale: &mut SaleRecord,
+        (period, now): (u64, u64),
+        rounds: &mut Rounds,
+    ) -> Result<(), MarketError> {
+        if sale.state == SaleState::Payout {
+            return self.payout(sale).await;
+        }
+        // The request is looked at once per period, and again as soon as it settles.
+        let due = rounds
+            .checked
+            .get(&sale.slot_id)
+            .is_none_or(|c| c.period != period || (c.settles_at > 0 && now >= c.settles_at));
+        if due {
+            let state = self.chain.request_state(sale.request_id).await?;
+            if state.is_over() {
+                self.apply(sale, SaleEvent::RequestOver).await?;
+                return self.payout(sale).await;
+            }
+            if self.chain.slot_host(sale.slot_id).await? != self.chain.address() {
+                warn!(target: LOG, slot = %id_hex(&sale.slot_id), "slot lost");
+                sale.error = Some("the slot was taken from this host after missed proofs".into());
+                return self.apply(sale, SaleEvent::SlotTaken).await;
+            }
+            let settles_at = self.chain.settles_at(sale.request_id).await?;
+            rounds.checked.insert(sale.slot_id, Checked { period, settles_at });
+        }
+        if let Some(previous) = period.checked_sub(1)
+            && rounds.owed.contains(&(sale.slot_id, previous))
+        {
+            if sale.last_proven_period.is_some_and(|p| p >= previous) {
+                rounds.owed.remove(&(sale.slot_id, previous));
+            } else {
+                self.defend(sale, previous, now, &mut rounds.owed).await?;
+            }
+        }
+        if sale.last_proven_period == Some(period) {
             return Ok(());
         }
-        let settles_at = market.chain.read("settlesAt", m.settlesAt(sale.request_id)).await?;
-        checked.insert(sale.slot_id, Checked { period, settles_at: settles_at.saturating_to() });
-    }
-    if let Some(previous) = period.checked_sub(1)
-        && owed.contains(&(sale.slot_id, previous))
-    {
-        if sale.last_proven_period.is_some_and(|p| p >= previous) {
-            owed.remove(&(sale.slot_id, previous));
-        } else {
-            defend(market, sale, previous, now, owed).await?;
+        if self.chain.proof_required(sale.slot_id).await? {
+            rounds.owed.insert((sale.slot_id, period));
+            let proof = match rounds.ahead.remove(&(sale.slot_id, period)) {
+                Some(p) => p,
+                None => {
+                    let entropy = self.chain.entropy_at(sale.slot_id, period).await?;
+                    self.work.prove(sale, entropy).await?
+                }
+            };
+            match self.chain.submit_proof(sale.slot_id, proof).await {
+                Ok(()) => {
+                    sale.proofs_submitted += 1;
+                    sale.last_proven_period = Some(period);
+                    self.sales.save(sale)?;
+                    self.work.proved(sale);
+                    info!(target: LOG, slot = %id_hex(&sale.slot_id), period, proofs = sale.proofs_submitted, "proof accepted");
+                }
+                Err(e) if e.market_error() == Some(contracts::MarketError::ProofAlreadySubmitted) => {
+                    sale.last_proven_period = Some(period);
+                    self.sales.save(sale)?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        } else if !rounds.ahead.contains_key(&(sale.slot_id, period + 1))
+            && self.chain.proof_will_be_required(sale.slot_id).await?
+        {
+            let entropy = self.chain.entropy_at(sale.slot_id, period + 1).await?;
+            let proof = self.work.prove(sale, entropy).await?;
+            rounds.ahead.insert((sale.slot_id, period + 1), proof);
+            debug!(target: LOG, slot = %id_hex(&sale.slot_id), period = period + 1, "proof made ahead");
         }
+        Ok(())
     }
-    if sale.last_proven_period == Some(period) {
-        return Ok(());
-    }
-    if market.chain.read("isProofRequired", m.isProofRequired(sale.slot_id)).await? {
-        owed.insert((sale.slot_id, period));
-        let proof = match ahead.remove(&(sale.slot_id, period)) {
-            Some(p) => p,
-            None => {
-                let entropy = market.chain.read("getEntropy", m.getEntropy(sale.slot_id)).await?;
-                market.prove_with(sale, entropy).await?
-            }
-        };
-        match market.chain.send("submitProof", m.submitProof(sale.slot_id, proof)).await {
-            Ok(_) => {
-                sale.proofs_submitted += 1;
-                sale.last_proven_period = Some(period);
-                market.save_sale(sale);
-                market.metrics.proofs_submitted.inc();
-                info!(target: LOG, slot = %id_hex(&sale.slot_id), period, proofs = sale.proofs_submitted, "proof accepted");
-            }
-            Err(e) if e.market_error() == Some(contracts::MarketError::ProofAlreadySubmitted) => {
-                sale.last_proven_period = Some(period);
-                market.save_sale(sale);
-            }
-            Err(e) => return Err(e.into()),
-        }
-    } else if !ahead.contains_key(&(sale.slot_id, period + 1))
-        && market.chain.read("willProofBeRequired", m.willProofBeRequired(sale.slot_id)).await?
-    {
-        let entropy = market.chain.read("entropyAt", m.entropyAt(sale.slot_id, U256::from(period + 1))).await?;
-        let proof = market.prove_with(sale, entropy).await?;
-        ahead.insert((sale.slot_id, period + 1), proof);
-        debug!(target: LOG, slot = %id_hex(&sale.slot_id), period = period + 1, "proof made ahead");
-    }
-    Ok(())
-}
 
-/// Answers an accusation of the slot's missing proof of period `q` with that period's proof, if
-/// a validator made one and its response window is still open. Until the period's accusation
-/// window closes, an absent accusation is looked for again on the next round.
-async fn defend(
-    market: &Market,
-    sale: &SaleRecord,
-    q: u64,
-    now: u64,
-    owed: &mut HashSet<(B256, u64)>,
-) -> Result<(), MarketError> {
-    let m = market.chain.market();
-    let accusation = market.chain.read("accusation", m.accusation(sale.slot_id, U256::from(q))).await?;
-    if accusation.accuser == Address::ZERO {
-        let params = market.chain.params();
-        let closes = q.saturating_add(1).saturating_mul(params.period_length).saturating_add(params.proof_timeout);
-        if now >= closes {
-            owed.remove(&(sale.slot_id, q)); // nobody accused it in time
+    /// Answers an accusation of the slot's missing proof of period `q` with that period's
+    /// proof, if a validator made one and its response window is still open. Until the period's
+    /// accusation window closes, an absent accusation is looked for again on the next round.
+    async fn defend(
+        &self,
+        sale: &SaleRecord,
+        q: u64,
+        now: u64,
+        owed: &mut HashSet<(B256, u64)>,
+    ) -> Result<(), MarketError> {
+        let accusation = self.chain.accusation(sale.slot_id, q).await?;
+        if accusation.accuser == Address::ZERO {
+            let params = self.chain.params();
+            let closes = q.saturating_add(1).saturating_mul(params.period_length).saturating_add(params.proof_timeout);
+            if now >= closes {
+                owed.remove(&(sale.slot_id, q)); // nobody accused it in time
+            }
+            return Ok(());
         }
-        return Ok(());
+        owed.remove(&(sale.slot_id, q)); // one answer, whatever comes of it
+        if accusation.deadline < now {
+            warn!(target: LOG, slot = %id_hex(&sale.slot_id), period = q, "accused of a missing proof too late to answer");
+            return Ok(());
+        }
+        let entropy = self.chain.entropy_at(sale.slot_id, q).await?;
+        let proof = self.work.prove(sale, entropy).await?;
+        self.chain.defend(sale.slot_id, q, proof).await?;
+        info!(target: LOG, slot = %id_hex(&sale.slot_id), period = q, accuser = %accusation.accuser, "accusation answered with the proof");
+        Ok(())
     }
-    owed.remove(&(sale.slot_id, q)); // one answer, whatever comes of it
-    if accusation.deadline < now {
-        warn!(target: LOG, slot = %id_hex(&sale.slot_id), period = q, "accused of a missing proof too late to answer");
-        return Ok(());
-    }
-    let entropy = market.chain.read("entropyAt", m.entropyAt(sale.slot_id, U256::from(q))).await?;
-    let proof = market.prove_with(sale, entropy).await?;
-    market.chain.send("defendProof", m.defendProof(sale.slot_id, U256::from(q), proof)).await?;
-    info!(target: LOG, slot = %id_hex(&sale.slot_id), period = q, accuser = %accusation.accuser, "accusation answered with the proof");
-    Ok(())
 }

@@ -94,7 +94,7 @@ impl Market {
                 body.expiry, body.duration
             )));
         }
-        let max_expiry = self.chain.params().max_request_expiry;
+        let max_expiry = self.chain()?.params().max_request_expiry;
         if body.expiry > max_expiry {
             return Err(invalid(format!(
                 "expiry ({}) exceeds the marketplace's limit of {max_expiry} seconds",
@@ -139,8 +139,8 @@ impl Market {
             * U256::from(checked.ask.slotSize)
             * U256::from(checked.ask.duration)
             * U256::from(checked.ask.pricePerBytePerSecond);
-        let token = self.chain.token();
-        let balance = self.chain.read("balanceOf", token.balanceOf(self.chain.address())).await?;
+        let token = self.chain()?.token();
+        let balance = self.chain()?.read("balanceOf", token.balanceOf(self.chain()?.address())).await?;
         if balance < payment {
             return Err(invalid(format!("the request costs {payment} tokens; this node's wallet holds {balance}")));
         }
@@ -178,7 +178,7 @@ impl Market {
         }
 
         let request = Request {
-            client: self.chain.address(),
+            client: self.chain()?.address(),
             expiry: checked.expiry,
             ask: checked.ask.clone(),
             content: Content {
@@ -187,9 +187,9 @@ impl Market {
             },
             nonce: B256::from(rand::random::<[u8; 32]>()),
         };
-        let market = self.chain.market();
-        self.chain.send("approve", token.approve(self.chain.marketplace_address(), payment)).await?;
-        let id = self.chain.read("requestStorage (dry run)", market.requestStorage(request.clone())).await?;
+        let market = self.chain()?.market();
+        self.chain()?.send("approve", token.approve(self.chain()?.marketplace_address(), payment)).await?;
+        let id = self.chain()?.read("requestStorage (dry run)", market.requestStorage(request.clone())).await?;
         let purchase = Purchase {
             state: "submitted".into(),
             error: None,
@@ -198,7 +198,7 @@ impl Market {
             refunded: None,
         };
         self.save_purchase(&purchase)?;
-        if let Err(e) = self.chain.send("requestStorage", market.requestStorage(request)).await {
+        if let Err(e) = self.chain()?.send("requestStorage", market.requestStorage(request)).await {
             let mut failed = purchase;
             failed.state = "errored".into();
             failed.error = Some(e.to_string());
@@ -266,10 +266,11 @@ pub(super) async fn watch(market: Arc<Market>) {
             .filter(|p| !terminal(&p.state) || p.refunded.is_none() && p.state != "errored")
             .cloned()
             .collect();
+        let Ok(chain) = market.chain() else { continue };
         for mut p in open {
             let Some(id) = super::words::parse_id(&p.request_id) else { continue };
-            let m = market.chain.market();
-            let state = match market.chain.read("requestState", m.requestState(id)).await {
+            let m = chain.market();
+            let state = match chain.read("requestState", m.requestState(id)).await {
                 Ok(s) => request_state_name(s),
                 Err(e) => {
                     debug!(target: LOG, request = %p.request_id, error = %e, "purchase state not read");
@@ -288,8 +289,8 @@ pub(super) async fn watch(market: Arc<Market>) {
                 let _ = market.save_purchase(&p);
             }
             if terminal(state) && p.refunded.is_none() {
-                let amount = market.chain.read("withdrawableFunds", m.withdrawableFunds(id)).await.unwrap_or_default();
-                match market.chain.send("withdrawFunds", m.withdrawFunds(id)).await {
+                let amount = chain.read("withdrawableFunds", m.withdrawableFunds(id)).await.unwrap_or_default();
+                match chain.send("withdrawFunds", m.withdrawFunds(id)).await {
                     Ok(_) => {
                         info!(target: LOG, request = %p.request_id, %amount, "client funds withdrawn");
                         p.refunded = Some(amount.to_string());

@@ -46,6 +46,15 @@ impl RecordDir {
         fs::File::open(&self.dir)?.sync_all()
     }
 
+    /// Removes a record durably (absent already is fine).
+    pub(super) fn remove(&self, key: &str) -> std::io::Result<()> {
+        match fs::remove_file(self.path(key)) {
+            Ok(()) => fs::File::open(&self.dir)?.sync_all(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Every readable record; unreadable ones are reported and skipped.
     pub(super) fn load_all<T: DeserializeOwned>(&self) -> std::io::Result<Vec<T>> {
         let mut out = Vec::new();
