@@ -86,9 +86,20 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
         let spr = client.info().await?["spr"].as_str().unwrap_or_default().to_owned();
         let mut flags = net.node_flags(2 + i, &endpoint)?;
         flags.extend(["--bootstrap-node".into(), spr]);
+        if i == 1 {
+            proxy.cut(); // host 1 starts while its chain endpoint is away
+        }
         let host = TestNode::start_logged(&net.node_dir(&format!("host{i}")), &strs(&flags), Some(log))?;
         if i != 3 {
             offer(&host).await?; // host 3 offers its storage only after the request is out
+        }
+        if i == 1 {
+            anyhow::ensure!(file_contains(log, "chain endpoint away"), "host 1 says its endpoint is away");
+            proxy.restore();
+            wait_for("host 1 to join the chain", Duration::from_secs(30), || async {
+                Ok(file_contains(log, "chain endpoint answered"))
+            })
+            .await?;
         }
         host_flags.push(flags);
         hosts.push(host);

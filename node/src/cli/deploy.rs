@@ -177,8 +177,24 @@ pub(super) async fn marketplace(
         (None, Some(path)) => {
             let context = || format!("--deployment {} on {endpoint}", path.display());
             let file = DeploymentFile::read(path)?;
-            let provider = deployment::connect(endpoint, None).await.with_context(context)?;
-            file.check_chain(&provider).await.with_context(context)?;
+            let provider = deployment::connect(endpoint, None).await;
+            match provider {
+                Ok(provider) => match file.check_chain(&provider).await {
+                    // The endpoint is away: the node starts and joins the chain when it answers
+                    // (the marketplace's configuration is read from the file's address then).
+                    Err(DeploymentError::Rpc { call, reason }) => tracing::warn!(
+                        target: "vellum::node",
+                        call,
+                        %reason,
+                        "chain endpoint not answering; the deployment is not checked against it"
+                    ),
+                    other => other.with_context(context)?,
+                },
+                Err(e @ DeploymentError::Endpoint { .. }) if !endpoint.starts_with("ws") => {
+                    return Err(e).with_context(context);
+                }
+                Err(e) => tracing::warn!(target: "vellum::node", error = %e, "chain endpoint not answering"),
+            }
             if let Some(prover_key) = prover_key {
                 file.check_verifying_key(&verifying_key(prover_key).await?).with_context(context)?;
             }

@@ -170,6 +170,14 @@ where
     });
 }
 
+/// Whether an endpoint is a URL of a scheme the client speaks (a well-formed endpoint that
+/// does not answer is waited for; a malformed one stops the node).
+fn endpoint_well_formed(endpoint: &str) -> bool {
+    endpoint
+        .parse::<alloy::transports::http::reqwest::Url>()
+        .is_ok_and(|u| matches!(u.scheme(), "http" | "https" | "ws" | "wss"))
+}
+
 impl Market {
     /// Loads the key and the records and connects to the chain, then starts the background
     /// tasks. A chain endpoint that does not answer does not stop the node: persistence mode
@@ -218,7 +226,10 @@ impl Market {
         });
         match first {
             Ok(chain) => market.join_chain(chain),
-            Err(e @ (ChainError::Key { .. } | ChainError::Endpoint { .. })) => return Err(e.into()),
+            Err(e @ ChainError::Key { .. }) => return Err(e.into()),
+            Err(e @ ChainError::Endpoint { .. }) if !endpoint_well_formed(&market.config.chain.endpoint) => {
+                return Err(e.into());
+            }
             Err(e) => {
                 warn!(target: LOG, error = %e, "chain endpoint away; persistence mode starts when it answers");
                 let m = Arc::clone(&market);
@@ -231,7 +242,12 @@ impl Market {
                                 m.join_chain(chain);
                                 return;
                             }
-                            Err(e) => tracing::debug!(target: LOG, error = %e, "chain endpoint still away"),
+                            Err(e) if e.is_unreachable() => {
+                                tracing::debug!(target: LOG, error = %e, "chain endpoint still away")
+                            }
+                            // An endpoint that answers with something else (no marketplace at
+                            // the address, say) is worth an operator's look.
+                            Err(e) => warn!(target: LOG, error = %e, "persistence mode cannot start yet"),
                         }
                     }
                 });
