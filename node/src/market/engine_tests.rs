@@ -725,3 +725,96 @@ async fn a_proof_for_the_next_period_is_made_ahead_and_sent_when_it_begins() {
     prover.abort();
     assert!(rig.w().proofs.contains_key(&(sale.slot_id, next)), "the proof made ahead was sent");
 }
+
+// ------------------------------------------------------------------ other hosts, dispersal, hostile values
+
+#[tokio::test]
+async fn a_slot_leased_by_another_host_is_left_to_it() {
+    let rig = Rig::new(4);
+    let request = rig.request(2);
+    {
+        let mut w = rig.w();
+        let lapses = w.now + 100;
+        w.requests.get_mut(&request).expect("request").slots[0].lease = Some((OTHER, lapses));
+    }
+    assert_eq!(rig.host.serve(request, None).await.expect("serve"), Served::Holding);
+    assert_eq!(rig.held(request), vec![1]);
+    assert_eq!(spent(&rig), U256::from(COLLATERAL));
+}
+
+#[tokio::test]
+async fn slots_not_yet_open_to_this_host_are_taken_once_dispersal_opens_them() {
+    let rig = Rig::new(4);
+    let request = rig.request(2);
+    {
+        let mut w = rig.w();
+        let at = w.now + 30;
+        for s in &mut w.requests.get_mut(&request).expect("request").slots {
+            s.eligible_at.insert(HOST, at);
+        }
+    }
+    assert_eq!(rig.host.serve(request, None).await.expect("serve"), Served::Later("no slot open to this host"));
+    assert_eq!((spent(&rig), rig.free_size()), (U256::ZERO, 4 * SLOT), "nothing paid, nothing drawn");
+    assert!(rig.sales().is_empty(), "no record of a sale that never reserved");
+    rig.w().now += 30;
+    assert_eq!(rig.host.serve(request, None).await.expect("later"), Served::Holding);
+}
+
+#[tokio::test]
+async fn repairers_wait_for_the_first_lost_slot_rather_than_take_another() {
+    let (rig, request, _) = holding().await;
+    let second = tempfile::tempdir().expect("tmp");
+    let repairer = host_at(&rig.world, second.path(), OTHER, config());
+    rig.w().balances.insert(OTHER, U256::from(FUNDS));
+    repairer.availabilities.add(availability(2), u64::MAX).expect("availability");
+    {
+        let mut w = rig.w();
+        let r = w.requests.get_mut(&request).expect("request");
+        for s in &mut r.slots {
+            s.host = Address::ZERO;
+        }
+        let at = w.now + 50;
+        w.requests.get_mut(&request).expect("request").slots[0].eligible_at.insert(OTHER, at);
+    }
+    let lost = Some(vec![0, 1]);
+    let outcome = repairer.serve(request, lost.clone()).await.expect("serve");
+    assert_eq!(outcome, Served::Later("the first lost slot is not yet open to this host"));
+    assert_eq!(rig.w().holder(request, 1), Address::ZERO, "the second lost slot was not taken first");
+    rig.w().now += 50;
+    assert_eq!(repairer.serve(request, lost).await.expect("later"), Served::Holding);
+    assert_eq!(rig.w().holder(request, 0), OTHER);
+}
+
+#[tokio::test]
+async fn a_payout_whose_answer_was_lost_is_collected_once() {
+    let (rig, request, _) = holding().await;
+    rig.w().end_request(request, RequestState::Finished);
+    rig.w().faults.insert("free_slot", [Fault::LandsUnanswered].into_iter().collect());
+    let prover = tokio::spawn(Arc::clone(&rig.host).prove_forever());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while rig.sale_of(request, SaleState::Finished).is_none() {
+        assert!(tokio::time::Instant::now() < deadline, "never finished");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    prover.abort();
+    assert_eq!(rig.balance(), U256::from(FUNDS) + U256::from(SLOT * 3_600), "paid once");
+    assert_eq!(rig.free_size(), 4 * SLOT, "the availability got the slot back once");
+}
+
+#[tokio::test]
+async fn hostile_request_values_are_refused_without_a_panic() {
+    let rig = Rig::new(4);
+    let request = rig.request(2);
+    {
+        let mut w = rig.w();
+        let r = w.requests.get_mut(&request).expect("request");
+        r.request.ask.collateralPerByte = u128::MAX;
+        r.request.ask.duration = u64::MAX;
+        r.expires_at = u64::MAX;
+    }
+    // collateral beyond any availability: passed over, nothing drawn
+    assert_eq!(rig.host.serve(request, None).await.expect("serve"), Served::Later("no availability takes it"));
+    let empty = rig.request(0);
+    assert!(matches!(rig.host.serve(empty, None).await, Ok(Served::Later(_))));
+    assert_eq!((spent(&rig), rig.free_size()), (U256::ZERO, 4 * SLOT));
+}

@@ -209,6 +209,34 @@ impl Market {
         Ok(id_hex(&id))
     }
 
+    /// Deletes the slot copies a purchase published (its request is over and its funds are
+    /// withdrawn), unless another purchase still running stores the same protected dataset.
+    /// Runs before the purchase is recorded as refunded, so a crash between the two only
+    /// deletes again (nothing is left behind).
+    async fn discard_slot_copies(&self, p: &Purchase) {
+        let Some(cid) = p.request.as_ref().map(|r| r.content.cid.clone()) else { return };
+        let shared = lock(&self.purchases).values().any(|o| {
+            o.request_id != p.request_id
+                && !terminal(&o.state)
+                && o.request.as_ref().is_some_and(|r| r.content.cid == cid)
+        });
+        if shared {
+            return;
+        }
+        let Ok(protected_cid) = cid.parse::<ContentId>() else { return };
+        let store = Arc::clone(&self.store);
+        let done = tokio::task::spawn_blocking(move || -> Result<u64, MarketError> {
+            let Some(protected) = store.manifest(&protected_cid)? else { return Ok(0) };
+            Ok(crate::slots::discard(&store, &protected_cid, &protected)?)
+        })
+        .await;
+        match done {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => warn!(target: LOG, request = %p.request_id, error = %e, "slot copies not deleted"),
+            Err(e) => warn!(target: LOG, request = %p.request_id, error = %e, "slot copies not deleted"),
+        }
+    }
+
     fn save_purchase(&self, p: &Purchase) -> Result<(), MarketError> {
         self.purchase_records.save(p.request_id.trim_start_matches("0x"), p)?;
         lock(&self.purchases).insert(p.request_id.clone(), p.clone());
@@ -293,10 +321,12 @@ pub(super) async fn watch(market: Arc<Market>) {
                 match chain.send("withdrawFunds", m.withdrawFunds(id)).await {
                     Ok(_) => {
                         info!(target: LOG, request = %p.request_id, %amount, "client funds withdrawn");
+                        market.discard_slot_copies(&p).await;
                         p.refunded = Some(amount.to_string());
                         let _ = market.save_purchase(&p);
                     }
                     Err(e) if e.market_error() == Some(contracts::MarketError::AlreadyWithdrawn) => {
+                        market.discard_slot_copies(&p).await;
                         p.refunded = Some(p.refunded.clone().unwrap_or_else(|| "0".into()));
                         let _ = market.save_purchase(&p);
                     }

@@ -25,7 +25,7 @@ use crate::content::{ContentId, Manifest};
 use crate::erasure::{self, DecodeStats, ErasureError, SlotLayout};
 use crate::store::{BlockStore, StoreError};
 
-pub use self::publish::{HeldSlot, accept, publish, slot_cid, slot_roots};
+pub use self::publish::{HeldSlot, accept, discard, publish, slot_cid, slot_roots};
 pub use self::regenerate::regenerate;
 
 const LOG: &str = "vellum::slots";
@@ -191,7 +191,10 @@ pub fn protect(
     match result {
         Ok((cid, protected, fresh)) => {
             if fresh {
-                claim.keep();
+                // The estimate is an upper bound: what is used is what was written (the same
+                // figure a restart counts, and what deleting the slots gives back).
+                let (_, verification) = layout_of(&protected)?;
+                claim.keep_only(crate::store::dir_bytes(&slot_dir(store, &verification.verify_root))?);
             }
             Ok((cid, protected))
         }

@@ -68,6 +68,25 @@ pub(super) fn store_slot(
     Ok(cid)
 }
 
+/// Deletes what a client kept of a protected dataset for its storage request once the request
+/// is over: every slot's dataset, the slots' cells and trees, and the protected manifest (the
+/// original upload stays). Returns the bytes freed; deleting again frees nothing and is no error.
+pub fn discard(store: &BlockStore, protected_cid: &ContentId, protected: &Manifest) -> Result<u64, SlotError> {
+    let (layout, verification) = layout_of(protected)?;
+    let mut freed = 0;
+    for i in 0..layout.slot_count() {
+        if let Ok(cid) = slot_cid(protected, i) {
+            let before = store.space()?.quota_used_bytes;
+            store.delete(&cid)?;
+            freed += before.saturating_sub(store.space()?.quota_used_bytes);
+        }
+    }
+    freed += store.remove_slot_files(&slot_dir(store, &verification.verify_root))?;
+    store.delete(protected_cid)?;
+    info!(target: LOG, cid = %protected_cid, freed, "the request's slot copies deleted");
+    Ok(freed)
+}
+
 /// The manifest CID of slot `index` of a published protected dataset.
 pub fn slot_cid(protected: &Manifest, index: usize) -> Result<ContentId, SlotError> {
     let (_, verification) = layout_of(protected)?;

@@ -166,3 +166,33 @@ fn lost_slots_regenerate_from_any_k_others() {
     }
     assert!(regenerate(&store, &published, &present[..1], &lost).is_err(), "one slot cannot rebuild K = 2");
 }
+
+#[test]
+fn discarding_a_requests_slot_copies_frees_their_space_and_keeps_the_upload() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = BlockStore::open(dir.path(), 1 << 30).expect("open");
+    let data = sample(50_000, 9);
+    let manifest = stored(&store, &data);
+    let upload_bytes = store.space().expect("space").quota_used_bytes;
+    let (_, protected) = protect(&store, &manifest, Protection::new(2, 2, 2048), 2).expect("protect");
+    let (cid, published) = publish(&store, &protected).expect("publish");
+    let slot_cids: Vec<ContentId> = (0..4).map(|i| slot_cid(&published, i).expect("slot")).collect();
+    assert!(store.space().expect("space").quota_used_bytes > upload_bytes);
+
+    let freed = discard(&store, &cid, &published).expect("discard");
+    assert!(freed > 0);
+    assert_eq!(store.space().expect("space").quota_used_bytes, upload_bytes, "every slot byte given back");
+    for slot in &slot_cids {
+        assert_eq!(store.manifest(slot).expect("get"), None);
+    }
+    assert_eq!(store.manifest(&cid).expect("get"), None);
+    let (_, verification) = layout_of(&published).expect("layout");
+    assert!(!slot_dir(&store, &verification.verify_root).exists());
+    // the upload is whole, and a second discard finds nothing to do
+    assert!(store.has_complete(&manifest.cid()).expect("has"));
+    assert_eq!(discard(&store, &cid, &published).expect("again"), 0);
+    // the space survives a restart's recount
+    drop(store);
+    let store = BlockStore::open(dir.path(), 1 << 30).expect("reopen");
+    assert_eq!(store.space().expect("space").quota_used_bytes, upload_bytes);
+}

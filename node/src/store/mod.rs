@@ -151,9 +151,9 @@ pub(crate) struct QuotaClaim<'a> {
 }
 
 impl QuotaClaim<'_> {
-    /// Keeps the claimed bytes as used.
-    pub(crate) fn keep(mut self) {
-        self.bytes = 0;
+    /// Keeps `bytes` of the claim as used (what the work really wrote) and gives the rest back.
+    pub(crate) fn keep_only(mut self, bytes: u64) {
+        self.bytes = self.bytes.saturating_sub(bytes);
     }
 }
 
@@ -258,6 +258,19 @@ impl BlockStore {
 
     fn release(&self, bytes: u64) {
         let _ = self.used.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |u| Some(u.saturating_sub(bytes)));
+    }
+
+    /// Removes a directory of slot files under the store's root and gives its bytes back to the
+    /// quota; returns them (0 when it is gone already).
+    pub(crate) fn remove_slot_files(&self, dir: &Path) -> Result<u64, StoreError> {
+        let bytes = dir_bytes(dir)?;
+        match fs::remove_dir_all(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e.into()),
+        }
+        self.release(bytes);
+        Ok(bytes)
     }
 
     /// Claims `bytes` of the quota; the claim is returned on drop unless kept.
@@ -489,7 +502,7 @@ impl BlockStore {
 }
 
 /// Bytes in the files of a directory and its subdirectories (the slots of protected datasets).
-fn dir_bytes(dir: &Path) -> Result<u64, StoreError> {
+pub(crate) fn dir_bytes(dir: &Path) -> Result<u64, StoreError> {
     if !dir.exists() {
         return Ok(0);
     }
