@@ -227,6 +227,21 @@ impl Fetcher {
         Ok(None)
     }
 
+    /// Fetches a whole dataset by manifest CID unless it is here, and waits for it; returns the
+    /// bytes fetched (0 when it was here). A host fetches its slot this way, a repairer the K
+    /// slots it decodes.
+    pub async fn fetch_dataset(self: &Arc<Self>, cid: ContentId) -> Result<u64, FetchError> {
+        let manifest = self.manifest(&cid).await?;
+        let tree = manifest.tree().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        if self.store.dataset(&tree)?.is_some() {
+            return Ok(0);
+        }
+        if let Some(job) = self.fetch(cid, manifest.clone())? {
+            job.finished().await.map_err(|reason| FetchError::Failed { cid, reason })?;
+        }
+        Ok(manifest.dataset_size)
+    }
+
     /// The running job for the dataset of `manifest`, starting one if none runs. Returns `None`
     /// when the dataset is already complete locally.
     pub fn fetch(

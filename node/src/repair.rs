@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use tracing::debug;
 
-use crate::content::{ContentId, Manifest};
+use crate::content::Manifest;
 use crate::fetch::{FetchError, Fetcher};
 use crate::slots::{SlotError, layout_of, slot_cid};
 use crate::store::{BlockStore, StoreError};
@@ -48,19 +48,6 @@ pub struct FetchedSlots {
     pub bytes_fetched: u64,
 }
 
-/// Fetches a dataset by manifest CID unless it is here; returns the bytes fetched.
-pub async fn fetch_dataset(fetcher: &Arc<Fetcher>, store: &BlockStore, cid: ContentId) -> Result<u64, FetchError> {
-    let manifest = fetcher.manifest(&cid).await?;
-    let tree = manifest.tree().map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    if store.dataset(&tree)?.is_some() {
-        return Ok(0);
-    }
-    if let Some(job) = fetcher.fetch(cid, manifest.clone())? {
-        job.finished().await.map_err(|reason| FetchError::Failed { cid, reason })?;
-    }
-    Ok(manifest.dataset_size)
-}
-
 /// Gets K slots of `protected` other than those in `skip`: as many at once as are still needed,
 /// in index order, so that a slow provider delays the others no longer than itself and no more
 /// than K slots travel when all goes well.
@@ -78,7 +65,7 @@ pub async fn fetch_k_slots(
         let wave: Vec<usize> = (out.slots.len()..layout.k).filter_map(|_| candidates.pop_front()).collect();
         let fetches = wave.iter().map(|&i| async move {
             let cid = slot_cid(protected, i)?;
-            let bytes = fetch_dataset(fetcher, store, cid).await?;
+            let bytes = fetcher.fetch_dataset(cid).await?;
             let m = store.manifest(&cid)?.ok_or(StoreError::NotFound)?;
             let tree = m.tree().map_err(|e| StoreError::Corrupt(e.to_string()))?;
             Ok::<_, RepairError>((store.complete_data_path(&tree)?, bytes))

@@ -108,7 +108,7 @@ impl SlotWork for NodeSlots {
         }
         let index = sale.slot_index as usize;
         let slot_cid = crate::slots::slot_cid(&protected, index)?;
-        let mut fetched = crate::repair::fetch_dataset(&self.fetcher, &self.store, slot_cid).await;
+        let mut fetched = self.fetcher.fetch_dataset(slot_cid).await;
         let first_lost = sale.repair_of.iter().min().copied();
         if fetched.is_err() && first_lost.is_some_and(|first| first != sale.slot_index) {
             // The host repairing the first lost slot regenerates them all: wait for it to publish
@@ -118,7 +118,7 @@ impl SlotWork for NodeSlots {
             let deadline = tokio::time::Instant::now() + HANDOFF_WAIT;
             while fetched.is_err() && tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(HANDOFF_POLL).await;
-                fetched = crate::repair::fetch_dataset(&self.fetcher, &self.store, slot_cid).await;
+                fetched = self.fetcher.fetch_dataset(slot_cid).await;
             }
         }
         let bytes = *fetched.as_ref().unwrap_or(&0);
