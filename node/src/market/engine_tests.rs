@@ -815,6 +815,21 @@ async fn hostile_request_values_are_refused_without_a_panic() {
     // collateral beyond any availability: passed over, nothing drawn
     assert_eq!(rig.host.serve(request, None).await.expect("serve"), Served::Later("no availability takes it"));
     let empty = rig.request(0);
-    assert!(matches!(rig.host.serve(empty, None).await, Ok(Served::Later(_))));
+    assert!(matches!(rig.host.serve(empty, None).await, Ok(Served::Never(_))));
     assert_eq!((spent(&rig), rig.free_size()), (U256::ZERO, 4 * SLOT));
+}
+
+#[tokio::test]
+async fn a_repair_whose_slots_others_filled_is_not_looked_at_again() {
+    let (rig, request, sale) = holding().await;
+    let other = 1 - sale.slot_index as usize;
+    rig.w().lose_slot(request, other);
+    let third = Address::repeat_byte(0xc3);
+    rig.w().requests.get_mut(&request).expect("request").slots[other].host = third;
+    let second = tempfile::tempdir().expect("tmp");
+    let repairer = host_at(&rig.world, second.path(), OTHER, config());
+    repairer.availabilities.add(availability(1), u64::MAX).expect("availability");
+    let outcome = repairer.serve(request, Some(vec![other as u64])).await.expect("serve");
+    assert_eq!(outcome, Served::Never("every slot filled"));
+    assert_eq!(repairer.availabilities.list()[0].free_size, SLOT, "nothing drawn");
 }

@@ -53,6 +53,8 @@ enum Reservation {
     NotYetEligible,
     /// Not reservable by this host now, and why.
     Unavailable(&'static str),
+    /// Filled, or its request no longer takes fills: never reservable again in this round.
+    Closed,
 }
 
 /// How one sale run ended.
@@ -78,7 +80,7 @@ impl<C: MarketChain, W: SlotWork> Host<C, W> {
                 let collateral = U256::from(parse_amount(&sale.collateral).unwrap_or(0));
                 match self.reserve(request_id, sale.slot_index, collateral, now).await? {
                     Reservation::Held => self.apply(&mut sale, SaleEvent::Reserved).await?,
-                    Reservation::NotYetEligible | Reservation::Unavailable(_) => {
+                    Reservation::NotYetEligible | Reservation::Unavailable(_) | Reservation::Closed => {
                         self.drop_unreserved(&sale);
                         return Box::pin(self.serve(request_id, repair)).await;
                     }
@@ -115,6 +117,8 @@ impl<C: MarketChain, W: SlotWork> Host<C, W> {
             ends_at: if view.ends_at > 0 { view.ends_at } else { now.saturating_add(request.ask.duration) },
         };
         let repair_set = repair.unwrap_or_default();
+        // Whether some slot may still open to this host (a lease lapsing, dispersal widening).
+        let mut open = false;
         for index in self.slot_order(&request_id, u64::from(request.ask.slots), &repair_set) {
             let Some(draw) = self.availabilities.draw(&need)? else {
                 return Ok(Served::Later("no availability takes it"));
@@ -156,12 +160,19 @@ impl<C: MarketChain, W: SlotWork> Host<C, W> {
             // An error leaves the record (and its draw) for the resumed sale to settle.
             match self.reserve(request_id, index, U256::from(collateral), now).await? {
                 Reservation::Held => self.apply(&mut sale, SaleEvent::Reserved).await?,
+                Reservation::Closed => {
+                    self.drop_unreserved(&sale);
+                    debug!(target: LOG, request = %id_hex(&request_id), slot = index, "slot filled or closed");
+                    continue;
+                }
                 Reservation::Unavailable(why) => {
+                    open = true;
                     self.drop_unreserved(&sale);
                     debug!(target: LOG, request = %id_hex(&request_id), slot = index, why, "slot not reserved");
                     continue;
                 }
                 Reservation::NotYetEligible => {
+                    open = true;
                     self.drop_unreserved(&sale);
                     if repair_set.iter().min() == Some(&index) {
                         // Nobody holds the first lost slot yet: taking another lost slot would
@@ -174,11 +185,18 @@ impl<C: MarketChain, W: SlotWork> Host<C, W> {
             info!(target: LOG, request = %id_hex(&request_id), slot = index, "slot reserved");
             match self.run_sale(&mut sale, request).await? {
                 SaleRun::Holding => return Ok(Served::Holding),
-                SaleRun::GaveUp => continue,
+                SaleRun::GaveUp => {
+                    open = true; // its lease may still be this host's
+                    continue;
+                }
             }
         }
-        // Every slot was taken, reserved by other hosts or not yet open to this one: leases
-        // lapse and dispersal windows widen, so look again in a while.
+        if !open {
+            // Every slot is filled or closed: nothing left for anyone in this round.
+            return Ok(Served::Never("every slot filled"));
+        }
+        // Some slots are reserved by other hosts or not yet open to this one: leases lapse and
+        // dispersal windows widen, so look again in a while.
         Ok(Served::Later("no slot open to this host"))
     }
 
@@ -230,7 +248,7 @@ impl<C: MarketChain, W: SlotWork> Host<C, W> {
             });
         }
         match self.chain.eligible_at(request_id, index).await? {
-            None => return Ok(Reservation::Unavailable("filled or closed")),
+            None => return Ok(Reservation::Closed),
             Some(at) if at > now => return Ok(Reservation::NotYetEligible),
             Some(_) => {}
         }
@@ -242,7 +260,7 @@ impl<C: MarketChain, W: SlotWork> Host<C, W> {
                     Ok(Reservation::Unavailable("reserved by another host"))
                 }
                 Some(contracts::MarketError::NotYetEligible) => Ok(Reservation::NotYetEligible),
-                _ if e.revert_reason().is_some() => Ok(Reservation::Unavailable("filled or closed")),
+                _ if e.revert_reason().is_some() => Ok(Reservation::Closed),
                 // Unknown outcome: the reservation may stand. Either way it lapses by itself and
                 // its deposit goes to the client; nothing of this host's is at risk yet.
                 _ => Err(e.into()),
