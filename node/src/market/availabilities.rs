@@ -8,7 +8,7 @@ use std::sync::{Mutex, PoisonError};
 
 use alloy::primitives::B256;
 use tokio::sync::Notify;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::MarketError;
 use super::records::RecordDir;
@@ -194,6 +194,38 @@ impl Availabilities {
         Ok(Some(draw))
     }
 
+    /// Restores the invariant a crash between two writes can break (a draw made but its sale
+    /// not yet recorded, a sale ended but its draw not yet given back): an availability's free
+    /// size is its total less the sizes `held` by live sales, and its remaining collateral its
+    /// total less the collateral `held` by live sales and lost with failed ones. `held` lists
+    /// (availability id, size or 0, collateral) per sale. Returns how many availabilities it
+    /// corrected.
+    pub(crate) fn reconcile(&self, held: &[(String, u64, u128)]) -> Result<usize, MarketError> {
+        let mut all = self.lock();
+        let mut fixed = Vec::new();
+        for a in all.iter() {
+            let (size, collateral) = held
+                .iter()
+                .filter(|(id, _, _)| *id == a.id)
+                .fold((0u64, 0u128), |(s, c), (_, size, coll)| (s.saturating_add(*size), c.saturating_add(*coll)));
+            let total_collateral = parse_amount(&a.total_collateral).unwrap_or(0);
+            let free_size = a.total_size.saturating_sub(size);
+            let remaining = total_collateral.saturating_sub(collateral).to_string();
+            if free_size != a.free_size || remaining != a.total_remaining_collateral {
+                warn!(target: LOG, id = %a.id, was = a.free_size, now = free_size, "availability corrected from the sales");
+                let mut b = a.clone();
+                b.free_size = free_size;
+                b.total_remaining_collateral = remaining;
+                fixed.push(b);
+            }
+        }
+        let n = fixed.len();
+        for b in fixed {
+            self.save(&mut all, b)?;
+        }
+        Ok(n)
+    }
+
     /// Gives a drawn slot's size back, and its collateral unless it was lost.
     pub(crate) fn give_back(&self, draw: &Draw, collateral: bool) -> Result<(), MarketError> {
         let mut all = self.lock();
@@ -306,6 +338,21 @@ mod tests {
         let a = &av.list()[0];
         assert_eq!((a.free_size, a.total_remaining_collateral.as_str()), (4096, "3096"));
         assert!(av.draw(&need(1024, 3097)).expect("draw").is_none(), "the slashed collateral is gone");
+    }
+
+    #[test]
+    fn reconciling_returns_a_draw_whose_sale_was_never_recorded() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let av = open(dir.path());
+        let id = av.add(input(4096, 4096), u64::MAX).expect("add").id;
+        av.draw(&need(1024, 1000)).expect("draw").expect("room"); // a live sale's
+        av.draw(&need(1024, 1000)).expect("draw").expect("room"); // lost in a crash
+        av.draw(&need(1024, 1000)).expect("draw").expect("room"); // a failed sale's collateral
+        let held = [(id.clone(), 1024, 1000), (id.clone(), 0, 1000)];
+        assert_eq!(av.reconcile(&held).expect("reconcile"), 1);
+        let a = &open(dir.path()).list()[0];
+        assert_eq!((a.free_size, a.total_remaining_collateral.as_str()), (3072, "2096"));
+        assert_eq!(av.reconcile(&held).expect("again"), 0, "nothing left to correct");
     }
 
     #[test]

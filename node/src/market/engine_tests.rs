@@ -129,13 +129,15 @@ fn host_at(world: &Arc<Mutex<World>>, dir: &std::path::Path, me: Address, config
     let market = dir.join("market");
     let slots = dir.join("slots");
     std::fs::create_dir_all(&slots).expect("slots dir");
+    let availabilities =
+        Availabilities::open(RecordDir::open(&market.join("availabilities")).expect("dir")).expect("open");
+    let sales = SaleBook::open(RecordDir::open(&market.join("sales")).expect("dir")).expect("open");
+    availabilities.reconcile(&sales.held()).expect("reconcile"); // as the node does at start
     Arc::new(Host {
         chain: FakeChain { world: Arc::clone(world), me },
         work: FakeSlots { dir: slots, ..FakeSlots::default() },
-        availabilities: Arc::new(
-            Availabilities::open(RecordDir::open(&market.join("availabilities")).expect("dir")).expect("open"),
-        ),
-        sales: Arc::new(SaleBook::open(RecordDir::open(&market.join("sales")).expect("dir")).expect("open")),
+        availabilities: Arc::new(availabilities),
+        sales: Arc::new(sales),
         dir: market,
         config,
     })
@@ -549,6 +551,7 @@ async fn crash_and_resume(k: usize, after_apply: bool) -> bool {
     // at most one lapsed deposit: a crash after the reservation keeps the lease it paid for
     assert!(spent(&rig) <= U256::from(COLLATERAL) + deposit(), "k = {k}: spent {}", spent(&rig));
     assert_eq!(spent(&rig), U256::from(COLLATERAL), "k = {k}: the lease was reused");
+    assert_eq!((rig.free_size(), rig.free_collateral()), (3 * SLOT, 3 * COLLATERAL), "k = {k}: one slot's worth drawn");
     crashed
 }
 

@@ -88,6 +88,22 @@ impl SaleBook {
         self.lock().values().find(|s| s.request_id == *request_id && s.state.is_live()).cloned()
     }
 
+    /// What each sale holds of its availability: (availability, size, collateral) for live
+    /// sales, and (availability, 0, collateral) for failed ones (their collateral is gone).
+    pub(crate) fn held(&self) -> Vec<(String, u64, u128)> {
+        self.lock()
+            .values()
+            .filter_map(|s| {
+                let collateral = parse_amount(&s.collateral).unwrap_or(0);
+                match s.state {
+                    state if state.is_live() => Some((s.availability_id.clone(), s.request.ask.slot_size, collateral)),
+                    SaleState::Failed => Some((s.availability_id.clone(), 0, collateral)),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
     /// Slots of a request this host gave up (it may still hold their reservations).
     pub(crate) fn given_up(&self, request_id: &B256) -> Vec<u64> {
         self.lock()

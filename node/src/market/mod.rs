@@ -205,6 +205,7 @@ impl Market {
         let purchase_records = RecordDir::open(&dir.join("purchases"))?;
         let availabilities = Arc::new(Availabilities::open(RecordDir::open(&dir.join("availabilities"))?)?);
         let sales = Arc::new(SaleBook::open(RecordDir::open(&dir.join("sales"))?)?);
+        availabilities.reconcile(&sales.held())?;
         let purchases =
             purchase_records.load_all::<Purchase>()?.into_iter().map(|p| (p.request_id.clone(), p)).collect();
         let first = Chain::connect(&config.chain).await;
