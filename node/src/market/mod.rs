@@ -1,12 +1,12 @@
 //! The marketplace side of a node (persistence mode): buying storage as a client
-//! ([`purchasing`]) and the host engine that sells it ([`host`]).
+//! (`purchasing`) and the host engine that sells it (`host`).
 //!
-//! The host engine is generic over the chain ([`chain::MarketChain`]) and the slot work
-//! ([`slot_work::SlotWork`]): the node runs it on the wallet's alloy client and its store and
+//! The host engine is generic over the chain (`chain::MarketChain`) and the slot work
+//! (`slot_work::SlotWork`): the node runs it on the wallet's alloy client and its store and
 //! prover, the unit tests on an in-memory marketplace. Its parts: the pure sale rules
-//! ([`sale`]), the availabilities ([`availabilities`]), the log follower that dispatches sale
-//! tasks ([`follower`]), a sale from reservation to fill ([`selling`]), and proving and payouts
-//! ([`proving`]). Every background task is supervised: a panic is logged and the task started
+//! (`sale`), the availabilities (`availabilities`), the log follower that dispatches sale
+//! tasks (`follower`), a sale from reservation to fill (`selling`), and proving and payouts
+//! (`proving`). Every background task is supervised: a panic is logged and the task started
 //! again. Records are written atomically before and after each chain transaction, so a restarted
 //! node resumes where it was; a node whose chain endpoint is away at start serves its data and
 //! joins the chain when the endpoint answers.
