@@ -18,7 +18,6 @@
 //! [`service::start`] wires the pieces; [`cli`] is the `vellum` binary's front end.
 
 pub mod api;
-pub mod cli;
 pub mod content;
 pub mod download;
 pub mod erasure;

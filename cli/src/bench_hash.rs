@@ -7,8 +7,8 @@ use std::time::Instant;
 use clap::Args;
 
 use super::parse_size;
-use crate::content::DEFAULT_BLOCK_SIZE;
-use crate::store::BlockStore;
+use node::content::DEFAULT_BLOCK_SIZE;
+use node::store::BlockStore;
 
 /// Flags of `vellum bench hash`.
 #[derive(Debug, Args)]
@@ -87,7 +87,7 @@ pub(super) fn hash(args: HashArgs) -> anyhow::Result<()> {
         }
         let (_, manifest) = w.finish(None, None)?;
         let started = Instant::now();
-        crate::slots::protect(&store, &manifest, crate::slots::Protection::new(k, m, args.cell_size), 2)?;
+        node::slots::protect(&store, &manifest, node::slots::Protection::new(k, m, args.cell_size), 2)?;
         times.push(started.elapsed().as_secs_f64());
         drop(store);
         std::fs::remove_dir_all(dir.join(format!("run{run}"))).ok();

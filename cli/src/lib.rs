@@ -1,5 +1,6 @@
 //! The `vellum` command line: `node`, `validator`, `deploy`, `devnet`, `upload`, `download`,
-//! `prover` and `bench`.
+//! `prover` and `bench`. The binary (`src/main.rs`) only installs the allocator and calls
+//! [`main`]; the node itself is the `node` library, which knows nothing of flags or terminals.
 //!
 //! Every flag can also come from a `VELLUM_*` environment variable or from the TOML file named
 //! by `--config` (see [`config_file`]); the command line wins over the environment, which wins
@@ -25,8 +26,9 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 pub use self::size::parse_size;
-use crate::process::{METRICS_PREFIX, READY_PREFIX};
-use crate::service::{self, NodeConfig};
+use node::api::API_PREFIX;
+use node::process::{METRICS_PREFIX, READY_PREFIX};
+use node::service::{self, NodeConfig};
 
 /// Vellum: a decentralized storage network with erasure coding and SNARK storage proofs.
 #[derive(Debug, Parser)]
@@ -153,7 +155,7 @@ pub struct NodeArgs {
     pub storage_quota: u64,
     /// Sales a host takes from reservation to fill at once (each waits on its own fetch,
     /// hand-off and fill; proofs are made one at a time whatever this is).
-    #[arg(long, env = "VELLUM_MAX_CONCURRENT_SALES", value_name = "N", default_value_t = crate::market::DEFAULT_CONCURRENT_SALES)]
+    #[arg(long, env = "VELLUM_MAX_CONCURRENT_SALES", value_name = "N", default_value_t = node::market::DEFAULT_CONCURRENT_SALES)]
     pub max_concurrent_sales: usize,
     /// Fault injection for tests: corrupt every block served to peers.
     #[arg(long, env = "VELLUM_FAULT_CORRUPT_SERVED_BLOCKS", hide = true)]
@@ -188,7 +190,7 @@ pub struct NodeArgs {
 impl NodeArgs {
     /// The persistence-mode configuration: all four flags (the marketplace from --deployment or
     /// --marketplace-address), or none.
-    async fn market(&self) -> anyhow::Result<Option<crate::market::MarketConfig>> {
+    async fn market(&self) -> anyhow::Result<Option<node::market::MarketConfig>> {
         let given = [
             self.eth_provider.is_some(),
             self.eth_private_key_file.is_some(),
@@ -214,7 +216,7 @@ impl NodeArgs {
             Some(&prover_key),
         )
         .await?;
-        Ok(Some(crate::market::MarketConfig {
+        Ok(Some(node::market::MarketConfig {
             chain: contracts::client::ChainConfig { endpoint, key_file, marketplace },
             prover_key,
             start_block,
@@ -347,7 +349,7 @@ async fn run_validator(args: ValidatorArgs) -> anyhow::Result<()> {
     if args.metrics {
         let metrics = validator.metrics();
         let addr = std::net::SocketAddr::new(args.metrics_address, args.metrics_port);
-        let bound = crate::metrics::serve_text(addr, std::sync::Arc::new(move || metrics.render()))
+        let bound = node::metrics::serve_text(addr, std::sync::Arc::new(move || metrics.render()))
             .await
             .map_err(|e| anyhow::anyhow!("metrics on {addr}: {e}"))?;
         println!("{METRICS_PREFIX}http://{bound}/metrics");
@@ -406,7 +408,7 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     if let Some(m) = node.metrics_addr {
         println!("{METRICS_PREFIX}http://{m}/metrics");
     }
-    println!("{READY_PREFIX}http://{}{}", node.api_addr, crate::api::API_PREFIX);
+    println!("{READY_PREFIX}http://{}{API_PREFIX}", node.api_addr);
     tokio::select! {
         r = node.wait() => r,
         signal = stop_signal() => {

@@ -121,7 +121,7 @@ async fn verifying_key(prover_key: &Path) -> anyhow::Result<VerifyingKeyWords> {
         .await?
         // (the key error names the file and its cause already)
         .map_err(|e| anyhow::anyhow!("--prover-key: {e}"))?;
-    Ok(crate::market::verifying_key_words(&EvmVerifyingKey::new(&vk)))
+    Ok(node::market::verifying_key_words(&EvmVerifyingKey::new(&vk)))
 }
 
 /// Runs `vellum deploy`.

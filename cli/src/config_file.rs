@@ -94,7 +94,7 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    use crate::cli::{Cli, Command};
+    use crate::{Cli, Command};
 
     fn parse(file: &str, argv: &[&str]) -> Result<Cli, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;

@@ -11,7 +11,7 @@ use clap::Args;
 use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
 
 use super::parse_size;
-use crate::erasure::{SlotLayout, decode, encode, rows_per_batch, rows_per_call, trust_all};
+use node::erasure::{SlotLayout, decode, encode, rows_per_batch, rows_per_call, trust_all};
 
 /// Flags of `vellum bench erasure`.
 #[derive(Debug, Args)]

@@ -120,7 +120,7 @@ async fn measure(slots: u64, args: &ValidatorBenchArgs, anvil: &Anvil, dir: &std
     // Contracts, with a verifier that accepts everything.
     let shape = ProofShape { samples: 1, slot_depth: 2, dataset_levels: 1, cell_size: 64 };
     let keys = tokio::task::spawn_blocking(move || prover::setup(&shape)).await??;
-    let vk = crate::market::verifying_key_words(&prover::EvmVerifyingKey::new(&keys.pk.vk));
+    let vk = node::market::verifying_key_words(&prover::EvmVerifyingKey::new(&keys.pk.vk));
     let period = args.period;
     let deployment = deploy(&deployer, &vk, |token, verifier| MarketplaceConfig {
         maxMissedProofs: 100,

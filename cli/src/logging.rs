@@ -8,7 +8,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::reload;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::api::LogControl;
+use node::api::LogControl;
 
 /// Turns a Codex-style level or a filter directive into an `EnvFilter`.
 pub(crate) fn filter(level: &str) -> Result<EnvFilter, String> {
