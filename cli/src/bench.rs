@@ -11,7 +11,7 @@ use futures::StreamExt;
 use tokio_util::io::ReaderStream;
 
 use super::parse_size;
-use node::process::NodeProcess;
+use vellum_testkit::process::NodeProcess;
 
 /// Flags of `vellum bench transfer`.
 #[derive(Debug, Args)]

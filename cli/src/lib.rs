@@ -27,8 +27,8 @@ use clap::{Args, Parser, Subcommand};
 
 pub use self::size::parse_size;
 use node::api::API_PREFIX;
-use node::process::{METRICS_PREFIX, READY_PREFIX};
 use node::service::{self, NodeConfig};
+use vellum_testkit::process::{METRICS_PREFIX, READY_PREFIX};
 
 /// Vellum: a decentralized storage network with erasure coding and SNARK storage proofs.
 #[derive(Debug, Parser)]

@@ -25,7 +25,6 @@ pub mod fetch;
 pub mod market;
 pub mod metrics;
 pub mod net;
-pub mod process;
 pub mod repair;
 pub mod service;
 pub mod slots;

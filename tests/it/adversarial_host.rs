@@ -21,9 +21,7 @@ use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
 use circuits::r1cs::ProofShape;
 use contracts::{MarketEvent, Marketplace};
-use vellum_tests::{TestNode, test_bytes};
-
-use crate::market_net::{MarketNet, ValidatorProcess, file_contains, json, strs, wait_for};
+use vellum_testkit::{MarketNet, TestNode, ValidatorProcess, file_contains, json, strs, test_bytes, wait_for};
 
 /// 100 samples over 256 cells of 64 bytes (16 KiB slots).
 const SHAPE: ProofShape = ProofShape { samples: 100, slot_depth: 8, dataset_levels: 1, cell_size: 64 };

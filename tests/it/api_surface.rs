@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use vellum_tests::{TestNode, test_bytes, vellum_binary};
+use vellum_testkit::{TestNode, test_bytes, vellum_binary};
 
 const DOCUMENTED_PATHS: [&str; 15] = [
     "/upload",

@@ -13,7 +13,7 @@ use libp2p::{Multiaddr, PeerId, StreamProtocol, noise, tcp, yamux};
 use node::content::{ContentId, Manifest};
 use node::net::exchange::{Request, RequestKind, Response, ResponseKind};
 use prost::Message;
-use vellum_tests::{TestNode, test_bytes};
+use vellum_testkit::{TestNode, test_bytes};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_and_unknown_cids_and_unreachable_peers() -> anyhow::Result<()> {

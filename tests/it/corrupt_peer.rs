@@ -1,7 +1,7 @@
 //! A peer that serves corrupted blocks: its blocks fail their proofs and are refused, the
 //! download completes from an honest peer, and nothing corrupt is stored.
 
-use vellum_tests::{TestNode, test_bytes};
+use vellum_testkit::{TestNode, test_bytes};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_blocks_are_refused_and_the_download_completes() -> anyhow::Result<()> {

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use vellum_tests::{TestNode, test_bytes};
+use vellum_testkit::{TestNode, test_bytes};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_upload_loses_only_the_partial_upload() -> anyhow::Result<()> {

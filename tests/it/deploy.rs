@@ -15,9 +15,7 @@ use circuits::r1cs::ProofShape;
 use contracts::deployment::{ConfigRecord, verifying_key_hash};
 use contracts::{Anvil, DeploymentFile, Marketplace};
 use prover::EvmVerifyingKey;
-use vellum_tests::{TestNode, vellum_binary};
-
-use crate::market_net::{SHAPE, file_contains, strs, wait_for};
+use vellum_testkit::{SHAPE, TestNode, file_contains, strs, vellum_binary, wait_for};
 
 /// How long one `vellum` command that should finish may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);

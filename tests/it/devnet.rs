@@ -7,7 +7,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use vellum_tests::vellum_binary;
+use vellum_testkit::vellum_binary;
 
 #[test]
 fn devnet_runs_the_whole_scenario_to_its_summary() -> anyhow::Result<()> {

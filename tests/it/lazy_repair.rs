@@ -14,9 +14,7 @@ use alloy::providers::Provider;
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
 use contracts::{MarketEvent, Marketplace};
-use vellum_tests::{TestNode, test_bytes};
-
-use crate::market_net::{MarketNet, SHAPE, ValidatorProcess, file_contains, json, strs, wait_for};
+use vellum_testkit::{MarketNet, SHAPE, TestNode, ValidatorProcess, file_contains, json, strs, test_bytes, wait_for};
 
 async fn count_events<E: SolEvent>(net: &MarketNet) -> anyhow::Result<Vec<alloy::rpc::types::Log>> {
     let filter = Filter::new().address(net.deployment.marketplace).event_signature(E::SIGNATURE_HASH).from_block(0u64);

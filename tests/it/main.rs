@@ -10,7 +10,6 @@ mod crash_recovery;
 mod deploy;
 mod devnet;
 mod lazy_repair;
-mod market_net;
 mod protect;
 mod prover_cli;
 mod rules;

@@ -2,7 +2,7 @@
 //! a verifiable manifest; once the plain copy is deleted, downloads are rebuilt from the slots,
 //! with up to M slots lost and damaged cells treated as erasures.
 
-use vellum_tests::{TestNode, test_bytes};
+use vellum_testkit::{TestNode, test_bytes};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protected_dataset_downloads_from_its_slots() -> anyhow::Result<()> {

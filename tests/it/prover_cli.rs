@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use vellum_tests::vellum_binary;
+use vellum_testkit::vellum_binary;
 
 use crate::slot_files::{fr_hex, write_slot};
 

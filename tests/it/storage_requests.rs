@@ -15,9 +15,9 @@ use alloy::providers::Provider;
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
 use contracts::{MarketEvent, Marketplace};
-use vellum_tests::{TestNode, test_bytes};
-
-use crate::market_net::{MarketNet, PERIOD, Proxy, SHAPE, anvil_address, file_contains, json, strs, wait_for};
+use vellum_testkit::{
+    MarketNet, PERIOD, Proxy, SHAPE, TestNode, anvil_address, file_contains, json, strs, test_bytes, wait_for,
+};
 
 const PRICE: u128 = 3;
 const COLLATERAL_PER_BYTE: u128 = 2;

@@ -3,7 +3,7 @@
 //! the content through the DHT alone; node 3 has no bootstrap node and meets node 1 only through
 //! `/connect`.
 
-use vellum_tests::{TestNode, write_test_file};
+use vellum_testkit::{TestNode, write_test_file};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_files_through_the_dht() -> anyhow::Result<()> {

@@ -18,8 +18,8 @@ use contracts::MarketEvent;
 use contracts::Marketplace::{self, Ask, Content, Request};
 use contracts::proof_words;
 use prover::{DiskSlot, EvmProof, Prover};
+use vellum_testkit::{MarketNet, SHAPE, ValidatorProcess, file_contains, wait_for};
 
-use crate::market_net::{MarketNet, SHAPE, ValidatorProcess, file_contains, wait_for};
 use crate::slot_files::write_slot;
 
 fn fr_word(x: &Fr) -> B256 {

@@ -15,7 +15,7 @@ use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context, bail};
 use contracts::{Anvil, Deployment, TestToken};
 
-use node::process::NodeProcess;
+use vellum_testkit::process::NodeProcess;
 
 /// How long a node may take to report its API.
 const NODE_START: Duration = Duration::from_secs(60);

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::vellum_binary;
 use alloy::primitives::{Address, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
@@ -17,32 +18,36 @@ use circuits::r1cs::ProofShape;
 use contracts::{Anvil, Deployment, Marketplace, TestToken, deploy, dev_config_with_period};
 use prover::EvmVerifyingKey;
 use tokio::sync::watch;
-use vellum_tests::vellum_binary;
 
 /// Seconds per proof period in these tests.
-pub(crate) const PERIOD: u64 = 6;
+pub const PERIOD: u64 = 6;
 
 /// The proof shape of these tests: 64 cells of 64 bytes per slot (4 KiB slots), 3 samples.
-pub(crate) const SHAPE: ProofShape = ProofShape { samples: 3, slot_depth: 6, dataset_levels: 1, cell_size: 64 };
+pub const SHAPE: ProofShape = ProofShape { samples: 3, slot_depth: 6, dataset_levels: 1, cell_size: 64 };
 
 /// Anvil, the deployment and the wallets.
-pub(crate) struct MarketNet {
-    pub(crate) anvil: Anvil,
-    pub(crate) deployment: Deployment,
-    pub(crate) dir: tempfile::TempDir,
-    pub(crate) prover_key: PathBuf,
-    pub(crate) deployer: DynProvider,
+pub struct MarketNet {
+    /// The chain.
+    pub anvil: Anvil,
+    /// The contracts' addresses.
+    pub deployment: Deployment,
+    /// The directory of the keys, key files, node data and logs.
+    pub dir: tempfile::TempDir,
+    /// The proving key whose verifying key the verifier holds.
+    pub prover_key: PathBuf,
+    /// A provider sending from wallet 0, the deployer.
+    pub deployer: DynProvider,
 }
 
 impl MarketNet {
     /// Starts anvil (a block a second), makes keys for [`SHAPE`] and deploys with
     /// [`PERIOD`]-second periods and a dispersal window of one period.
-    pub(crate) async fn start() -> anyhow::Result<Self> {
+    pub async fn start() -> anyhow::Result<Self> {
         Self::start_with(&SHAPE, PERIOD).await
     }
 
     /// Like [`MarketNet::start`] with another proof shape and period length.
-    pub(crate) async fn start_with(shape: &ProofShape, period: u64) -> anyhow::Result<Self> {
+    pub async fn start_with(shape: &ProofShape, period: u64) -> anyhow::Result<Self> {
         let anvil = Anvil::start_with(Some(1))?;
         let dir = tempfile::tempdir()?;
         let keys = prover::setup(shape)?;
@@ -55,30 +60,30 @@ impl MarketNet {
     }
 
     /// Dev wallet `i`'s address.
-    pub(crate) fn address(&self, i: usize) -> Address {
+    pub fn address(&self, i: usize) -> Address {
         signer(&self.anvil, i).address()
     }
 
     /// Mints `amount` tokens to wallet `i`.
-    pub(crate) async fn fund(&self, i: usize, amount: U256) -> anyhow::Result<()> {
+    pub async fn fund(&self, i: usize, amount: U256) -> anyhow::Result<()> {
         let token = TestToken::new(self.deployment.token, self.deployer.clone());
         token.mint(self.address(i), amount).send().await?.get_receipt().await?;
         Ok(())
     }
 
     /// Wallet `i`'s token balance.
-    pub(crate) async fn balance(&self, who: Address) -> anyhow::Result<U256> {
+    pub async fn balance(&self, who: Address) -> anyhow::Result<U256> {
         Ok(TestToken::new(self.deployment.token, self.deployer.clone()).balanceOf(who).call().await?)
     }
 
     /// The marketplace, read through the deployer's provider.
-    pub(crate) fn market(&self) -> Marketplace::MarketplaceInstance<DynProvider> {
+    pub fn market(&self) -> Marketplace::MarketplaceInstance<DynProvider> {
         Marketplace::new(self.deployment.marketplace, self.deployer.clone())
     }
 
     /// Flags for a node in persistence mode with wallet `i` on `endpoint` (anvil's, or a
     /// proxy's).
-    pub(crate) fn node_flags(&self, i: usize, endpoint: &str) -> anyhow::Result<Vec<String>> {
+    pub fn node_flags(&self, i: usize, endpoint: &str) -> anyhow::Result<Vec<String>> {
         let key_file = self.key_file(i)?;
         Ok(vec![
             "--eth-provider".into(),
@@ -95,7 +100,7 @@ impl MarketNet {
     }
 
     /// Wallet `i`'s key in a 0600 file.
-    pub(crate) fn key_file(&self, i: usize) -> anyhow::Result<PathBuf> {
+    pub fn key_file(&self, i: usize) -> anyhow::Result<PathBuf> {
         let key_file = self.dir.path().join(format!("wallet-{i}.key"));
         std::fs::write(&key_file, &self.anvil.keys()[i])?;
         std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600))?;
@@ -103,21 +108,18 @@ impl MarketNet {
     }
 
     /// A provider sending from wallet `i`.
-    pub(crate) fn wallet(&self, i: usize) -> DynProvider {
+    pub fn wallet(&self, i: usize) -> DynProvider {
         provider(&self.anvil, i)
     }
 
     /// A data directory for a node.
-    pub(crate) fn node_dir(&self, name: &str) -> PathBuf {
+    pub fn node_dir(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
     /// Passes a scenario's outcome through; when it failed or ran out of time, first prints the
     /// last lines of every log the nodes and validators wrote, so a failure in CI can be read.
-    pub(crate) fn report(
-        &self,
-        outcome: Result<anyhow::Result<()>, tokio::time::error::Elapsed>,
-    ) -> anyhow::Result<()> {
+    pub fn report(&self, outcome: Result<anyhow::Result<()>, tokio::time::error::Elapsed>) -> anyhow::Result<()> {
         let outcome = outcome.map_err(anyhow::Error::from).and_then(|r| r);
         if outcome.is_err() {
             let mut logs: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
@@ -152,8 +154,9 @@ fn provider(anvil: &Anvil, i: usize) -> DynProvider {
 
 /// A TCP proxy to the chain endpoint that a test can cut (connections dropped, new ones refused)
 /// and restore.
-pub(crate) struct Proxy {
-    pub(crate) endpoint: String,
+pub struct Proxy {
+    /// `http://127.0.0.1:PORT`: give this to the node instead of the endpoint.
+    pub endpoint: String,
     up: Arc<AtomicBool>,
     cut: watch::Sender<u64>,
     _task: tokio::task::JoinHandle<()>,
@@ -161,7 +164,7 @@ pub(crate) struct Proxy {
 
 impl Proxy {
     /// Listens on a free loopback port and forwards to `target` (`host:port`).
-    pub(crate) async fn start(target: String) -> anyhow::Result<Self> {
+    pub async fn start(target: String) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let endpoint = format!("http://{}", listener.local_addr()?);
         let up = Arc::new(AtomicBool::new(true));
@@ -187,24 +190,24 @@ impl Proxy {
     }
 
     /// Drops every connection and refuses new ones until [`Proxy::restore`].
-    pub(crate) fn cut(&self) {
+    pub fn cut(&self) {
         self.up.store(false, Ordering::Release);
         self.cut.send_modify(|n| *n += 1);
     }
 
     /// Forwards again.
-    pub(crate) fn restore(&self) {
+    pub fn restore(&self) {
         self.up.store(true, Ordering::Release);
     }
 }
 
 /// Anvil's `host:port`.
-pub(crate) fn anvil_address(anvil: &Anvil) -> String {
+pub fn anvil_address(anvil: &Anvil) -> String {
     anvil.endpoint().trim_start_matches("http://").to_owned()
 }
 
 /// Reads a JSON body or fails with the status and text.
-pub(crate) async fn json(resp: reqwest::Response) -> anyhow::Result<serde_json::Value> {
+pub async fn json(resp: reqwest::Response) -> anyhow::Result<serde_json::Value> {
     let status = resp.status();
     let text = resp.text().await?;
     anyhow::ensure!(status.is_success(), "{status}: {text}");
@@ -212,12 +215,12 @@ pub(crate) async fn json(resp: reqwest::Response) -> anyhow::Result<serde_json::
 }
 
 /// Whether `path` contains `needle`.
-pub(crate) fn file_contains(path: &Path, needle: &str) -> bool {
+pub fn file_contains(path: &Path, needle: &str) -> bool {
     std::fs::read_to_string(path).is_ok_and(|t| t.contains(needle))
 }
 
 /// Polls `check` until it holds or `timeout` passes.
-pub(crate) async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<()>
+pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<()>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<bool>>,
@@ -233,27 +236,21 @@ where
 }
 
 /// The flags as `&str`s.
-pub(crate) fn strs(v: &[String]) -> Vec<&str> {
+pub fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
 /// A `vellum validator` process (serving metrics on a free port), killed when dropped.
-pub(crate) struct ValidatorProcess {
+pub struct ValidatorProcess {
     child: Child,
     /// Its metrics endpoint.
-    pub(crate) metrics: String,
+    pub metrics: String,
 }
 
 impl ValidatorProcess {
     /// Starts `vellum validator` with wallet `wallet`, in group `groups.1` of `groups.0`, and
     /// waits for its metrics endpoint.
-    pub(crate) fn start(
-        net: &MarketNet,
-        wallet: usize,
-        groups: (u64, u64),
-        dir: &Path,
-        log: &Path,
-    ) -> anyhow::Result<Self> {
+    pub fn start(net: &MarketNet, wallet: usize, groups: (u64, u64), dir: &Path, log: &Path) -> anyhow::Result<Self> {
         let key = net.key_file(wallet)?;
         let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
         let mut child = Command::new(vellum_binary())
@@ -290,7 +287,7 @@ impl ValidatorProcess {
     }
 
     /// A metric's value from its endpoint (None when absent).
-    pub(crate) async fn metric(&self, name: &str) -> anyhow::Result<Option<f64>> {
+    pub async fn metric(&self, name: &str) -> anyhow::Result<Option<f64>> {
         let text = reqwest::get(&self.metrics).await?.text().await?;
         Ok(text
             .lines()

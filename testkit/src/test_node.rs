@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::process::NodeProcess;
 use anyhow::{Context, bail};
 use futures::StreamExt;
-use node::process::NodeProcess;
 
 /// The `vellum` binary built beside the test executable (`target/<profile>/vellum`).
 pub fn vellum_binary() -> PathBuf {
