@@ -1,17 +1,18 @@
 //! `vellum bench transfer`: REST upload into one node, then a node-to-node download on loopback
 //! through a second node, with throughput and each node's peak RSS. Nodes run as child
-//! processes of this binary, exactly as `vellum node` runs them.
+//! processes of this binary, exactly as `vellum node` runs them, started and driven with
+//! `vellum-testkit`'s `TestNode`.
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use futures::StreamExt;
-use tokio_util::io::ReaderStream;
+use vellum_testkit::{TestNode, write_test_file};
 
 use super::parse_size;
-use vellum_testkit::process::NodeProcess;
+
+/// How long a node may take to report its API.
+const NODE_START: Duration = Duration::from_secs(30);
 
 /// Flags of `vellum bench transfer`.
 #[derive(Debug, Args)]
@@ -34,94 +35,32 @@ struct Run {
     rss2: u64,
 }
 
-/// Writes `size` bytes of incompressible data and returns their BLAKE3 hash.
-fn make_file(path: &std::path::Path, size: u64) -> anyhow::Result<blake3::Hash> {
-    let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
-    let mut hasher = blake3::Hasher::new();
-    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ size;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut left = size;
-    while left > 0 {
-        for chunk in buf.chunks_exact_mut(8) {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            chunk.copy_from_slice(&state.to_le_bytes());
-        }
-        let n = left.min(buf.len() as u64) as usize;
-        f.write_all(&buf[..n])?;
-        hasher.update(&buf[..n]);
-        left -= n as u64;
-    }
-    f.flush()?;
-    Ok(hasher.finalize())
-}
-
 async fn one_run(dir: &std::path::Path, size: u64) -> anyhow::Result<Run> {
     let exe = std::env::current_exe()?;
     let file = dir.join("payload.bin");
-    let expected = make_file(&file, size)?;
-    let common = |name: &str| -> Vec<String> {
-        let data = dir.join(name);
-        vec![
-            "--data-dir".into(),
-            data.display().to_string(),
-            "-i".into(),
-            "127.0.0.1".into(),
-            "--api-port".into(),
-            "0".into(),
-            "--udp-port".into(),
-            "0".into(),
-            "--log-level".into(),
-            "warn".into(),
-            "--storage-quota".into(),
-            format!("{}", size * 2 + (1 << 30)),
-        ]
-    };
-    let node1 = NodeProcess::spawn(&exe, &common("node1"), Duration::from_secs(30))?;
-    let client = reqwest::Client::new();
-    let info: serde_json::Value = client.get(format!("{}/info", node1.api)).send().await?.json().await?;
-    let spr = info["spr"].as_str().context("node 1 has no SPR")?.to_owned();
-    let mut args2 = common("node2");
-    args2.extend(["--bootstrap-node".into(), spr]);
-    let node2 = NodeProcess::spawn(&exe, &args2, Duration::from_secs(30))?;
+    let expected = write_test_file(&file, size, size)?;
+    let flags: Vec<String> =
+        vec!["--log-level".into(), "warn".into(), "--storage-quota".into(), format!("{}", size * 2 + (1 << 30))];
+    let node1 = TestNode::spawn(&exe, &dir.join("node1"), &flags, None, NODE_START)?;
+    let mut flags2 = flags.clone();
+    flags2.extend(["--bootstrap-node".into(), node1.spr().await.context("node 1 has no SPR")?]);
+    let node2 = TestNode::spawn(&exe, &dir.join("node2"), &flags2, None, NODE_START)?;
 
     let started = Instant::now();
-    let body = ReaderStream::with_capacity(tokio::fs::File::open(&file).await?, 1 << 20);
-    let resp = client
-        .post(format!("{}/upload", node1.api))
-        .header(reqwest::header::CONTENT_LENGTH, size)
-        .body(reqwest::Body::wrap_stream(body))
-        .send()
-        .await?;
-    if !resp.status().is_success() {
-        bail!("upload failed: {}", resp.text().await.unwrap_or_default());
-    }
-    let cid = resp.text().await?;
+    let cid = node1.upload_file(&file).await?;
     let upload_secs = started.elapsed().as_secs_f64();
 
     let started = Instant::now();
-    let resp = client.get(format!("{}/download/{}", node2.api, cid.trim())).send().await?;
-    if !resp.status().is_success() {
-        bail!("download failed: {}", resp.text().await.unwrap_or_default());
-    }
-    let mut hasher = blake3::Hasher::new();
-    let mut got = 0u64;
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk?;
-        got += chunk.len() as u64;
-        hasher.update(&chunk);
-    }
+    let (got, hash) = node2.download_hash(&format!("/download/{cid}")).await?;
     let download_secs = started.elapsed().as_secs_f64();
-    if got != size || hasher.finalize() != expected {
+    if got != size || hash != expected {
         bail!("downloaded content differs from the upload ({got} of {size} bytes)");
     }
     let run = Run {
         upload_mbs: size as f64 / upload_secs / 1e6,
         download_mbs: size as f64 / download_secs / 1e6,
-        rss1: node1.peak_rss().unwrap_or(0),
-        rss2: node2.peak_rss().unwrap_or(0),
+        rss1: node1.process.peak_rss().unwrap_or(0),
+        rss2: node2.process.peak_rss().unwrap_or(0),
     };
     drop(node1);
     drop(node2);

@@ -176,9 +176,7 @@ async fn measure(slots: u64, args: &ValidatorBenchArgs, anvil: &Anvil, dir: &std
 
     // The validator, through the counting proxy.
     let proxy = CountingProxy::start(endpoint.clone()).await?;
-    let key_file = dir.join("validator.key");
-    std::fs::write(&key_file, anvil.keys()[HOSTS + 2].as_bytes())?;
-    std::fs::set_permissions(&key_file, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    let key_file = vellum_testkit::write_key_file(dir, anvil, HOSTS + 2)?;
     let config = validator::ValidatorConfig {
         chain: contracts::client::ChainConfig {
             endpoint: proxy.url.clone(),

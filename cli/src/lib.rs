@@ -28,7 +28,7 @@ use clap::{Args, Parser, Subcommand};
 pub use self::size::parse_size;
 use node::api::API_PREFIX;
 use node::service::{self, NodeConfig};
-use vellum_testkit::process::{METRICS_PREFIX, READY_PREFIX};
+use vellum_testkit::process::{METRICS_PREFIX, READY_PREFIX, VALIDATOR_PREFIX};
 
 /// Vellum: a decentralized storage network with erasure coding and SNARK storage proofs.
 #[derive(Debug, Parser)]
@@ -354,7 +354,7 @@ async fn run_validator(args: ValidatorArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("metrics on {addr}: {e}"))?;
         println!("{METRICS_PREFIX}http://{bound}/metrics");
     }
-    println!("Vellum validator {}", validator_address(&validator));
+    println!("{VALIDATOR_PREFIX}{}", validator_address(&validator));
     tokio::select! {
         r = validator.run() => Ok(r?),
         signal = stop_signal() => {

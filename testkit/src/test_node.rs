@@ -1,23 +1,19 @@
-//! Helpers for Vellum's end-to-end tests: start `vellum node` processes on loopback and talk to
-//! them over their REST API, as a user with curl would.
+//! A `vellum node` process on loopback and its REST API, used as a user with curl would.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::process::NodeProcess;
 use anyhow::{Context, bail};
 use futures::StreamExt;
 
-/// The `vellum` binary built beside the test executable (`target/<profile>/vellum`).
-pub fn vellum_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("VELLUM_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().unwrap_or_default();
-    // target/<profile>/deps/it-<hash> → target/<profile>/vellum
-    let profile_dir = exe.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
-    profile_dir.join("vellum")
-}
+use crate::process::NodeProcess;
+use crate::vellum_binary;
+
+/// How long [`TestNode::start`] waits for a node's API.
+pub const NODE_START: Duration = Duration::from_secs(30);
+
+/// The log level of the scenarios' nodes (block fetching in detail).
+const TEST_LOG_LEVEL: &str = "info,vellum::fetch=debug";
 
 /// A running node with its data dir.
 #[derive(Debug)]
@@ -38,7 +34,35 @@ impl TestNode {
 
     /// Like [`TestNode::start`], appending the node's log to `log` when given.
     pub fn start_logged(data_dir: &Path, extra: &[&str], log: Option<&Path>) -> anyhow::Result<Self> {
-        let mut args: Vec<String> = vec![
+        let binary = vellum_binary();
+        if !binary.exists() {
+            bail!("{} is missing: run `cargo build --workspace --bins` first", binary.display());
+        }
+        let mut args: Vec<String> = vec!["--log-level".into(), TEST_LOG_LEVEL.into()];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        Self::spawn(&binary, data_dir, &args, log, NODE_START)
+    }
+
+    /// Starts a node that bootstraps from `other`'s SPR.
+    pub async fn start_bootstrapped(data_dir: &Path, other: &TestNode, extra: &[&str]) -> anyhow::Result<Self> {
+        let spr = other.spr().await?;
+        let mut args = vec!["--bootstrap-node", spr.as_str()];
+        args.extend_from_slice(extra);
+        Self::start(data_dir, &args)
+    }
+
+    /// The general form: `binary node --data-dir DIR -i 127.0.0.1 --api-port 0 --udp-port 0`
+    /// followed by `args` (a flag given twice takes its last value, so `args` may override the
+    /// defaults), its log appended to `log` (else inherited), waiting up to `timeout` for its API.
+    /// It blocks the calling thread while it waits.
+    pub fn spawn(
+        binary: &Path,
+        data_dir: &Path,
+        args: &[String],
+        log: Option<&Path>,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let mut all: Vec<String> = vec![
             "--data-dir".into(),
             data_dir.display().to_string(),
             "-i".into(),
@@ -47,29 +71,37 @@ impl TestNode {
             "0".into(),
             "--udp-port".into(),
             "0".into(),
-            "--log-level".into(),
-            "info,vellum::fetch=debug".into(),
         ];
-        args.extend(extra.iter().map(|s| (*s).to_owned()));
-        let binary = vellum_binary();
-        if !binary.exists() {
-            bail!("{} is missing: run `cargo build --workspace --bins` first", binary.display());
-        }
-        let process = NodeProcess::spawn_logging_to(&binary, &args, Duration::from_secs(30), log)?;
+        all.extend_from_slice(args);
+        let process = NodeProcess::spawn_logging_to(binary, &all, timeout, log)?;
         Ok(Self { process, data_dir: data_dir.to_path_buf(), http: reqwest::Client::new() })
     }
 
-    /// Starts a node that bootstraps from `other`'s SPR.
-    pub async fn start_bootstrapped(data_dir: &Path, other: &TestNode, extra: &[&str]) -> anyhow::Result<Self> {
-        let spr = other.info().await?["spr"].as_str().context("no spr")?.to_owned();
-        let mut args = vec!["--bootstrap-node", spr.as_str()];
-        args.extend_from_slice(extra);
-        Self::start(data_dir, &args)
+    /// `{api}{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.process.api)
     }
 
     /// `GET {api}{path}`.
     pub async fn get(&self, path: &str) -> anyhow::Result<reqwest::Response> {
-        Ok(self.http.get(format!("{}{}", self.process.api, path)).send().await?)
+        Ok(self.http.get(self.url(path)).send().await?)
+    }
+
+    /// `GET {api}{path}` as JSON; an error status is an error with the answer's text.
+    pub async fn get_json(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        crate::json(self.get(path).await?).await.with_context(|| format!("GET {path}"))
+    }
+
+    /// `POST {api}{path}` with a JSON body; returns the answer's text (an error status is an
+    /// error with that text).
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> anyhow::Result<String> {
+        let resp = self.http.post(self.url(path)).json(body).send().await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if !status.is_success() {
+            bail!("POST {path}: {status} {text}");
+        }
+        Ok(text)
     }
 
     /// `GET /info` as JSON.
@@ -80,6 +112,11 @@ impl TestNode {
     /// `GET /debug/info` as JSON.
     pub async fn debug_info(&self) -> anyhow::Result<serde_json::Value> {
         Ok(self.get("/debug/info").await?.error_for_status()?.json().await?)
+    }
+
+    /// The node's signed peer record (`spr:…`, from `/info`).
+    pub async fn spr(&self) -> anyhow::Result<String> {
+        Ok(self.info().await?["spr"].as_str().context("no spr in /info")?.to_owned())
     }
 
     /// Uploads bytes the way the whitepaper's curl does; returns the CID.
@@ -99,7 +136,7 @@ impl TestNode {
     async fn post_upload(&self, body: reqwest::Body, len: u64) -> anyhow::Result<String> {
         let resp = self
             .http
-            .post(format!("{}/upload", self.process.api))
+            .post(self.url("/upload"))
             .header("content-type", "application/octet-stream")
             .header("content-length", len)
             .body(body)
@@ -140,38 +177,16 @@ impl TestNode {
         }
         Ok(resp.bytes().await?.to_vec())
     }
-}
 
-/// Deterministic, incompressible test bytes.
-pub fn test_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len + 8);
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    while out.len() < len {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        out.extend_from_slice(&s.to_le_bytes());
+    /// A metric's value from the node's metrics endpoint (None when absent); an error when the
+    /// node serves no metrics or the endpoint does not answer.
+    pub async fn metric(&self, name: &str) -> anyhow::Result<Option<f64>> {
+        let Some(url) = &self.process.metrics else { bail!("the node serves no metrics (start it with --metrics)") };
+        crate::logs::scrape_metric(&self.http, url, name).await
     }
-    out.truncate(len);
-    out
-}
 
-/// Writes `len` test bytes to `path` in pieces; returns their BLAKE3 hash.
-pub fn write_test_file(path: &Path, len: u64, seed: u64) -> anyhow::Result<blake3::Hash> {
-    use std::io::Write;
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
-    let mut hasher = blake3::Hasher::new();
-    let piece = 1 << 20;
-    let mut done = 0u64;
-    let mut i = 0u64;
-    while done < len {
-        let n = (len - done).min(piece) as usize;
-        let bytes = test_bytes(n, seed.wrapping_add(i));
-        f.write_all(&bytes)?;
-        hasher.update(&bytes);
-        done += n as u64;
-        i += 1;
+    /// Stops the node (SIGKILL: as abrupt as a host going away).
+    pub fn kill(&mut self) {
+        self.process.kill();
     }
-    f.flush()?;
-    Ok(hasher.finalize())
 }

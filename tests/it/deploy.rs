@@ -4,7 +4,6 @@
 //! files and the prover key) come up on that marketplace; files for another chain, without code at
 //! their marketplace address, or for another prover key are refused with clear errors.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -15,18 +14,10 @@ use circuits::r1cs::ProofShape;
 use contracts::deployment::{ConfigRecord, verifying_key_hash};
 use contracts::{Anvil, DeploymentFile, Marketplace};
 use prover::EvmVerifyingKey;
-use vellum_testkit::{SHAPE, TestNode, file_contains, strs, vellum_binary, wait_for};
+use vellum_testkit::{SHAPE, TestNode, ValidatorProcess, file_contains, strs, vellum_binary, wait_for, write_key_file};
 
 /// How long one `vellum` command that should finish may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Dev wallet `i`'s key in a 0600 file.
-fn key_file(anvil: &Anvil, dir: &Path, i: usize) -> anyhow::Result<PathBuf> {
-    let path = dir.join(format!("wallet-{i}.key"));
-    std::fs::write(&path, &anvil.keys()[i])?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(path)
-}
 
 /// Runs `vellum ARGS` to its end; returns whether it succeeded, its stdout and its stderr.
 async fn vellum(args: &[&str]) -> anyhow::Result<(bool, String, String)> {
@@ -60,7 +51,7 @@ async fn scenario() -> anyhow::Result<()> {
     let vk = node::market::verifying_key_words(&EvmVerifyingKey::new(&keys.pk.vk));
     let (prover_key, _) = prover::write_keys(&keys, &dir.join("keys"))?;
     let (deployer, node_key, validator_key) =
-        (key_file(&anvil, dir, 0)?, key_file(&anvil, dir, 1)?, key_file(&anvil, dir, 2)?);
+        (write_key_file(dir, &anvil, 0)?, write_key_file(dir, &anvil, 1)?, write_key_file(dir, &anvil, 2)?);
     let file = dir.join("deployment.json");
     let deploy = |key: &Path, out: &Path| {
         vec![
@@ -132,14 +123,12 @@ async fn scenario() -> anyhow::Result<()> {
         "the node follows the marketplace"
     );
     let validator_log = dir.join("validator.log");
-    let _validator = tokio::process::Command::new(vellum_binary())
-        .args(["validator", "--data-dir", arg(&dir.join("validator")), "--eth-provider", &endpoint])
-        .args(["--eth-private-key-file", arg(&validator_key), "--deployment", arg(&file)])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&validator_log)?)
-        .kill_on_drop(true)
-        .spawn()?;
+    let validator_args = ["--data-dir", arg(&dir.join("validator")), "--eth-provider", &endpoint]
+        .into_iter()
+        .chain(["--eth-private-key-file", arg(&validator_key), "--deployment", arg(&file)])
+        .map(String::from)
+        .collect::<Vec<_>>();
+    let _validator = ValidatorProcess::spawn(&vellum_binary(), &validator_args, &validator_log, COMMAND_TIMEOUT)?;
     wait_for("the validator to follow the marketplace", Duration::from_secs(30), || async {
         Ok(file_contains(&validator_log, "validator started") && file_contains(&validator_log, &m.to_string()))
     })

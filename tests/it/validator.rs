@@ -68,7 +68,7 @@ async fn validators_accuse_and_settle_missed_proofs_of_their_group_once_each() -
 }
 
 async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
-    let dir = net.dir.path().to_path_buf();
+    let dir = net.dir().to_path_buf();
     let roots: Vec<Fr> =
         (0..2u8).map(|i| write_slot(&dir, &format!("s{i}"), SHAPE.slot_depth, SHAPE.cell_size, i)).collect();
     let slots: Vec<DiskSlot> = (0..2)

@@ -23,9 +23,10 @@ use alloy::primitives::{B256, U256};
 use anyhow::{Context, bail};
 use circuits::r1cs::ProofShape;
 use clap::Args;
-use contracts::{Anvil, Deployment, DeploymentFile};
+use contracts::Anvil;
+use vellum_testkit::MarketNet;
 
-use self::cluster::{Chain, DevNode, DevValidator, provider, run_deploy};
+use self::cluster::{DevNode, run_deploy, start_validator};
 use self::report::{short, thousands};
 use self::watch::{Timeline, Watcher};
 
@@ -114,8 +115,6 @@ pub(super) async fn run(args: DevnetArgs) -> anyhow::Result<()> {
         shape.samples,
         thousands(slot_size)
     ));
-    let deployer_key = anvil.keys().first().context("anvil printed no dev keys")?;
-    let deployer = provider(&anvil.endpoint(), deployer_key.parse()?)?;
     let period = args.period;
     // The contracts go up the way an operator puts them on any chain: `vellum deploy`, whose
     // deployment file the nodes and the validator then start from. Fair dispersal over one
@@ -128,12 +127,8 @@ pub(super) async fn run(args: DevnetArgs) -> anyhow::Result<()> {
     ];
     let flags: Vec<String> = flags.into_iter().flat_map(|(flag, value)| [flag.to_owned(), value]).collect();
     run_deploy(&dir, &anvil, 0, &prover_key, &deployment_file, &flags)?;
-    let file = DeploymentFile::read(&deployment_file)?;
-    let deployment = Deployment {
-        token: file.contracts.token,
-        verifier: file.contracts.verifier,
-        marketplace: file.contracts.marketplace,
-    };
+    let chain = MarketNet::from_deployment_file(anvil, &dir, &deployment_file, prover_key)?;
+    let (deployment, deployer) = (chain.deployment, chain.deployer.clone());
     t.say(format_args!(
         "contracts deployed by vellum deploy: marketplace {}, verifier {}, token {} ({period} s periods; {})",
         short(deployment.marketplace),
@@ -141,25 +136,25 @@ pub(super) async fn run(args: DevnetArgs) -> anyhow::Result<()> {
         short(deployment.token),
         deployment_file.display()
     ));
-    let chain = Chain { anvil, deployment, deployment_file, deployer: deployer.clone(), prover_key, dir: dir.clone() };
     for wallet in CLIENT_WALLET..=validator_wallet {
         chain.fund(wallet, U256::from(FUNDS)).await?;
     }
     let mut watcher = Watcher::new(deployer.clone(), deployment.marketplace);
 
     // The nodes and the validator.
-    let mut client = DevNode::start(&dir, "client", None, chain.market_flags(CLIENT_WALLET)?).await?;
+    let endpoint = chain.anvil.endpoint();
+    let mut client = DevNode::start(&dir, "client", None, chain.market_flags(CLIENT_WALLET, &endpoint)?).await?;
     let spr = client.spr().await?;
     let mut nodes = Vec::new();
     for i in 0..hosts + spares {
         let wallet = CLIENT_WALLET + 1 + i;
         let name = if i < hosts { format!("host{i}") } else { format!("spare{}", i - hosts) };
-        let address = chain.address(wallet)?;
-        watcher.name(address, &name);
-        nodes.push(DevNode::start(&dir, &name, Some(&spr), chain.market_flags(wallet)?).await?);
+        watcher.name(chain.address(wallet), &name);
+        nodes.push(DevNode::start(&dir, &name, Some(&spr), chain.market_flags(wallet, &endpoint)?).await?);
     }
-    let validator = DevValidator::start(&chain, validator_wallet, &dir)?;
-    let validator_address = chain.address(validator_wallet)?;
+    let validator_log = dir.join("validator.log");
+    let _validator = start_validator(&chain, validator_wallet, &dir, &validator_log).await?;
+    let validator_address = chain.address(validator_wallet);
     watcher.name(validator_address, "the validator");
     t.say(format_args!("started: client, {hosts} hosts, {spares} spares (idle for now), the validator"));
     for host in &nodes[..hosts] {
@@ -259,7 +254,7 @@ pub(super) async fn run(args: DevnetArgs) -> anyhow::Result<()> {
     println!("  file after repair    {}", if same { "identical" } else { "DIFFERENT" });
     println!("\nGas per call kind");
     print!("{}", report::gas_table(&gas));
-    println!("\nLogs: {} (validator: {})", dir.display(), validator.log.display());
+    println!("\nLogs: {} (validator: {})", dir.display(), validator_log.display());
     if !same {
         bail!("the file downloaded after repair differs from the upload");
     }
