@@ -56,6 +56,13 @@ async fn proofs_by_slot(net: &MarketNet) -> anyhow::Result<BTreeMap<B256, BTreeS
     Ok(out)
 }
 
+/// The slot datasets a node lists under `/data`.
+fn slot_copies(list: &serde_json::Value) -> usize {
+    list["content"].as_array().map_or(0, |items| {
+        items.iter().filter(|d| d["manifest"]["filename"].as_str().is_some_and(|f| f.starts_with("slot-"))).count()
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn four_hosts_fill_prove_survive_restart_and_outage_and_are_paid() -> anyhow::Result<()> {
     let net = MarketNet::start().await?;
@@ -126,6 +133,7 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
     })
     .await?;
     let started_after = asked.elapsed();
+    anyhow::ensure!(slot_copies(&json(client.get("/data").await?).await?) == 4, "the client publishes its 4 slots");
     eprintln!("request to started: {started_after:?}");
     let ids: Vec<B256> = json(client.get("/storage/purchases").await?)
         .await?
@@ -181,6 +189,13 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
         Ok(state(p.clone()) == "finished" && p["refunded"].is_string())
     })
     .await?;
+    // The client's slot copies go once its funds are withdrawn; its upload stays.
+    wait_for("the client to delete its slot copies", Duration::from_secs(30), || async {
+        Ok(slot_copies(&json(client.get("/data").await?).await?) == 0)
+    })
+    .await?;
+    let list = json(client.get("/data").await?).await?;
+    anyhow::ensure!(list.to_string().contains(&cid), "the client's upload stays");
     for (i, host) in hosts.iter().enumerate() {
         let slot = format!("{:#x}", holder[&i]);
         wait_for("the host's payout", Duration::from_secs(90), || async {
