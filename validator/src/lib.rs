@@ -12,13 +12,18 @@
 //!   rule lives in [`contracts::rules`]) and the validation groups, so a period's check costs
 //!   calls in proportion to the missed proofs, not to the slots watched;
 //! - [`state`]: requests, slots, proofs and open accusations, kept in a JSON file;
+//! - [`chain`]: what the validator asks of the chain ([`chain::ValidatorChain`]), on the
+//!   wallet's client or, in tests, an in-memory marketplace;
 //! - [`service`]: the loop (logs, anchoring, checks, batched accusations and settlements);
 //! - [`metrics`]: its Prometheus counters.
 
+pub mod chain;
 pub mod challenge;
 pub mod metrics;
 pub mod service;
 pub mod state;
+#[cfg(test)]
+mod tests;
 
 pub use metrics::ValidatorMetrics;
 pub use service::{PeriodReport, Validator, ValidatorConfig, ValidatorError};

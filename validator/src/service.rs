@@ -18,8 +18,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use alloy::primitives::{B256, U256};
+use alloy::primitives::B256;
 use contracts::client::{Chain, ChainConfig, ChainError, LOG_RANGE};
+
+use crate::chain::ValidatorChain;
 use contracts::{MarketError, MarketEvent};
 use tracing::{debug, info, warn};
 
@@ -83,16 +85,16 @@ pub struct PeriodReport {
     pub accused: usize,
 }
 
-/// A running validator.
-pub struct Validator {
-    chain: Chain,
+/// A running validator, on the wallet's client or (in tests) any [`ValidatorChain`].
+pub struct Validator<C = Chain> {
+    chain: C,
     config: ValidatorConfig,
     state: State,
     anchored: Option<(u64, u64, u8)>,
     metrics: std::sync::Arc<ValidatorMetrics>,
 }
 
-impl Validator {
+impl Validator<Chain> {
     /// Connects and loads the state.
     pub async fn connect(config: ValidatorConfig) -> Result<Self, ValidatorError> {
         if config.groups == 0 || config.group_index >= config.groups {
@@ -102,12 +104,19 @@ impl Validator {
             )));
         }
         let chain = Chain::connect(&config.chain).await?;
+        info!(target: LOG, marketplace = %chain.marketplace_address(), "marketplace");
+        Self::on(chain, config)
+    }
+}
+
+impl<C: ValidatorChain> Validator<C> {
+    /// A validator on `chain`, its state loaded from the configured file.
+    pub fn on(chain: C, config: ValidatorConfig) -> Result<Self, ValidatorError> {
         let state = State::load(&config.state_file, config.start_block)
             .map_err(|source| ValidatorError::State { path: config.state_file.clone(), source })?;
         info!(
             target: LOG,
             address = %chain.address(),
-            marketplace = %chain.marketplace_address(),
             groups = config.groups,
             group = config.group_index,
             cursor = state.cursor,
@@ -235,8 +244,7 @@ impl Validator {
         if !due {
             return;
         }
-        let market = self.chain.market();
-        match self.chain.send("anchorPeriods", market.anchorPeriods()).await {
+        match self.chain.anchor_periods().await {
             Ok(_) => {
                 let calls = match self.anchored {
                     Some((p, _, n)) if p == period => n.saturating_add(1),
@@ -263,13 +271,12 @@ impl Validator {
     /// overlaps it owes proofs too, even once its end has passed.
     async fn check(&mut self, q: u64) -> Result<PeriodReport, ValidatorError> {
         let mut report = PeriodReport { period: q, watched: self.state.slots.len(), ..PeriodReport::default() };
-        let market = self.chain.market();
-        let seed_info = self.chain.read("periodSeed", market.periodSeed(U256::from(q))).await?;
+        let seed_info = self.chain.period_seed(q).await?;
         if !seed_info.ready || seed_info.late {
             return Ok(report); // nothing could be required in q
         }
-        let Ok(anchor) = u64::try_from(seed_info.anchorBlock) else {
-            warn!(target: LOG, period = q, anchor = %seed_info.anchorBlock, "anchor block beyond u64: period not checked");
+        let Ok(anchor) = u64::try_from(seed_info.anchor_block) else {
+            warn!(target: LOG, period = q, anchor = %seed_info.anchor_block, "anchor block beyond u64: period not checked");
             return Ok(report);
         };
         let seed = seed_from_anchor(self.chain.block_hash(anchor).await?);
@@ -291,18 +298,16 @@ impl Validator {
         let bond = params.accusation_bond;
         let fallback_deadline = self.chain.head().await.map_or(0, |(_, t)| t).saturating_add(params.response_window);
         for chunk in missed.chunks(self.config.max_batch.max(1)) {
-            let calls = chunk.iter().map(|(id, _)| market.accuseMissingProof(*id, U256::from(q)).value(bond)).collect();
-            let results = self.chain.send_batch("accuseMissingProof", calls).await;
+            let items: Vec<(B256, u64)> = chunk.iter().map(|(id, _)| (*id, q)).collect();
+            let results = self.chain.accuse(&items, bond).await;
             for ((id, request_id), result) in chunk.iter().zip(results) {
                 match result {
-                    Ok(receipt) => {
+                    Ok(events) => {
                         report.accused = report.accused.saturating_add(1);
-                        let deadline = receipt
-                            .inner
-                            .logs()
+                        let deadline = events
                             .iter()
-                            .find_map(|log| match MarketEvent::decode(log) {
-                                Some(MarketEvent::ProofAccused { deadline, .. }) => Some(deadline),
+                            .find_map(|e| match e {
+                                MarketEvent::ProofAccused { deadline, .. } => Some(*deadline),
                                 _ => None,
                             })
                             .unwrap_or(fallback_deadline);
@@ -343,15 +348,12 @@ impl Validator {
         if due.is_empty() {
             return;
         }
-        let market = self.chain.market();
         for chunk in due.chunks(self.config.max_batch.max(1)) {
-            let calls = chunk.iter().map(|a| market.settleAccusation(a.slot_id, U256::from(a.period))).collect();
-            let results = self.chain.send_batch("settleAccusation", calls).await;
+            let items: Vec<(B256, u64)> = chunk.iter().map(|a| (a.slot_id, a.period)).collect();
+            let results = self.chain.settle(&items).await;
             for (a, result) in chunk.iter().zip(results) {
                 let done = match result {
-                    Ok(receipt) => {
-                        let events: Vec<MarketEvent> =
-                            receipt.inner.logs().iter().filter_map(MarketEvent::decode).collect();
+                    Ok(events) => {
                         let missed = events.iter().any(|e| matches!(e, MarketEvent::ProofMissed { .. }));
                         if events.iter().any(|e| matches!(e, MarketEvent::SlotLost { .. })) {
                             // (the log itself is read on a later round; no more accusations meanwhile)
@@ -395,6 +397,7 @@ fn validator_reward(r: &RequestWatch, params: &contracts::client::MarketParams) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloy::primitives::U256;
 
     #[test]
     fn rewards_of_hostile_requests_saturate() {
