@@ -4,9 +4,9 @@
 //! Every coordinate is a 32-byte big-endian word. G2 points are written imaginary part first,
 //! (x.c1, x.c0, y.c1, y.c0), as the pairing precompile reads them.
 
-use ark_bn254::{Fq, Fr, G1Affine, G2Affine};
+use ark_bn254::{Fq, Fq2, Fr, G1Affine, G2Affine};
 use ark_ec::AffineRepr;
-use ark_ff::{BigInteger, PrimeField};
+use ark_ff::{BigInteger, PrimeField, Zero};
 
 use crate::groth16::Proof;
 use crate::keys::VerifyingKey;
@@ -62,6 +62,83 @@ impl EvmProof {
     pub fn to_json(&self) -> String {
         format!("{{\"a\": {}, \"b\": {}, \"c\": {}}}", json_list(&self.a), json_list(&self.b), json_list(&self.c))
     }
+}
+
+/// Why eight words are not a proof (as a host publishes it off the chain, or anyone could).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ProofWordsError {
+    /// Not eight words.
+    #[error("a proof is 8 words, not {0}")]
+    Length(usize),
+    /// A coordinate is not below the base field's modulus (the pairing precompile refuses it).
+    #[error("word {0} is not a base field element")]
+    NotReduced(usize),
+    /// A point is not on the curve.
+    #[error("{0} is not a point of the curve")]
+    NotOnCurve(&'static str),
+    /// A G2 point is outside the prime-order subgroup.
+    #[error("{0} is not in the prime-order subgroup")]
+    NotInSubgroup(&'static str),
+}
+
+/// A base field element from its big-endian word, refusing any word not below the modulus.
+fn fq(w: &Word, index: usize) -> Result<Fq, ProofWordsError> {
+    let x = Fq::from_be_bytes_mod_order(w);
+    if word(&x) == *w { Ok(x) } else { Err(ProofWordsError::NotReduced(index)) }
+}
+
+fn g1_of(words: &[Word], at: usize, name: &'static str) -> Result<G1Affine, ProofWordsError> {
+    let (x, y) = (fq(&words[at], at)?, fq(&words[at + 1], at + 1)?);
+    if x.is_zero() && y.is_zero() {
+        return Ok(G1Affine::zero()); // the precompile's point at infinity
+    }
+    let p = G1Affine::new_unchecked(x, y);
+    if !p.is_on_curve() {
+        return Err(ProofWordsError::NotOnCurve(name));
+    }
+    Ok(p) // BN254's G1 has cofactor 1: on the curve is in the group
+}
+
+fn g2_of(words: &[Word], at: usize, name: &'static str) -> Result<G2Affine, ProofWordsError> {
+    let c = |i: usize| fq(&words[at + i], at + i);
+    let (x, y) = (Fq2::new(c(1)?, c(0)?), Fq2::new(c(3)?, c(2)?));
+    if x.is_zero() && y.is_zero() {
+        return Ok(G2Affine::zero());
+    }
+    let p = G2Affine::new_unchecked(x, y);
+    if !p.is_on_curve() {
+        return Err(ProofWordsError::NotOnCurve(name));
+    }
+    if !p.is_in_correct_subgroup_assuming_on_curve() {
+        return Err(ProofWordsError::NotInSubgroup(name));
+    }
+    Ok(p)
+}
+
+impl EvmProof {
+    /// The proof its eight words (A, B, C, as `uint256[8]`) encode, checked as the pairing
+    /// precompile would: every coordinate below the modulus, every point on the curve and, for
+    /// B, in the prime-order subgroup. Words from a peer go through here before any pairing.
+    pub fn proof_of_words(words: &[Word]) -> Result<Proof, ProofWordsError> {
+        if words.len() != 8 {
+            return Err(ProofWordsError::Length(words.len()));
+        }
+        Ok(Proof { a: g1_of(words, 0, "A")?, b: g2_of(words, 2, "B")?, c: g1_of(words, 6, "C")? })
+    }
+}
+
+/// Verifies a proof given as the eight words a host publishes, against the public inputs the
+/// chain fixes (the request's dataset root, the period's entropy, the slot's index): the check a
+/// validator makes off the chain, with the same outcome as the verifier contract.
+pub fn verify_words(
+    vk: &VerifyingKey,
+    dataset_root: Fr,
+    entropy: Fr,
+    slot_index: u64,
+    words: &[Word],
+) -> Result<bool, ProofWordsError> {
+    let proof = EvmProof::proof_of_words(words)?;
+    Ok(crate::groth16::verify(vk, dataset_root, entropy, slot_index, &proof))
 }
 
 /// A verifying key as the verifier contract is deployed with.

@@ -25,7 +25,7 @@ mod samples;
 mod slot;
 
 pub use circuits::r1cs::{ProofInputs, ProofShape};
-pub use evm::{EvmProof, EvmVerifyingKey, Word, entropy_from_block_hash};
+pub use evm::{EvmProof, EvmVerifyingKey, ProofWordsError, Word, entropy_from_block_hash, verify_words};
 pub use groth16::{Proof, Prover, ProverError, verify};
 pub use keys::{
     KeyError, Keys, VerifyingKey, matrices, read_proving_key, read_proving_key_vk, read_verifying_key, setup,

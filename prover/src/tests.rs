@@ -78,6 +78,16 @@ fn proofs_verify_and_nothing_else_does() {
     assert_eq!(evm.a[0].to_vec(), ark_ff::BigInteger::to_bytes_be(&proof.a.x.into_bigint()));
     assert_eq!(EvmVerifyingKey::new(&vk).ic.len(), 4, "one per public input plus the constant");
 
+    // Off the chain: the words a host publishes decode to the same proof and verify as it does.
+    let words = evm.words();
+    assert_eq!(EvmProof::proof_of_words(&words).expect("decodes"), proof);
+    assert_eq!(verify_words(&vk, dataset_root, entropy, slot_index, &words), Ok(true));
+    assert_eq!(verify_words(&vk, dataset_root, entropy + Fr::from(1u64), slot_index, &words), Ok(false));
+    assert_eq!(verify_words(&vk, dataset_root, entropy, slot_index, &words[..7]), Err(ProofWordsError::Length(7)));
+    let mut swapped = words.clone();
+    swapped.swap(2, 3); // B's imaginary and real parts in the wrong order: another point
+    assert!(!matches!(verify_words(&vk, dataset_root, entropy, slot_index, &swapped), Ok(true)));
+
     // The portable path (CPUs without AVX-512 IFMA) and arkworks' own prover make valid proofs too.
     let portable = Prover::portable(read_proving_key(&pk_path).expect("read pk"));
     let assignment = portable.witness(&inputs).expect("witness");
@@ -106,4 +116,46 @@ fn entropy_is_the_block_hash_modulo_r() {
     let all = entropy_from_block_hash(&[0xff; 32]);
     assert_eq!(all, Fr::from_be_bytes_mod_order(&[0xff; 32]));
     assert_ne!(all, Fr::from(0u64));
+}
+
+#[test]
+fn proof_words_from_a_peer_are_checked_before_any_pairing() {
+    let zero = [0u8; 32];
+    let small = |v: u8| {
+        let mut w = [0u8; 32];
+        w[31] = v;
+        w
+    };
+    // (1, 2) is on BN254's G1 (2² = 1³ + 3); (1, 1) is not.
+    let mut words = vec![small(1), small(2), zero, zero, zero, zero, small(1), small(2)];
+    assert!(EvmProof::proof_of_words(&words).is_ok(), "B at infinity is a point (the pairing fails later)");
+    words[7] = small(1);
+    assert_eq!(EvmProof::proof_of_words(&words), Err(ProofWordsError::NotOnCurve("C")));
+    words[7] = small(2);
+    words[0] = [0xff; 32];
+    assert_eq!(EvmProof::proof_of_words(&words), Err(ProofWordsError::NotReduced(0)));
+    words[0] = small(1);
+    words[2] = small(1);
+    assert_eq!(EvmProof::proof_of_words(&words), Err(ProofWordsError::NotOnCurve("B")));
+    assert_eq!(EvmProof::proof_of_words(&words[..3]), Err(ProofWordsError::Length(3)));
+}
+
+#[test]
+fn a_g2_point_outside_the_subgroup_is_refused() {
+    use ark_ec::AffineRepr;
+    use ark_ff::{Field, UniformRand};
+    // A point on the twist with a random x is almost surely outside the prime-order subgroup.
+    let mut rng = ark_std::test_rng();
+    let point = loop {
+        let x = ark_bn254::Fq2::rand(&mut rng);
+        let rhs = x.square() * x + <ark_bn254::g2::Config as ark_ec::short_weierstrass::SWCurveConfig>::COEFF_B;
+        if let Some(y) = rhs.sqrt() {
+            break ark_bn254::G2Affine::new_unchecked(x, y);
+        }
+    };
+    assert!(point.is_on_curve() && !point.is_in_correct_subgroup_assuming_on_curve());
+    let g1 = ark_bn254::G1Affine::generator();
+    let proof = Proof { a: g1, b: point, c: g1 };
+    let words = EvmProof::new(&proof).words();
+    assert_eq!(EvmProof::proof_of_words(&words), Err(ProofWordsError::NotInSubgroup("B")));
 }
