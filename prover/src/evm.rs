@@ -131,14 +131,14 @@ impl EvmProof {
 /// chain fixes (the request's dataset root, the period's entropy, the slot's index): the check a
 /// validator makes off the chain, with the same outcome as the verifier contract.
 pub fn verify_words(
-    vk: &VerifyingKey,
+    verifier: &crate::groth16::Verifier,
     dataset_root: Fr,
     entropy: Fr,
     slot_index: u64,
     words: &[Word],
 ) -> Result<bool, ProofWordsError> {
     let proof = EvmProof::proof_of_words(words)?;
-    Ok(crate::groth16::verify(vk, dataset_root, entropy, slot_index, &proof))
+    Ok(verifier.verify(dataset_root, entropy, slot_index, &proof))
 }
 
 /// A verifying key as the verifier contract is deployed with.

@@ -161,8 +161,32 @@ impl Prover {
 
 /// Checks a proof against a verifying key.
 pub fn verify(vk: &VerifyingKey, dataset_root: Fr, entropy: Fr, slot_index: u64, proof: &Proof) -> bool {
-    let public = public_inputs(dataset_root, entropy, slot_index);
-    Groth16::<Bn254>::verify_proof(&prepare_verifying_key(vk), proof, &public).unwrap_or(false)
+    Verifier::new(vk).verify(dataset_root, entropy, slot_index, proof)
+}
+
+/// A verifying key prepared once for many checks (a validator checks every proof its group
+/// owes each period; preparing the key is a pairing and more, worth doing once).
+pub struct Verifier {
+    pvk: PreparedVerifyingKey<Bn254>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier").finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// Prepares `vk`.
+    pub fn new(vk: &VerifyingKey) -> Self {
+        Self { pvk: prepare_verifying_key(vk) }
+    }
+
+    /// Whether `proof` proves the storage statement for these public inputs.
+    pub fn verify(&self, dataset_root: Fr, entropy: Fr, slot_index: u64, proof: &Proof) -> bool {
+        let public = public_inputs(dataset_root, entropy, slot_index);
+        Groth16::<Bn254>::verify_proof(&self.pvk, proof, &public).unwrap_or(false)
+    }
 }
 
 /// Milliseconds since the last lap, for the phase timings in the debug log.

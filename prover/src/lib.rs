@@ -26,7 +26,7 @@ mod slot;
 
 pub use circuits::r1cs::{ProofInputs, ProofShape};
 pub use evm::{EvmProof, EvmVerifyingKey, ProofWordsError, Word, entropy_from_block_hash, verify_words};
-pub use groth16::{Proof, Prover, ProverError, verify};
+pub use groth16::{Proof, Prover, ProverError, Verifier, verify};
 pub use keys::{
     KeyError, Keys, VerifyingKey, matrices, read_proving_key, read_proving_key_vk, read_verifying_key, setup,
     write_keys,

@@ -80,13 +80,17 @@ fn proofs_verify_and_nothing_else_does() {
 
     // Off the chain: the words a host publishes decode to the same proof and verify as it does.
     let words = evm.words();
+    let verifier = Verifier::new(&vk);
     assert_eq!(EvmProof::proof_of_words(&words).expect("decodes"), proof);
-    assert_eq!(verify_words(&vk, dataset_root, entropy, slot_index, &words), Ok(true));
-    assert_eq!(verify_words(&vk, dataset_root, entropy + Fr::from(1u64), slot_index, &words), Ok(false));
-    assert_eq!(verify_words(&vk, dataset_root, entropy, slot_index, &words[..7]), Err(ProofWordsError::Length(7)));
+    assert_eq!(verify_words(&verifier, dataset_root, entropy, slot_index, &words), Ok(true));
+    assert_eq!(verify_words(&verifier, dataset_root, entropy + Fr::from(1u64), slot_index, &words), Ok(false));
+    assert_eq!(
+        verify_words(&verifier, dataset_root, entropy, slot_index, &words[..7]),
+        Err(ProofWordsError::Length(7))
+    );
     let mut swapped = words.clone();
     swapped.swap(2, 3); // B's imaginary and real parts in the wrong order: another point
-    assert!(!matches!(verify_words(&vk, dataset_root, entropy, slot_index, &swapped), Ok(true)));
+    assert!(!matches!(verify_words(&verifier, dataset_root, entropy, slot_index, &swapped), Ok(true)));
 
     // The portable path (CPUs without AVX-512 IFMA) and arkworks' own prover make valid proofs too.
     let portable = Prover::portable(read_proving_key(&pk_path).expect("read pk"));
