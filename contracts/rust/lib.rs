@@ -19,6 +19,7 @@ mod deploy;
 pub mod deployment;
 mod errors;
 pub mod events;
+pub mod offchain;
 pub mod rules;
 mod states;
 

@@ -139,6 +139,7 @@ fn host_at(world: &Arc<Mutex<World>>, dir: &std::path::Path, me: Address, config
         availabilities: Arc::new(availabilities),
         sales: Arc::new(sales),
         dir: market,
+        outbox: Mutex::new(super::outbox::Outbox::new(1_000)),
         config,
     })
 }
@@ -699,6 +700,8 @@ async fn an_accused_proof_that_did_not_get_through_is_defended() {
     let prover = tokio::spawn(Arc::clone(&rig.host).prove_forever());
     tokio::time::sleep(Duration::from_millis(60)).await;
     assert!(rig.w().proofs.is_empty());
+    // the slot's data goes away: only the proof kept in the outbox can answer now
+    std::fs::remove_file(sale.cells.as_ref().expect("cells")).expect("remove");
     {
         let mut w = rig.w();
         w.now += w.params.period_length;

@@ -122,6 +122,8 @@ pub(crate) struct Host<C, W> {
     pub(crate) sales: Arc<SaleBook>,
     /// Where the follower keeps its cursor and its pending requests.
     pub(crate) dir: PathBuf,
+    /// The periodic proofs made, kept for validators and accusations.
+    pub(crate) outbox: Mutex<super::outbox::Outbox>,
     pub(crate) config: HostConfig,
 }
 

@@ -20,6 +20,7 @@ mod engine_tests;
 mod fake_chain;
 mod follower;
 mod host;
+mod outbox;
 mod proving;
 mod purchasing;
 mod records;
@@ -63,6 +64,9 @@ const LOG: &str = "vellum::market";
 
 /// How often the background tasks look at the chain.
 pub const TICK: Duration = Duration::from_millis(500);
+
+/// Proofs a host keeps for validators and accusations (368 bytes each on the wire).
+const OUTBOX_PROOFS: usize = 65_536;
 
 /// How often a node whose chain endpoint was away at start tries it again.
 const CONNECT_RETRY: Duration = Duration::from_secs(3);
@@ -278,6 +282,7 @@ impl Market {
             availabilities: Arc::clone(&self.availabilities),
             sales: Arc::clone(&self.sales),
             dir: self.dir.clone(),
+            outbox: Mutex::new(outbox::Outbox::new(OUTBOX_PROOFS)),
             config: HostConfig {
                 slot_size: self.slot_size(),
                 max_sales: self.config.max_concurrent_sales.max(1),

@@ -14,7 +14,7 @@
 //! that period's proof before the response window closes, which dismisses it.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use alloy::primitives::{Address, B256};
 use contracts::RequestState;
@@ -23,9 +23,11 @@ use tracing::{debug, info, warn};
 use super::MarketError;
 use super::chain::{MarketChain, ProofWords};
 use super::host::Host;
+use super::outbox::Windows;
 use super::sale::{SaleEvent, SaleRecord, SaleState};
 use super::slot_work::SlotWork;
-use super::words::id_hex;
+use super::words::{id_hex, parse_id};
+use contracts::offchain::PublishedProof;
 
 const LOG: &str = "vellum::market::proving";
 
@@ -81,12 +83,32 @@ impl<C: MarketChain, W: SlotWork> Host<C, W> {
             }
         }
         rounds.ahead.retain(|(_, p), _| *p >= period);
+        let params = self.chain.params();
+        let windows = Windows {
+            period_length: params.period_length,
+            proof_timeout: params.proof_timeout,
+            response_window: params.response_window,
+        };
+        self.outbox.lock().unwrap_or_else(PoisonError::into_inner).prune(now, &windows);
         rounds.owed.retain(|(_, p)| p.saturating_add(2) >= period);
         for mut sale in sales {
             if let Err(e) = self.prove_step(&mut sale, (period, now), rounds).await {
                 debug!(target: LOG, slot = %id_hex(&sale.slot_id), error = %e, "proving round incomplete");
             }
         }
+    }
+
+    /// Keeps a periodic proof for validators and for an accusation of its period.
+    fn keep_proof(&self, sale: &SaleRecord, period: u64, entropy: alloy::primitives::U256, proof: ProofWords) {
+        let published = PublishedProof {
+            slot_id: sale.slot_id,
+            period,
+            slot_index: sale.slot_index,
+            dataset_root: parse_id(&sale.request.content.merkle_root).unwrap_or_default(),
+            entropy,
+            proof,
+        };
+        self.outbox.lock().unwrap_or_else(PoisonError::into_inner).keep(published);
     }
 
     /// Collects the payout of a slot whose request is over.
@@ -139,13 +161,12 @@ impl<C: MarketChain, W: SlotWork> Host<C, W> {
         }
         if self.chain.proof_required(sale.slot_id).await? {
             rounds.owed.insert((sale.slot_id, period));
+            let entropy = self.chain.entropy_at(sale.slot_id, period).await?;
             let proof = match rounds.ahead.remove(&(sale.slot_id, period)) {
                 Some(p) => p,
-                None => {
-                    let entropy = self.chain.entropy_at(sale.slot_id, period).await?;
-                    self.work.prove(sale, entropy).await?
-                }
+                None => self.work.prove(sale, entropy).await?,
             };
+            self.keep_proof(sale, period, entropy, proof);
             match self.chain.submit_proof(sale.slot_id, proof).await {
                 Ok(()) => {
                     sale.proofs_submitted += 1;
@@ -195,8 +216,15 @@ impl<C: MarketChain, W: SlotWork> Host<C, W> {
             warn!(target: LOG, slot = %id_hex(&sale.slot_id), period = q, "accused of a missing proof too late to answer");
             return Ok(());
         }
-        let entropy = self.chain.entropy_at(sale.slot_id, q).await?;
-        let proof = self.work.prove(sale, entropy).await?;
+        // The proof made in its period answers; a host that kept none proves again.
+        let kept = self.outbox.lock().unwrap_or_else(PoisonError::into_inner).get(sale.slot_id, q).map(|p| p.proof);
+        let proof = match kept {
+            Some(proof) => proof,
+            None => {
+                let entropy = self.chain.entropy_at(sale.slot_id, q).await?;
+                self.work.prove(sale, entropy).await?
+            }
+        };
         self.chain.defend(sale.slot_id, q, proof).await?;
         info!(target: LOG, slot = %id_hex(&sale.slot_id), period = q, accuser = %accusation.accuser, "accusation answered with the proof");
         Ok(())
