@@ -178,6 +178,7 @@ async fn measure(slots: u64, args: &ValidatorBenchArgs, anvil: &Anvil, dir: &std
     let proxy = CountingProxy::start(endpoint.clone()).await?;
     let key_file = vellum_testkit::write_key_file(dir, anvil, HOSTS + 2)?;
     let config = validator::ValidatorConfig {
+        fault_accuse_proven: false,
         chain: contracts::client::ChainConfig {
             endpoint: proxy.url.clone(),
             key_file,

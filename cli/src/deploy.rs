@@ -115,13 +115,19 @@ impl DeployArgs {
 }
 
 /// The verifying key inside a proving key file (read off the main thread).
-async fn verifying_key(prover_key: &Path) -> anyhow::Result<VerifyingKeyWords> {
-    let path = prover_key.to_path_buf();
-    let (_, vk) = tokio::task::spawn_blocking(move || prover::read_proving_key_vk(&path))
-        .await?
-        // (the key error names the file and its cause already)
-        .map_err(|e| anyhow::anyhow!("--prover-key: {e}"))?;
-    Ok(node::market::verifying_key_words(&EvmVerifyingKey::new(&vk)))
+async fn verifying_key(key_file: &Path) -> anyhow::Result<VerifyingKeyWords> {
+    Ok(node::market::verifying_key_words(&EvmVerifyingKey::new(&read_vk(key_file).await?)))
+}
+
+/// The verifying key in a `.vk` file from `vellum prover setup`, or in a proving key.
+pub(super) async fn read_vk(key_file: &Path) -> anyhow::Result<prover::VerifyingKey> {
+    let path = key_file.to_path_buf();
+    let read = tokio::task::spawn_blocking(move || {
+        prover::read_verifying_key(&path).or_else(|_| prover::read_proving_key_vk(&path))
+    })
+    .await?;
+    // (the key error names the file and its cause already)
+    Ok(read.map_err(|e| anyhow::anyhow!("{e}"))?.1)
 }
 
 /// Runs `vellum deploy`.

@@ -18,6 +18,7 @@ mod devnet;
 mod logging;
 mod prover_cmd;
 mod size;
+mod validator_net;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -111,6 +112,28 @@ pub struct ValidatorArgs {
     /// Port of the metrics endpoint (0 picks a free one).
     #[arg(long, env = "VELLUM_METRICS_PORT", default_value_t = 8009)]
     pub metrics_port: u16,
+    /// The deployment's verifying key, to check proofs published off the chain: the `.vk` file
+    /// from `vellum prover setup` (or the proving key, which holds it); checked against the
+    /// deployment file's key hash when one is given.
+    #[arg(long, env = "VELLUM_VERIFYING_KEY", value_name = "FILE")]
+    pub verifying_key: PathBuf,
+    /// IP address the validator's libp2p peer listens on (it receives proofs over libp2p).
+    #[arg(short = 'i', long, env = "VELLUM_LISTEN_IP", default_value = "0.0.0.0")]
+    pub listen_ip: IpAddr,
+    /// TCP port for libp2p (0 picks a free one).
+    #[arg(long, env = "VELLUM_TCP_PORT", default_value_t = 0)]
+    pub tcp_port: u16,
+    /// UDP port for QUIC (0 picks a free one).
+    #[arg(long, env = "VELLUM_UDP_PORT", default_value_t = 0)]
+    pub udp_port: u16,
+    /// A node to join the network through (`spr:…` or a multiaddr ending in `/p2p/<peer id>`);
+    /// repeatable.
+    #[arg(long = "bootstrap-node", env = "VELLUM_BOOTSTRAP_NODE", value_delimiter = ',')]
+    pub bootstrap_node: Vec<String>,
+    /// Fault injection for tests: accuse every required proof, proven or not (a validator that
+    /// griefs honest hosts, and loses its bonds' shares for it).
+    #[arg(long, env = "VELLUM_FAULT_ACCUSE_PROVEN", hide = true)]
+    pub fault_accuse_proven: bool,
 }
 
 /// Flags of `vellum node`.
@@ -157,6 +180,18 @@ pub struct NodeArgs {
     /// hand-off and fill; proofs are made one at a time whatever this is).
     #[arg(long, env = "VELLUM_MAX_CONCURRENT_SALES", value_name = "N", default_value_t = node::market::DEFAULT_CONCURRENT_SALES)]
     pub max_concurrent_sales: usize,
+    /// Where periodic proofs go: `off-chain` (published to validators over libp2p; on chain only
+    /// to answer an accusation, so an honest host pays no gas per proof) or `on-chain`
+    /// (`submitProof` every time one is required, as before).
+    #[arg(long, env = "VELLUM_PROOFS", value_name = "WHERE", default_value = "off-chain", value_parser = parse_proof_mode)]
+    pub proofs: node::market::ProofMode,
+    /// Fault injection for tests: publish no periodic proof off the chain and answer no request
+    /// for one (accusations are still answered on chain).
+    #[arg(long, env = "VELLUM_FAULT_WITHHOLD_PROOFS", hide = true)]
+    pub fault_withhold_proofs: bool,
+    /// Fault injection for tests: every periodic proof is wrong (published, served and sent).
+    #[arg(long, env = "VELLUM_FAULT_WRONG_PROOFS", hide = true)]
+    pub fault_wrong_proofs: bool,
     /// Fault injection for tests: corrupt every block served to peers.
     #[arg(long, env = "VELLUM_FAULT_CORRUPT_SERVED_BLOCKS", hide = true)]
     pub fault_corrupt_served_blocks: bool,
@@ -222,7 +257,18 @@ impl NodeArgs {
             start_block,
             fault_corrupt_cells_percent: self.fault_corrupt_slot_cells.unwrap_or(0),
             max_concurrent_sales: self.max_concurrent_sales,
+            proofs: self.proofs,
+            fault_withhold_proofs: self.fault_withhold_proofs,
+            fault_wrong_proofs: self.fault_wrong_proofs,
         }))
+    }
+}
+
+fn parse_proof_mode(text: &str) -> Result<node::market::ProofMode, String> {
+    match text {
+        "off-chain" => Ok(node::market::ProofMode::OffChain),
+        "on-chain" => Ok(node::market::ProofMode::OnChain),
+        other => Err(format!("`{other}`: expected `off-chain` or `on-chain`")),
     }
 }
 
@@ -330,7 +376,19 @@ async fn run_validator(args: ValidatorArgs) -> anyhow::Result<()> {
         args.marketplace_address.as_deref(),
         args.deployment.as_deref(),
         args.marketplace_start_block,
-        None,
+        Some(&args.verifying_key),
+    )
+    .await?;
+    let checker = validator::Checker::new(&deploy::read_vk(&args.verifying_key).await?);
+    let (net, proofs) = validator_net::ValidatorNet::start(
+        validator_net::NetFlags {
+            data_dir: &args.data_dir,
+            listen_ip: args.listen_ip,
+            tcp_port: args.tcp_port,
+            udp_port: args.udp_port,
+            bootstrap: &args.bootstrap_node,
+        },
+        marketplace,
     )
     .await?;
     let config = validator::ValidatorConfig {
@@ -344,8 +402,9 @@ async fn run_validator(args: ValidatorArgs) -> anyhow::Result<()> {
         state_file: args.data_dir.join("validator.json"),
         start_block,
         max_batch: args.max_batch,
+        fault_accuse_proven: args.fault_accuse_proven,
     };
-    let validator = validator::Validator::connect(config).await?;
+    let validator = validator::Validator::connect(config).await?.with_proofs(net, checker, proofs);
     if args.metrics {
         let metrics = validator.metrics();
         let addr = std::net::SocketAddr::new(args.metrics_address, args.metrics_port);
@@ -380,7 +439,7 @@ async fn stop_signal() -> &'static str {
     }
 }
 
-fn validator_address(v: &validator::Validator) -> String {
+fn validator_address<N: validator::ProofNet>(v: &validator::Validator<contracts::client::Chain, N>) -> String {
     format!("{:#x}", v.address())
 }
 

@@ -7,8 +7,15 @@
 //! The wire form is fixed-size (368 bytes, big-endian): slot id (32), period (8), slot index
 //! (8), dataset root (32), entropy (32), the proof's eight words (256). Anything of another size
 //! is refused before it is looked at, which bounds what a peer can make a node parse.
+//!
+//! A validator that missed a proof asks the host for it, and finds the host from its wallet
+//! address: the host stores a [`HostRecord`] in the DHT under [`HostRecord::key`], its libp2p
+//! peer id signed by its wallet (EIP-191) for one marketplace, so that nobody else can point a
+//! validator at another peer in the host's name.
 
-use alloy::primitives::{B256, U256};
+use alloy::primitives::{Address, B256, Signature, U256};
+use alloy::signers::SignerSync;
+use alloy::signers::local::PrivateKeySigner;
 
 /// Bytes of a published proof on the wire.
 pub const PUBLISHED_PROOF_BYTES: usize = 32 + 8 + 8 + 32 + 32 + 8 * 32;
@@ -81,9 +88,125 @@ impl PublishedProof {
     }
 }
 
+/// Longest peer id accepted in a host record (an identity-hashed Ed25519 key is 38 bytes).
+pub const MAX_PEER_ID_BYTES: usize = 64;
+
+/// A host's libp2p peer id, signed by its wallet, as stored in the DHT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRecord {
+    /// The peer id's bytes.
+    pub peer: Vec<u8>,
+    /// The wallet's EIP-191 signature of [`HostRecord::message`].
+    pub signature: [u8; 65],
+}
+
+/// Why a host record is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostRecordError {
+    /// Not 65 bytes of signature followed by a peer id of a sane length.
+    #[error("a host record is a 65-byte signature and a peer id of 1 to {MAX_PEER_ID_BYTES} bytes, not {0} bytes")]
+    Malformed(usize),
+    /// The signature does not recover to an address.
+    #[error("the host record's signature is not valid")]
+    BadSignature,
+    /// Signed by another wallet than the one it is stored for.
+    #[error("the host record is signed by {signer}, not by {expected}")]
+    WrongSigner {
+        /// Who signed it.
+        signer: Address,
+        /// Whose record it claims to be.
+        expected: Address,
+    },
+    /// Signing failed.
+    #[error("signing the host record: {0}")]
+    Sign(String),
+}
+
+impl HostRecord {
+    /// The DHT key of `host`'s record in `marketplace`.
+    pub fn key(marketplace: Address, host: Address) -> Vec<u8> {
+        let mut key = b"/vellum/host/".to_vec();
+        key.extend_from_slice(marketplace.as_slice());
+        key.extend_from_slice(host.as_slice());
+        key
+    }
+
+    /// What the wallet signs: the marketplace, the host and the peer id.
+    pub fn message(marketplace: Address, host: Address, peer: &[u8]) -> Vec<u8> {
+        let mut m = b"vellum host record\n".to_vec();
+        m.extend_from_slice(marketplace.as_slice());
+        m.extend_from_slice(host.as_slice());
+        m.extend_from_slice(peer);
+        m
+    }
+
+    /// Signs `peer` as the peer of `signer`'s wallet in `marketplace`.
+    pub fn sign(signer: &PrivateKeySigner, marketplace: Address, peer: &[u8]) -> Result<Self, HostRecordError> {
+        if peer.is_empty() || peer.len() > MAX_PEER_ID_BYTES {
+            return Err(HostRecordError::Malformed(peer.len()));
+        }
+        let message = Self::message(marketplace, signer.address(), peer);
+        let signature =
+            signer.sign_message_sync(&message).map_err(|e| HostRecordError::Sign(e.to_string()))?.as_bytes();
+        Ok(Self { peer: peer.to_vec(), signature })
+    }
+
+    /// The stored form: signature, then peer id.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = self.signature.to_vec();
+        out.extend_from_slice(&self.peer);
+        out
+    }
+
+    /// Reads a stored record and checks that `host` signed it for `marketplace`.
+    pub fn verify(bytes: &[u8], marketplace: Address, host: Address) -> Result<Self, HostRecordError> {
+        if bytes.len() <= 65 || bytes.len() > 65 + MAX_PEER_ID_BYTES {
+            return Err(HostRecordError::Malformed(bytes.len()));
+        }
+        let (sig, peer) = bytes.split_at(65);
+        let signature = Signature::try_from(sig).map_err(|_| HostRecordError::BadSignature)?;
+        let signer = signature
+            .recover_address_from_msg(Self::message(marketplace, host, peer))
+            .map_err(|_| HostRecordError::BadSignature)?;
+        if signer != host {
+            return Err(HostRecordError::WrongSigner { signer, expected: host });
+        }
+        let mut signature = [0u8; 65];
+        signature.copy_from_slice(sig);
+        Ok(Self { peer: peer.to_vec(), signature })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_record_verifies_only_for_its_wallet_and_marketplace() {
+        let host = PrivateKeySigner::random();
+        let other = PrivateKeySigner::random();
+        let market = Address::repeat_byte(9);
+        let peer = vec![0x00, 0x24, 0x08, 0x01, 7, 7, 7];
+        let bytes = HostRecord::sign(&host, market, &peer).expect("sign").to_bytes();
+        let record = HostRecord::verify(&bytes, market, host.address()).expect("valid");
+        assert_eq!(record.peer, peer);
+        // someone else's wallet, another marketplace, another peer: refused
+        assert!(matches!(
+            HostRecord::verify(&bytes, market, other.address()),
+            Err(HostRecordError::WrongSigner { .. })
+        ));
+        assert!(HostRecord::verify(&bytes, Address::repeat_byte(8), host.address()).is_err());
+        let mut swapped = bytes.clone();
+        *swapped.last_mut().expect("peer byte") ^= 1;
+        assert!(HostRecord::verify(&swapped, market, host.address()).is_err());
+        let forged = HostRecord::sign(&other, market, &peer).expect("sign").to_bytes();
+        assert!(HostRecord::verify(&forged, market, host.address()).is_err());
+        // sizes
+        assert_eq!(HostRecord::verify(&bytes[..65], market, host.address()), Err(HostRecordError::Malformed(65)));
+        assert_eq!(HostRecord::verify(&[0u8; 200], market, host.address()), Err(HostRecordError::Malformed(200)));
+        assert!(HostRecord::sign(&host, market, &[]).is_err());
+        assert_ne!(HostRecord::key(market, host.address()), HostRecord::key(market, other.address()));
+    }
 
     fn sample() -> PublishedProof {
         PublishedProof {

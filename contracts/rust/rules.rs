@@ -26,6 +26,16 @@ pub fn challenge(seed: U256, slot_id: B256, period: u64) -> B256 {
     keccak256(words)
 }
 
+/// The order of BN254's scalar field: public inputs are reduced modulo it.
+pub const FIELD_R: U256 =
+    alloy::primitives::uint!(21888242871839275222246405745257275088548364400416034343698204186575808495617_U256);
+
+/// The entropy public input of a periodic proof of a slot in a period (the contract's
+/// `entropyAt`): the challenge reduced modulo [`FIELD_R`].
+pub fn entropy(seed: U256, slot_id: B256, period: u64) -> U256 {
+    U256::from_be_bytes(challenge(seed, slot_id, period).0) % FIELD_R
+}
+
 /// Whether the challenge selects the slot (a proof is then required, if the period was anchored
 /// in advance and the request runs).
 pub fn selected(seed: U256, slot_id: B256, period: u64, probability: u32) -> bool {

@@ -45,6 +45,10 @@ pub struct Metrics {
     pub slots_filled: Counter,
     /// Storage proofs this node submitted and the chain accepted.
     pub proofs_submitted: Counter,
+    /// Periodic proofs this node broadcast to validators (off the chain).
+    pub proofs_published: Counter,
+    /// Accusations of a missing proof this node answered on chain.
+    pub accusations_defended: Counter,
 }
 
 impl Metrics {
@@ -68,6 +72,10 @@ impl Metrics {
         let repair_bytes_fetched = m(&mut registry, "repair_bytes_fetched", "Bytes fetched to repair lost slots");
         let slots_filled = m(&mut registry, "slots_filled", "Slots filled by this node (repairs included)");
         let proofs_submitted = m(&mut registry, "proofs_submitted", "Storage proofs accepted by the chain");
+        let proofs_published =
+            m(&mut registry, "proofs_published", "Periodic proofs broadcast to validators off the chain");
+        let accusations_defended =
+            m(&mut registry, "accusations_defended", "Accusations of a missing proof answered with the proof on chain");
         let fetches_active = Gauge::default();
         registry.register("fetches_active", "Network fetches in progress", fetches_active.clone());
         Arc::new(Self {
@@ -84,6 +92,8 @@ impl Metrics {
             repair_bytes_fetched,
             slots_filled,
             proofs_submitted,
+            proofs_published,
+            accusations_defended,
         })
     }
 

@@ -102,7 +102,7 @@ pub enum StartError {
 }
 
 /// Loads the node's key from `data_dir/key`, creating it (mode 0600) on first start.
-fn load_or_create_key(data_dir: &Path) -> Result<Keypair, StartError> {
+pub fn load_or_create_key(data_dir: &Path) -> Result<Keypair, StartError> {
     use std::os::unix::fs::OpenOptionsExt;
     let path = data_dir.join("key");
     let io = |source| StartError::DataDir { path: path.clone(), source };
@@ -153,7 +153,7 @@ pub async fn start(config: NodeConfig, log_control: Option<LogControl>) -> Resul
             udp_port: config.udp_port,
             bootstrap,
         },
-        server,
+        Some(server),
     )?;
     let fetcher = Fetcher::new(Arc::clone(&store), net.clone(), Arc::clone(&metrics));
 

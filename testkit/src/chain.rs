@@ -175,13 +175,18 @@ impl MarketNet {
         Ok(flags)
     }
 
-    /// The flags that put a validator with wallet `i` on the marketplace through anvil.
+    /// The flags that put a validator with wallet `i` on the marketplace through anvil, its
+    /// libp2p peer on loopback, checking proofs with the net's verifying key.
     pub fn validator_flags(&self, i: usize) -> anyhow::Result<Vec<String>> {
         let mut flags = vec![
             "--eth-provider".into(),
             self.anvil.endpoint(),
             "--eth-private-key-file".into(),
             self.key_file(i)?.display().to_string(),
+            "--verifying-key".into(),
+            self.prover_key.display().to_string(),
+            "--listen-ip".into(),
+            "127.0.0.1".into(),
         ];
         flags.extend(self.marketplace_flags());
         Ok(flags)
@@ -207,7 +212,20 @@ impl ValidatorProcess {
     /// Starts `vellum validator` on `net` with wallet `wallet`, in group `groups.1` of
     /// `groups.0`, its state in `dir` and its log in `log`, serving metrics on a free port.
     pub fn start(net: &MarketNet, wallet: usize, groups: (u64, u64), dir: &Path, log: &Path) -> anyhow::Result<Self> {
+        Self::start_with(net, wallet, groups, dir, log, &[])
+    }
+
+    /// [`ValidatorProcess::start`] with more flags (`--bootstrap-node SPR`, a fault switch).
+    pub fn start_with(
+        net: &MarketNet,
+        wallet: usize,
+        groups: (u64, u64),
+        dir: &Path,
+        log: &Path,
+        extra: &[String],
+    ) -> anyhow::Result<Self> {
         let mut args = vec!["--data-dir".to_owned(), dir.display().to_string()];
+        args.extend_from_slice(extra);
         args.extend(net.validator_flags(wallet)?);
         args.extend(["--validator-groups".into(), groups.0.to_string()]);
         args.extend(["--validator-group-index".into(), groups.1.to_string()]);

@@ -67,7 +67,8 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
         hosts.push((host, log));
     }
     let vlog = net.node_dir("validator.log");
-    let _validator = ValidatorProcess::start(net, 8, (1, 0), &net.node_dir("validator"), &vlog)?;
+    let bootstrap = ["--bootstrap-node".to_owned(), spr.clone()];
+    let _validator = ValidatorProcess::start_with(net, 8, (1, 0), &net.node_dir("validator"), &vlog, &bootstrap)?;
 
     let data = test_bytes(5_000, 11);
     let cid = client.upload(data.clone()).await?;

@@ -1,16 +1,16 @@
 //! The off-chain proof rule ([`contracts::rules`]) against the contract's own views on a local
 //! chain: a request of several slots, filled with the verifier's code replaced by one that
 //! accepts every proof, then period after period (anchored in advance, as a validator does) the
-//! rule's challenge of each slot must equal `getChallenge`, and whether the rule says a proof is
-//! owed must equal `isProofRequired` (this period) and `willProofBeRequired` (the next one), up to
-//! and past the request's last period.
+//! rule's challenge of each slot must equal `getChallenge` and its entropy `entropyAt`, and
+//! whether the rule says a proof is owed must equal `isProofRequired` (this period) and
+//! `willProofBeRequired` (the next one), up to and past the request's last period.
 
 use alloy::eips::BlockNumberOrTag;
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
 use contracts::Marketplace::{Ask, Content, Request};
-use contracts::rules::{challenge, owes_proof, seed_from_anchor, selected};
+use contracts::rules::{challenge, entropy, owes_proof, seed_from_anchor, selected};
 use contracts::{Anvil, Marketplace, TestToken, VerifyingKeyWords, deploy, dev_config};
 
 /// EVM code that returns `true` for every call: the verifier accepts any proof.
@@ -126,6 +126,12 @@ async fn the_rule_matches_the_contract_views() -> anyhow::Result<()> {
         anyhow::ensure!(!now_late && !next_late, "the periods were anchored in advance");
         for slot in &slot_ids {
             assert_eq!(host_market.getChallenge(*slot).call().await?, challenge(now_seed, *slot, period), "challenge");
+            // the entropy a validator checks an off-chain proof against
+            assert_eq!(
+                host_market.entropyAt(*slot, U256::from(period)).call().await?,
+                entropy(now_seed, *slot, period),
+                "entropyAt"
+            );
             let filled_at: u64 = host_market.slotFilledAt(*slot).call().await?.saturating_to();
             let owed = |q: u64, seed: U256| {
                 owes_proof(q, started_at, filled_at, ends_at, PERIOD) && selected(seed, *slot, q, PROBABILITY)

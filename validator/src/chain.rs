@@ -38,6 +38,8 @@ pub trait ValidatorChain: Send + Sync + 'static {
     fn anchor_periods(&self) -> impl Future<Output = Result<(), ChainError>> + Send;
     /// Period `q`'s seed.
     fn period_seed(&self, q: u64) -> impl Future<Output = Result<PeriodSeed, ChainError>> + Send;
+    /// A request's dataset root (its proofs' public input).
+    fn request_root(&self, request_id: B256) -> impl Future<Output = Result<B256, ChainError>> + Send;
     /// Accuses each (slot, period) of a missing proof with `bond`; per accusation, the
     /// marketplace events its transaction emitted.
     fn accuse(
@@ -85,6 +87,10 @@ impl ValidatorChain for Chain {
     async fn period_seed(&self, q: u64) -> Result<PeriodSeed, ChainError> {
         let s = self.read("periodSeed", self.market().periodSeed(U256::from(q))).await?;
         Ok(PeriodSeed { ready: s.ready, late: s.late, anchor_block: s.anchorBlock })
+    }
+
+    async fn request_root(&self, request_id: B256) -> Result<B256, ChainError> {
+        Ok(self.read("getRequest", self.market().getRequest(request_id)).await?.content.merkleRoot)
     }
 
     async fn accuse(&self, items: &[(B256, u64)], bond: U256) -> Vec<Result<Vec<MarketEvent>, ChainError>> {

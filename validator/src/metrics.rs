@@ -1,6 +1,7 @@
-//! The validator's Prometheus metrics: slots watched, periods checked, proofs missed, accusations
-//! made and refused, marks (accusations settled as missed proofs), and the rewards the marks
-//! earned (token base units, as a float gauge since the amounts outgrow 64 bits).
+//! The validator's Prometheus metrics: slots watched, periods checked, proofs received, verified,
+//! found invalid, fetched on request and missed, accusations made, refused, lost (dismissed) and
+//! settled, marks (accusations won: settled as missed proofs), and the rewards the marks earned
+//! (token base units, as a float gauge since the amounts outgrow 64 bits).
 
 use std::sync::atomic::AtomicU64;
 
@@ -27,6 +28,18 @@ pub struct ValidatorMetrics {
     pub accusations: Counter,
     /// Rewards earned by marks so far, in token base units.
     pub rewards: Gauge<f64, AtomicU64>,
+    /// Proofs received by broadcast (of a proof's form; checked or not).
+    pub proofs_received: Counter,
+    /// Proofs checked valid off the chain (broadcast or fetched).
+    pub proofs_verified: Counter,
+    /// Proofs checked and found wrong (other public inputs than the chain's, or a failed pairing).
+    pub proofs_invalid: Counter,
+    /// Valid proofs fetched from their host on request (the broadcast had not reached us).
+    pub proofs_fetched: Counter,
+    /// Accusations of this validator dismissed: the host defended with its proof (lost).
+    pub accusations_lost: Counter,
+    /// Accusations of this validator settled (as a missed proof, or only its bond returned).
+    pub accusations_settled: Counter,
 }
 
 impl ValidatorMetrics {
@@ -47,7 +60,30 @@ impl ValidatorMetrics {
         let accusations = counter(&mut registry, "accusations", "Missing proofs accused by this validator");
         let rewards = Gauge::<f64, AtomicU64>::default();
         registry.register("rewards", "Rewards earned by marks, token base units", rewards.clone());
-        Self { registry, slots_watched, periods_checked, proofs_missed, marks, marks_refused, accusations, rewards }
+        let proofs_received = counter(&mut registry, "proofs_received", "Proofs received by broadcast");
+        let proofs_verified = counter(&mut registry, "proofs_verified", "Proofs checked valid off the chain");
+        let proofs_invalid = counter(&mut registry, "proofs_invalid", "Proofs checked and found wrong");
+        let proofs_fetched =
+            counter(&mut registry, "proofs_fetched", "Valid proofs fetched from their host on request");
+        let accusations_lost =
+            counter(&mut registry, "accusations_lost", "Accusations dismissed because the host defended");
+        let accusations_settled = counter(&mut registry, "accusations_settled", "Accusations settled");
+        Self {
+            registry,
+            slots_watched,
+            periods_checked,
+            proofs_missed,
+            marks,
+            marks_refused,
+            accusations,
+            rewards,
+            proofs_received,
+            proofs_verified,
+            proofs_invalid,
+            proofs_fetched,
+            accusations_lost,
+            accusations_settled,
+        }
     }
 
     /// The metrics in the Prometheus text format.

@@ -1,8 +1,10 @@
-//! The validator's loop. Each tick it reads the marketplace's new logs into its [`State`]; once
-//! per period it anchors the next period's seed (and, a couple of blocks later, calls again so
-//! the seed is stored); once the previous period has ended it works out, from that period's seed
-//! and the `ProofSubmitted` logs, which of its group's slots owed a proof and gave none, and
-//! accuses them in batches (consecutive nonces, one block for a batch), each accusation with the
+//! The validator's loop. Each tick it reads the marketplace's new logs into its [`State`] and
+//! checks the proofs hosts published off the chain since the last tick (see [`crate::offchain`]);
+//! once per period it anchors the next period's seed (and, a couple of blocks later, calls again
+//! so the seed is stored); once the previous period has ended and a grace time has passed, it
+//! works out, from that period's seed, the `ProofSubmitted` logs and the proofs it verified,
+//! which of its group's slots owed a proof and gave none, asks their hosts for them directly, and
+//! accuses those still without a valid proof in batches (consecutive nonces, one block for a batch), each accusation with the
 //! marketplace's ether bond; and once an accusation's response window has passed without the
 //! host defending it, it settles it (again in batches): the miss counts against the host, and
 //! the validator gets its reward and its bond back. RPC calls grow with the missed proofs, not
@@ -14,12 +16,15 @@
 //! combined with checked or saturating arithmetic: a log whose values do not fit is ignored (and
 //! logged), never a panic.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use alloy::primitives::B256;
+use alloy::primitives::{B256, U256};
 use contracts::client::{Chain, ChainConfig, ChainError, LOG_RANGE};
+use contracts::offchain::PublishedProof;
+use tokio::sync::mpsc;
 
 use crate::chain::ValidatorChain;
 use contracts::{MarketError, MarketEvent};
@@ -27,6 +32,7 @@ use tracing::{debug, info, warn};
 
 use crate::challenge::{ProofTimes, owes_proof, seed_from_anchor, selected};
 use crate::metrics::ValidatorMetrics;
+use crate::offchain::{Expected, MAX_TRIES, NoNet, ProofCheck, ProofNet, Verdict};
 use crate::state::{
     Applied, OpenAccusation, RequestWatch, State, accusation_by, blocks_without_time, fill_block_times,
 };
@@ -35,6 +41,12 @@ const LOG: &str = "vellum::validator";
 
 /// How often the loop looks at the chain.
 pub const TICK: Duration = Duration::from_millis(500);
+/// Broadcast proofs taken from the network per tick (the rest wait in its bounded queue).
+const PROOFS_PER_TICK: usize = 20_000;
+/// Hosts asked for missing proofs at once.
+const CONCURRENT_ASKS: usize = 16;
+/// Periods whose seeds are remembered.
+const SEEDS_KEPT: usize = 8;
 
 /// What a validator needs.
 #[derive(Debug, Clone)]
@@ -51,6 +63,9 @@ pub struct ValidatorConfig {
     pub start_block: u64,
     /// Most accusations (or settlements) sent in one batch.
     pub max_batch: usize,
+    /// Fault injection for tests: accuse every required proof, also those proven (a validator
+    /// griefing honest hosts).
+    pub fault_accuse_proven: bool,
 }
 
 /// Why the validator stopped.
@@ -85,13 +100,28 @@ pub struct PeriodReport {
     pub accused: usize,
 }
 
-/// A running validator, on the wallet's client or (in tests) any [`ValidatorChain`].
-pub struct Validator<C = Chain> {
+/// A running validator, on the wallet's client or (in tests) any [`ValidatorChain`], reaching
+/// hosts through a [`ProofNet`].
+pub struct Validator<C = Chain, N = NoNet> {
     chain: C,
     config: ValidatorConfig,
     state: State,
     anchored: Option<(u64, u64, u8)>,
     metrics: std::sync::Arc<ValidatorMetrics>,
+    offchain: Option<OffChain<N>>,
+    /// Seeds of recent periods (`None`: anchored late, nothing required).
+    seeds: BTreeMap<u64, Option<U256>>,
+}
+
+/// What checking proofs off the chain needs.
+struct OffChain<N> {
+    net: Arc<N>,
+    checker: Arc<dyn ProofCheck>,
+    inbox: mpsc::Receiver<PublishedProof>,
+    /// Pairings spent per (slot, period).
+    tries: HashMap<(B256, u64), u8>,
+    /// The hosts last handed to [`ProofNet::watch`], and the period they were.
+    watched: (std::collections::BTreeSet<alloy::primitives::Address>, u64),
 }
 
 impl Validator<Chain> {
@@ -109,7 +139,7 @@ impl Validator<Chain> {
     }
 }
 
-impl<C: ValidatorChain> Validator<C> {
+impl<C: ValidatorChain> Validator<C, NoNet> {
     /// A validator on `chain`, its state loaded from the configured file.
     pub fn on(chain: C, config: ValidatorConfig) -> Result<Self, ValidatorError> {
         let state = State::load(&config.state_file, config.start_block)
@@ -126,10 +156,39 @@ impl<C: ValidatorChain> Validator<C> {
         metrics.marks.inc_by(state.stats.marks);
         metrics.marks_refused.inc_by(state.stats.marks_refused);
         metrics.accusations.inc_by(state.stats.accusations);
+        metrics.accusations_lost.inc_by(state.stats.dismissed);
         metrics.rewards.set(state.stats.rewards.parse::<f64>().unwrap_or(0.0));
-        Ok(Self { chain, config, state, anchored: None, metrics })
+        Ok(Self { chain, config, state, anchored: None, metrics, offchain: None, seeds: BTreeMap::new() })
     }
 
+    /// Checks proofs off the chain: broadcasts arrive on `inbox`, missing ones are asked for
+    /// through `net`, and all are verified with `checker` (the deployment's verifying key).
+    /// Without this, only proofs on chain count.
+    pub fn with_proofs<N: ProofNet>(
+        self,
+        net: N,
+        checker: impl ProofCheck,
+        inbox: mpsc::Receiver<PublishedProof>,
+    ) -> Validator<C, N> {
+        Validator {
+            chain: self.chain,
+            config: self.config,
+            state: self.state,
+            anchored: self.anchored,
+            metrics: self.metrics,
+            offchain: Some(OffChain {
+                net: Arc::new(net),
+                checker: Arc::new(checker),
+                inbox,
+                tries: HashMap::new(),
+                watched: Default::default(),
+            }),
+            seeds: self.seeds,
+        }
+    }
+}
+
+impl<C: ValidatorChain, N: ProofNet> Validator<C, N> {
     /// The validator's metrics (shared: serve them while it runs).
     pub fn metrics(&self) -> std::sync::Arc<ValidatorMetrics> {
         std::sync::Arc::clone(&self.metrics)
@@ -147,6 +206,9 @@ impl<C: ValidatorChain> Validator<C> {
 
     /// Runs until the task is dropped.
     pub async fn run(mut self) -> Result<(), ValidatorError> {
+        if self.config.fault_accuse_proven {
+            warn!(target: LOG, "fault injection: every required proof is accused, proven or not");
+        }
         loop {
             tokio::time::sleep(TICK).await;
             match self.tick().await {
@@ -205,15 +267,22 @@ impl<C: ValidatorChain> Validator<C> {
                 None => break, // the last block there can be: read again next round
             }
         }
+        self.metrics.accusations_lost.inc_by(self.state.stats.dismissed.saturating_sub(before.stats.dismissed));
+        self.take_proofs(period).await;
         self.anchor(period, head).await;
         // Settling first: a settlement that loses a slot spares it a pointless accusation below.
         self.settle(now).await;
         let mut report = None;
         let previous = period.checked_sub(1);
-        let window_open = now < period.saturating_mul(length).saturating_add(self.chain.params().proof_timeout);
+        let proof_timeout = self.chain.params().proof_timeout;
+        let period_start = period.saturating_mul(length);
+        let window_open = now < period_start.saturating_add(proof_timeout);
+        // Proofs published at the very end of a period get a grace time to arrive.
+        let graced = self.offchain.is_none() || now >= period_start.saturating_add(grace(proof_timeout));
         if let Some(q) = previous
             && self.state.checked_period.is_none_or(|c| c < q)
             && window_open
+            && graced
         {
             report = Some(self.check(q).await?);
             self.state.checked_period = Some(q);
@@ -266,20 +335,180 @@ impl<C: ValidatorChain> Validator<C> {
         }
     }
 
-    /// Finds the slots of this group that owed a proof in period `q` and gave none, and accuses
-    /// them, each with the bond. A request is watched until it settles: the last period that
-    /// overlaps it owes proofs too, even once its end has passed.
+    /// Period `q`'s seed if proofs could be required in it (anchored in advance), read once.
+    /// `Ok(None)`: nothing is required in `q`, or its seed is not known yet (then not remembered).
+    async fn seed(&mut self, q: u64) -> Result<Option<U256>, ValidatorError> {
+        if let Some(known) = self.seeds.get(&q) {
+            return Ok(*known);
+        }
+        let info = self.chain.period_seed(q).await?;
+        if !info.ready {
+            return Ok(None);
+        }
+        let seed = if info.late {
+            None
+        } else if let Ok(anchor) = u64::try_from(info.anchor_block) {
+            Some(seed_from_anchor(self.chain.block_hash(anchor).await?))
+        } else {
+            warn!(target: LOG, period = q, anchor = %info.anchor_block, "anchor block beyond u64: period not checked");
+            None
+        };
+        self.seeds.insert(q, seed);
+        while self.seeds.len() > SEEDS_KEPT {
+            self.seeds.pop_first();
+        }
+        Ok(seed)
+    }
+
+    /// What the chain fixes for a proof of `slot_id` in `q`, if the slot owed one then.
+    async fn expected(&mut self, slot_id: B256, q: u64) -> Result<Option<Expected>, ValidatorError> {
+        let Some(slot) = self.state.slots.get(&slot_id).cloned() else { return Ok(None) };
+        let Some(request) = self.state.requests.get(&slot.request_id).cloned() else { return Ok(None) };
+        let Some(started) = request.started_at else { return Ok(None) };
+        let length = self.chain.params().period_length.max(1);
+        if !owes_proof(q, started, slot.filled_at, request.ends_at, length) {
+            return Ok(None);
+        }
+        let Some(seed) = self.seed(q).await? else { return Ok(None) };
+        if !selected(seed, slot_id, q, request.probability) {
+            return Ok(None);
+        }
+        let root = match request.root {
+            Some(root) => root,
+            None => {
+                let root = self.chain.request_root(slot.request_id).await?;
+                if let Some(r) = self.state.requests.get_mut(&slot.request_id) {
+                    r.root = Some(root);
+                }
+                root
+            }
+        };
+        Ok(Some(Expected {
+            dataset_root: root,
+            entropy: contracts::rules::entropy(seed, slot_id, q),
+            slot_index: slot.index,
+        }))
+    }
+
+    /// Checks proofs and records the valid ones as proven; returns how many were valid.
+    /// Broadcasts are `capped`: a (slot, period) gets at most [`MAX_TRIES`] checks from them, so
+    /// junk cannot cost more; a proof its host answers with directly is always checked (junk
+    /// from others cannot shut the host out).
+    async fn verify(&mut self, proofs: Vec<PublishedProof>, capped: bool) -> Result<usize, ValidatorError> {
+        let mut items = Vec::new();
+        for p in proofs {
+            let key = (p.slot_id, p.period);
+            if self.state.proven.get(&p.period).is_some_and(|s| s.contains(&p.slot_id)) {
+                continue; // proven already
+            }
+            let Some(off) = self.offchain.as_mut() else { return Ok(0) };
+            if capped && off.tries.get(&key).is_some_and(|t| *t >= MAX_TRIES) {
+                continue;
+            }
+            let Some(expected) = self.expected(p.slot_id, p.period).await? else { continue };
+            if let Some(off) = self.offchain.as_mut() {
+                let tries = off.tries.entry(key).or_default();
+                *tries = tries.saturating_add(1);
+            }
+            items.push((p, expected));
+        }
+        let Some(off) = self.offchain.as_ref() else { return Ok(0) };
+        if items.is_empty() {
+            return Ok(0);
+        }
+        let checker = Arc::clone(&off.checker);
+        let (items, verdicts) = tokio::task::spawn_blocking(move || {
+            let verdicts = checker.check_all(&items);
+            (items, verdicts)
+        })
+        .await
+        .map_err(|e| ValidatorError::Config(format!("proof checks stopped: {e}")))?;
+        let mut valid = 0;
+        for ((p, _), verdict) in items.iter().zip(verdicts) {
+            if verdict == Verdict::Valid {
+                if self.state.proven.entry(p.period).or_default().insert(p.slot_id) {
+                    valid += 1;
+                    self.metrics.proofs_verified.inc();
+                }
+            } else {
+                self.metrics.proofs_invalid.inc();
+                debug!(target: LOG, slot = %p.slot_id, period = p.period, ?verdict, "proof refused");
+            }
+        }
+        Ok(valid)
+    }
+
+    /// Takes the proofs broadcast since the last tick (of recent periods) and checks them.
+    async fn take_proofs(&mut self, period: u64) {
+        let Some(off) = self.offchain.as_mut() else { return };
+        let hosts: std::collections::BTreeSet<_> = self.state.slots.values().map(|s| s.host).collect();
+        if off.watched.1 != period || hosts != off.watched.0 {
+            off.net.watch(hosts.iter().copied().collect());
+            off.watched = (hosts, period);
+        }
+        let mut batch = Vec::new();
+        while batch.len() < PROOFS_PER_TICK {
+            match off.inbox.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        off.tries.retain(|(_, q), _| q.saturating_add(2) >= period);
+        if batch.is_empty() {
+            return;
+        }
+        self.metrics.proofs_received.inc_by(batch.len() as u64);
+        batch.retain(|p| p.period <= period && p.period.saturating_add(2) >= period);
+        if let Err(e) = self.verify(batch, true).await {
+            debug!(target: LOG, error = %e, "proofs not checked this round");
+        }
+    }
+
+    /// Asks the hosts of `missed` slots for their proofs of `q` (a few at a time, each with a
+    /// time limit) and checks the answers; returns the slots still without a valid proof.
+    async fn ask_hosts(&mut self, q: u64, missed: Vec<(B256, B256)>) -> Vec<(B256, B256)> {
+        let Some(off) = self.offchain.as_ref() else { return missed };
+        let limit = Duration::from_secs(grace(self.chain.params().proof_timeout).max(1));
+        let mut answers = Vec::new();
+        for chunk in missed.chunks(CONCURRENT_ASKS) {
+            let mut tasks = tokio::task::JoinSet::new();
+            for (id, _) in chunk {
+                let host = self.state.slots.get(id).map(|s| s.host).unwrap_or_default();
+                let net = Arc::clone(&off.net);
+                let id = *id;
+                tasks.spawn(async move { tokio::time::timeout(limit, net.ask(host, id, q)).await });
+            }
+            while let Some(joined) = tasks.join_next().await {
+                match joined {
+                    Ok(Ok(Ok(Some(p)))) if p.period == q => answers.push(p),
+                    Ok(Ok(Ok(_))) => {}
+                    Ok(Ok(Err(e))) => debug!(target: LOG, period = q, error = %e, "host not reached for a proof"),
+                    Ok(Err(_)) => debug!(target: LOG, period = q, "host did not answer in time"),
+                    Err(e) => warn!(target: LOG, error = %e, "proof request task failed"),
+                }
+            }
+        }
+        let asked: std::collections::BTreeSet<B256> = missed.iter().map(|(id, _)| *id).collect();
+        answers.retain(|p| asked.contains(&p.slot_id));
+        match self.verify(answers, false).await {
+            Ok(n) => {
+                self.metrics.proofs_fetched.inc_by(n as u64);
+            }
+            Err(e) => debug!(target: LOG, error = %e, "fetched proofs not checked"),
+        }
+        let proven = self.state.proven.get(&q);
+        missed.into_iter().filter(|(id, _)| !proven.is_some_and(|p| p.contains(id))).collect()
+    }
+
+    /// Finds the slots of this group that owed a proof in period `q` and gave none (on chain or
+    /// off it), asks their hosts, and accuses those still without one, each with the bond. A
+    /// request is watched until it settles: the last period that overlaps it owes proofs too,
+    /// even once its end has passed.
     async fn check(&mut self, q: u64) -> Result<PeriodReport, ValidatorError> {
         let mut report = PeriodReport { period: q, watched: self.state.slots.len(), ..PeriodReport::default() };
-        let seed_info = self.chain.period_seed(q).await?;
-        if !seed_info.ready || seed_info.late {
-            return Ok(report); // nothing could be required in q
-        }
-        let Ok(anchor) = u64::try_from(seed_info.anchor_block) else {
-            warn!(target: LOG, period = q, anchor = %seed_info.anchor_block, "anchor block beyond u64: period not checked");
-            return Ok(report);
+        let Some(seed) = self.seed(q).await? else {
+            return Ok(report); // nothing could be required in q (or its seed is unknown)
         };
-        let seed = seed_from_anchor(self.chain.block_hash(anchor).await?);
         let length = self.chain.params().period_length.max(1);
         let proven = self.state.proven.get(&q);
         let mut missed = Vec::new();
@@ -287,11 +516,14 @@ impl<C: ValidatorChain> Validator<C> {
             let Some(request) = self.state.requests.get(&slot.request_id) else { continue };
             let Some(started) = request.started_at else { continue };
             let owes = owes_proof(q, started, slot.filled_at, request.ends_at, length)
-                && !proven.is_some_and(|p| p.contains(id))
+                && (self.config.fault_accuse_proven || !proven.is_some_and(|p| p.contains(id)))
                 && selected(seed, *id, q, request.probability);
             if owes {
                 missed.push((*id, slot.request_id));
             }
+        }
+        if !self.config.fault_accuse_proven && !missed.is_empty() {
+            missed = self.ask_hosts(q, missed).await;
         }
         report.missed = missed.len();
         let params = self.chain.params();
@@ -366,6 +598,7 @@ impl<C: ValidatorChain> Validator<C> {
                             self.state.stats.rewards = total.saturating_add(a.reward).to_string();
                             self.metrics.rewards.set(total.saturating_add(a.reward) as f64);
                         }
+                        self.metrics.accusations_settled.inc();
                         info!(target: LOG, slot = %a.slot_id, period = a.period, missed, "accusation settled");
                         true
                     }
@@ -385,6 +618,12 @@ impl<C: ValidatorChain> Validator<C> {
             }
         }
     }
+}
+
+/// How long after a period ends its proofs may still arrive before missing ones are asked for
+/// and accused: a third of the accusation window, leaving two thirds to ask and accuse.
+pub fn grace(proof_timeout: u64) -> u64 {
+    proof_timeout / 3
 }
 
 /// The reward of one missed proof of a slot of request `r`, as the contract computes it.
@@ -420,6 +659,7 @@ mod tests {
             collateral_per_byte,
             ends_at: 0,
             started_at: Some(u64::MAX),
+            root: None,
         };
         assert_eq!(validator_reward(&request(u64::MAX, u128::MAX), &params), u128::MAX / 100);
         assert_eq!(validator_reward(&request(0, u128::MAX), &params), 0);

@@ -42,6 +42,9 @@ pub struct RequestWatch {
     pub ends_at: u64,
     /// When its last slot was filled, once it has started.
     pub started_at: Option<u64>,
+    /// Its dataset root (a proof's public input), once read from the chain.
+    #[serde(default)]
+    pub root: Option<B256>,
 }
 
 /// A filled slot of this validator's group.
@@ -53,6 +56,9 @@ pub struct SlotWatch {
     pub index: u64,
     /// When its current host filled it (unix seconds).
     pub filled_at: u64,
+    /// Its current host's wallet (who is asked for a missing proof).
+    #[serde(default)]
+    pub host: Address,
 }
 
 /// An accusation of a missing proof this validator made, waiting for its response window to end.
@@ -209,6 +215,7 @@ impl State {
                         collateral_per_byte: ask.collateral_per_byte,
                         ends_at,
                         started_at: None,
+                        root: None,
                     },
                 );
             }
@@ -218,15 +225,15 @@ impl State {
                     r.started_at = Some(time);
                 }
             }
-            MarketEvent::SlotFilled { request_id, slot_index: index, .. }
-            | MarketEvent::SlotRepaired { request_id, slot_index: index, .. } => {
+            MarketEvent::SlotFilled { request_id, slot_index: index, host }
+            | MarketEvent::SlotRepaired { request_id, slot_index: index, host } => {
                 if self.requests.get(&request_id).is_some_and(|r| index >= u64::from(r.slots)) {
                     return Applied::Ignored("slot index beyond the request's slots");
                 }
                 let Some(time) = time else { return NO_TIME };
                 let id = slot_id(request_id, index);
                 if in_group(id, groups, group) {
-                    self.slots.insert(id, SlotWatch { request_id, index, filled_at: time });
+                    self.slots.insert(id, SlotWatch { request_id, index, filled_at: time, host });
                 }
             }
             MarketEvent::SlotLost { request_id, slot_index, .. } => {
@@ -457,9 +464,10 @@ mod tests {
                 collateral_per_byte: 3,
                 ends_at: 100,
                 started_at: Some(10),
+                root: None,
             },
         );
-        s.slots.insert(slot_id(r, 0), SlotWatch { request_id: r, index: 0, filled_at: 5 });
+        s.slots.insert(slot_id(r, 0), SlotWatch { request_id: r, index: 0, filled_at: 5, host: Address::ZERO });
         s.proven.entry(3).or_default().insert(slot_id(r, 0));
         s.save(&path).expect("save");
         assert_eq!(State::load(&path, 0).expect("reload"), s);

@@ -5,15 +5,19 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use alloy::primitives::{Address, B256, U256};
+use alloy::primitives::{Address, B256, U256, keccak256};
 use alloy::rpc::types::Log;
 use alloy::sol_types::SolEvent;
 use contracts::client::{ChainError, MarketParams};
 use contracts::{MarketEvent, Marketplace};
 
 use crate::chain::{PeriodSeed, ValidatorChain};
+use crate::offchain::{Expected, MAX_TRIES, ProofCheck, ProofNet, Verdict};
 use crate::service::{Validator, ValidatorConfig};
 use crate::state::slot_id;
+use contracts::offchain::PublishedProof;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::sync::mpsc;
 
 const LENGTH: u64 = 10;
 const WINDOW: u64 = 5;
@@ -38,6 +42,7 @@ struct World {
     accusations_sent: usize,
     away: bool,
     timestamp_reads: usize,
+    root_reads: usize,
 }
 
 #[derive(Clone, Default)]
@@ -137,6 +142,12 @@ impl ValidatorChain for FakeChain {
         Ok(PeriodSeed { ready, late: false, anchor_block: U256::from(1u8) })
     }
 
+    async fn request_root(&self, request_id: B256) -> Result<B256, ChainError> {
+        self.check("request_root")?;
+        self.w().root_reads += 1;
+        Ok(keccak256(request_id))
+    }
+
     async fn accuse(&self, items: &[(B256, u64)], _bond: U256) -> Vec<Result<Vec<MarketEvent>, ChainError>> {
         let away = self.w().away;
         items
@@ -202,10 +213,12 @@ fn config(dir: &std::path::Path) -> ValidatorConfig {
         state_file: dir.join("state.json"),
         start_block: 0,
         max_batch: 8,
+        fault_accuse_proven: false,
     }
 }
 
 const REQUEST: B256 = B256::repeat_byte(1);
+const HOST: Address = Address::repeat_byte(0x40);
 
 /// A started one-slot request filled at `time` (probability 1: every period owes a proof).
 fn started_request(chain: &FakeChain, time: u64) -> B256 {
@@ -227,7 +240,7 @@ fn started_request(chain: &FakeChain, time: u64) -> B256 {
         endsAt: time + 10_000,
     };
     chain.mine(&requested, time);
-    chain.mine(&Marketplace::SlotFilled { requestId: REQUEST, slotIndex: U256::ZERO, host: Address::ZERO }, time);
+    chain.mine(&Marketplace::SlotFilled { requestId: REQUEST, slotIndex: U256::ZERO, host: HOST }, time);
     chain.mine(&Marketplace::RequestFulfilled { requestId: REQUEST }, time);
     chain.w().seeded.insert(time / LENGTH + 1); // the next period anchored (by the host, say)
     slot_id(REQUEST, 0)
@@ -235,7 +248,7 @@ fn started_request(chain: &FakeChain, time: u64) -> B256 {
 
 /// Runs the validator's rounds over periods `from..to` (a few rounds per period, the clock
 /// moving inside each so that anchoring, checking and settling all get their turn).
-async fn run_periods<C: ValidatorChain>(v: &mut Validator<C>, chain: &FakeChain, from: u64, to: u64) {
+async fn run_periods<C: ValidatorChain, N: ProofNet>(v: &mut Validator<C, N>, chain: &FakeChain, from: u64, to: u64) {
     for p in from..to {
         for offset in [0, 1, 7] {
             chain.at(p * LENGTH + offset);
@@ -342,4 +355,186 @@ async fn a_restarted_validator_settles_the_accusations_it_made_before() {
     assert!(v.state().accusations.iter().any(|a| a.slot_id == slot), "open accusations kept in the state file");
     run_periods(&mut v, &chain, 3, 4).await;
     assert!(chain.w().missed.contains(&(slot, 1)));
+}
+
+// ------------------------------------------------------------------ proofs off the chain
+
+/// A host's network as the validator sees it: the proofs each host answers with, and who was
+/// asked for what.
+#[derive(Clone, Default)]
+struct FakeNet {
+    answers: Arc<Mutex<HashMap<(B256, u64), PublishedProof>>>,
+    asked: Arc<Mutex<Vec<(Address, B256, u64)>>>,
+}
+
+impl ProofNet for FakeNet {
+    async fn ask(&self, host: Address, slot_id: B256, period: u64) -> Result<Option<PublishedProof>, String> {
+        self.asked.lock().unwrap_or_else(PoisonError::into_inner).push((host, slot_id, period));
+        match self.answers.lock().unwrap_or_else(PoisonError::into_inner).get(&(slot_id, period)) {
+            Some(p) => Ok(Some(*p)),
+            None => Err("host not reached".into()),
+        }
+    }
+}
+
+/// A stand-in for the pairing: a proof is valid when its first word is the entropy it answers.
+#[derive(Clone, Default)]
+struct FakeCheck {
+    calls: Arc<AtomicUsize>,
+}
+
+impl ProofCheck for FakeCheck {
+    fn check_all(&self, items: &[(PublishedProof, Expected)]) -> Vec<Verdict> {
+        self.calls.fetch_add(items.len(), Ordering::SeqCst);
+        items
+            .iter()
+            .map(|(p, e)| {
+                if (p.dataset_root, p.entropy, p.slot_index) != (e.dataset_root, e.entropy, e.slot_index) {
+                    Verdict::WrongInputs
+                } else if p.proof[0] == e.entropy {
+                    Verdict::Valid
+                } else {
+                    Verdict::Invalid
+                }
+            })
+            .collect()
+    }
+}
+
+/// The proof an honest host publishes for the slot in period `q` (the fake chain's seeds come
+/// from block 1's hash).
+fn honest_proof(slot: B256, q: u64) -> PublishedProof {
+    let seed = contracts::rules::seed_from_anchor(keccak256(1u64.to_be_bytes()));
+    let entropy = contracts::rules::entropy(seed, slot, q);
+    let mut proof = [U256::ZERO; 8];
+    proof[0] = entropy;
+    PublishedProof { slot_id: slot, period: q, slot_index: 0, dataset_root: keccak256(REQUEST), entropy, proof }
+}
+
+struct OffRig {
+    chain: FakeChain,
+    net: FakeNet,
+    check: FakeCheck,
+    proofs: mpsc::Sender<PublishedProof>,
+    slot: B256,
+}
+
+fn off_chain_validator(dir: &std::path::Path, config: ValidatorConfig) -> (OffRig, Validator<FakeChain, FakeNet>) {
+    let chain = FakeChain::default();
+    let slot = started_request(&chain, 5);
+    let (net, check) = (FakeNet::default(), FakeCheck::default());
+    let (proofs, inbox) = mpsc::channel(4096);
+    let v = Validator::on(chain.clone(), ValidatorConfig { state_file: dir.join("state.json"), ..config })
+        .expect("validator")
+        .with_proofs(net.clone(), check.clone(), inbox);
+    (OffRig { chain, net, check, proofs, slot }, v)
+}
+
+#[tokio::test]
+async fn proofs_published_off_the_chain_are_verified_and_never_accused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (rig, mut v) = off_chain_validator(dir.path(), config(dir.path()));
+    for q in 1..4 {
+        rig.proofs.try_send(honest_proof(rig.slot, q)).expect("queue");
+        run_periods(&mut v, &rig.chain, q, q + 1).await;
+    }
+    run_periods(&mut v, &rig.chain, 4, 5).await;
+    let w = rig.chain.w();
+    assert_eq!(w.accusations_sent, 0, "no accusation: {:?}", w.accused);
+    assert_eq!(v.metrics().proofs_verified.get(), 3);
+    assert!(rig.net.asked.lock().expect("asked").is_empty(), "nobody asked: every proof came by broadcast");
+    assert_eq!(w.root_reads, 1, "the request's root is read once");
+}
+
+#[tokio::test]
+async fn a_proof_missed_by_broadcast_is_fetched_from_its_host_before_any_accusation() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (rig, mut v) = off_chain_validator(dir.path(), config(dir.path()));
+    rig.net.answers.lock().expect("answers").insert((rig.slot, 1), honest_proof(rig.slot, 1));
+    run_periods(&mut v, &rig.chain, 1, 4).await;
+    let w = rig.chain.w();
+    assert!(!w.accused.contains_key(&(rig.slot, 1)) && !w.missed.contains(&(rig.slot, 1)), "period 1 fetched");
+    assert!(w.accused.contains_key(&(rig.slot, 2)) || w.missed.contains(&(rig.slot, 2)), "period 2 withheld");
+    drop(w);
+    assert_eq!(v.metrics().proofs_fetched.get(), 1);
+    let asked = rig.net.asked.lock().expect("asked").clone();
+    assert_eq!(&asked[..2], &[(HOST, rig.slot, 1), (HOST, rig.slot, 2)], "the slot's host was asked, once a period");
+}
+
+#[tokio::test]
+async fn a_wrong_proof_is_refused_and_accused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (rig, mut v) = off_chain_validator(dir.path(), config(dir.path()));
+    let mut wrong = honest_proof(rig.slot, 1);
+    wrong.proof[0] += U256::from(1u8); // a pairing that fails
+    let mut stale = honest_proof(rig.slot, 1);
+    stale.entropy += U256::from(1u8); // another period's entropy
+    rig.proofs.try_send(wrong).expect("queue");
+    rig.proofs.try_send(stale).expect("queue");
+    rig.net.answers.lock().expect("answers").insert((rig.slot, 1), wrong); // and answers with it
+    run_periods(&mut v, &rig.chain, 1, 3).await;
+    assert!(rig.chain.w().accused.contains_key(&(rig.slot, 1)) || rig.chain.w().missed.contains(&(rig.slot, 1)));
+    assert!(v.metrics().proofs_invalid.get() >= 2, "{}", v.metrics().proofs_invalid.get());
+    assert_eq!(v.metrics().proofs_verified.get(), 0);
+}
+
+#[tokio::test]
+async fn junk_on_the_topic_costs_bounded_checks_and_no_honest_host_is_accused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (rig, mut v) = off_chain_validator(dir.path(), config(dir.path()));
+    rig.chain.at(LENGTH); // period 1
+    // proofs of slots nobody watches, of far periods, and well-formed junk for the real slot
+    for i in 0..500u64 {
+        let mut p = honest_proof(keccak256(i.to_be_bytes()), 1);
+        p.proof[0] = U256::ZERO;
+        rig.proofs.try_send(p).expect("queue");
+        rig.proofs.try_send(PublishedProof { period: 1_000 + i, ..honest_proof(rig.slot, 1) }).expect("queue");
+        let mut junk = honest_proof(rig.slot, 1);
+        junk.proof[1] = U256::from(i);
+        junk.proof[0] = U256::from(i);
+        rig.proofs.try_send(junk).expect("queue");
+    }
+    v.tick().await.expect("tick");
+    assert_eq!(v.metrics().proofs_received.get(), 1_500);
+    assert_eq!(rig.check.calls.load(Ordering::SeqCst), usize::from(MAX_TRIES), "at most MAX_TRIES checks");
+    // the honest proof arrives after the flood: dropped unchecked, but its host answers when asked
+    rig.proofs.try_send(honest_proof(rig.slot, 1)).expect("queue");
+    rig.net.answers.lock().expect("answers").insert((rig.slot, 1), honest_proof(rig.slot, 1));
+    run_periods(&mut v, &rig.chain, 1, 3).await;
+    assert!(!rig.chain.w().accused.contains_key(&(rig.slot, 1)));
+    assert!(!rig.chain.w().missed.contains(&(rig.slot, 1)));
+    assert_eq!(v.metrics().proofs_fetched.get(), 1);
+}
+
+#[tokio::test]
+async fn a_validator_restarted_mid_period_keeps_the_proofs_it_verified() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (rig, mut v) = off_chain_validator(dir.path(), config(dir.path()));
+    rig.proofs.try_send(honest_proof(rig.slot, 1)).expect("queue");
+    rig.chain.at(LENGTH + 3);
+    v.tick().await.expect("tick");
+    assert_eq!(v.metrics().proofs_verified.get(), 1);
+    drop(v);
+    let (_, inbox) = mpsc::channel(1);
+    let mut v = Validator::on(rig.chain.clone(), config(dir.path())).expect("restarted").with_proofs(
+        rig.net.clone(),
+        rig.check.clone(),
+        inbox,
+    );
+    run_periods(&mut v, &rig.chain, 2, 3).await;
+    assert_eq!(rig.chain.w().accusations_sent, 0, "period 1 was proven before the restart");
+    assert!(rig.net.asked.lock().expect("asked").is_empty());
+}
+
+#[tokio::test]
+async fn a_griefing_validator_accuses_proven_periods() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (rig, mut v) =
+        off_chain_validator(dir.path(), ValidatorConfig { fault_accuse_proven: true, ..config(dir.path()) });
+    rig.proofs.try_send(honest_proof(rig.slot, 1)).expect("queue");
+    run_periods(&mut v, &rig.chain, 1, 2).await;
+    rig.chain.at(2 * LENGTH + 1);
+    v.tick().await.expect("tick");
+    assert_eq!(v.metrics().proofs_verified.get(), 1);
+    assert!(rig.chain.w().accused.contains_key(&(rig.slot, 1)), "accused although proven");
 }

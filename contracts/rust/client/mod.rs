@@ -280,6 +280,7 @@ struct Inner {
     endpoint: String,
     provider: DynProvider,
     signing: WalletProvider,
+    signer: alloy::signers::local::PrivateKeySigner,
     address: Address,
     marketplace: Address,
     token: Address,
@@ -311,11 +312,12 @@ impl Chain {
         let address = signer.address();
         let endpoint_err = |reason: String| ChainError::Endpoint { endpoint: config.endpoint.clone(), reason };
         let root = connect_endpoint(&config.endpoint).await.map_err(endpoint_err)?;
-        let signing = ProviderBuilder::new().wallet(signer).connect_provider(root);
+        let signing = ProviderBuilder::new().wallet(signer.clone()).connect_provider(root);
         let mut chain = Inner {
             endpoint: config.endpoint.clone(),
             provider: signing.clone().erased(),
             signing,
+            signer,
             address,
             marketplace: config.marketplace,
             token: Address::ZERO,
@@ -356,6 +358,12 @@ impl Chain {
             accusation_bond: U256::from(c.accusationBond),
         };
         Ok(Chain(Arc::new(chain)))
+    }
+
+    /// The wallet's signature binding `peer` (a libp2p peer id's bytes) to this wallet in this
+    /// marketplace, for the DHT (see [`crate::offchain::HostRecord`]).
+    pub fn host_record(&self, peer: &[u8]) -> Result<crate::offchain::HostRecord, crate::offchain::HostRecordError> {
+        crate::offchain::HostRecord::sign(&self.0.signer, self.0.marketplace, peer)
     }
 
     /// The wallet's address.

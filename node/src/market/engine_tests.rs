@@ -12,7 +12,6 @@ use alloy::primitives::{Address, B256, U256, keccak256};
 use contracts::RequestState;
 use tokio::sync::Notify;
 
-use super::MarketError;
 use super::availabilities::Availabilities;
 use super::chain::ProofWords;
 use super::fake_chain::{FakeChain, Fault, MARKET, World};
@@ -23,6 +22,8 @@ use super::sale::{SaleRecord, SaleState};
 use super::selling::Served;
 use super::slot_work::{SlotFiles, SlotWork};
 use super::types::AvailabilityInput;
+use super::{MarketError, ProofMode};
+use contracts::offchain::PublishedProof;
 
 const SLOT: u64 = 1024;
 const COLLATERAL_PER_BYTE: u128 = 10;
@@ -45,6 +46,7 @@ struct FakeSlots {
     panics: AtomicUsize,
     fetched: AtomicUsize,
     deleted: Mutex<Vec<B256>>,
+    published: Mutex<Vec<PublishedProof>>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -85,6 +87,10 @@ impl SlotWork for FakeSlots {
         Ok(proof)
     }
 
+    async fn publish(&self, proof: PublishedProof) {
+        locked(&self.published).push(proof);
+    }
+
     async fn delete(&self, sale: &SaleRecord) {
         for path in [&sale.cells, &sale.tree].into_iter().flatten() {
             let _ = std::fs::remove_file(path);
@@ -110,6 +116,7 @@ fn config() -> HostConfig {
         tick: Duration::from_millis(5),
         retry_after: Duration::from_millis(40),
         min_lease_secs: 15,
+        proofs: ProofMode::OnChain,
     }
 }
 
@@ -139,7 +146,7 @@ fn host_at(world: &Arc<Mutex<World>>, dir: &std::path::Path, me: Address, config
         availabilities: Arc::new(availabilities),
         sales: Arc::new(sales),
         dir: market,
-        outbox: Mutex::new(super::outbox::Outbox::new(1_000)),
+        outbox: Arc::new(Mutex::new(super::outbox::Outbox::new(1_000))),
         config,
     })
 }
@@ -578,7 +585,16 @@ async fn a_host_crashing_right_after_each_transaction_lands_resumes_without_loss
 
 /// A rig whose host holds a slot of a started request (the other slot filled by another host).
 async fn holding() -> (Rig, B256, SaleRecord) {
-    let rig = Rig::new(4);
+    holding_with(config()).await
+}
+
+/// A host holding one slot of a started request, its proofs going off the chain.
+async fn holding_off_chain() -> (Rig, B256, SaleRecord) {
+    holding_with(HostConfig { proofs: ProofMode::OffChain, ..config() }).await
+}
+
+async fn holding_with(config: HostConfig) -> (Rig, B256, SaleRecord) {
+    let rig = Rig::with(4, config);
     let request = rig.request(2);
     assert_eq!(rig.host.serve(request, None).await.expect("serve"), Served::Holding);
     {
@@ -711,6 +727,80 @@ async fn an_accused_proof_that_did_not_get_through_is_defended() {
     tokio::time::sleep(Duration::from_millis(60)).await;
     prover.abort();
     assert_eq!(rig.w().defences, vec![(sale.slot_id, period)]);
+}
+
+#[tokio::test]
+async fn off_the_chain_a_required_proof_is_published_and_kept_never_submitted() {
+    let (rig, _, sale) = holding_off_chain().await;
+    let period = next_period(&rig);
+    rig.w().required.insert((sale.slot_id, period));
+    let entropy = super::fake_chain::period_entropy(sale.slot_id, period);
+    rig.prove_round().await;
+    assert!(rig.w().proofs.is_empty(), "no submitProof");
+    let published = locked(&rig.host.work.published).clone();
+    assert_eq!(published.len(), 1, "published once, not once per round");
+    let p = published[0];
+    assert_eq!((p.slot_id, p.period, p.slot_index, p.entropy), (sale.slot_id, period, sale.slot_index, entropy));
+    assert_eq!(rig.host.outbox.lock().expect("outbox").get(sale.slot_id, period), Some(&p), "kept for requests");
+    let after = rig.host.sales.get(&sale.slot_id).expect("sale");
+    assert_eq!((after.proofs_submitted, after.last_proven_period), (1, Some(period)));
+}
+
+#[tokio::test]
+async fn off_the_chain_an_accusation_is_answered_with_the_published_proof() {
+    let (rig, _, sale) = holding_off_chain().await;
+    let period = next_period(&rig);
+    rig.w().required.insert((sale.slot_id, period));
+    let prover = tokio::spawn(Arc::clone(&rig.host).prove_forever());
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    // the slot's data goes away: only the published proof can answer now
+    std::fs::remove_file(sale.cells.as_ref().expect("cells")).expect("remove");
+    {
+        let mut w = rig.w();
+        w.now += w.params.period_length;
+        let deadline = w.now + 5;
+        w.accusations.insert((sale.slot_id, period), super::chain::Accusation { accuser: OTHER, deadline });
+    }
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    prover.abort();
+    assert_eq!(rig.w().defences, vec![(sale.slot_id, period)]);
+    assert!(rig.w().proofs.is_empty(), "nothing submitted unasked");
+}
+
+#[tokio::test]
+async fn off_the_chain_an_unaccused_period_costs_no_transaction() {
+    let (rig, _, sale) = holding_off_chain().await;
+    let period = next_period(&rig);
+    rig.w().required.insert((sale.slot_id, period));
+    let prover = tokio::spawn(Arc::clone(&rig.host).prove_forever());
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    for _ in 0..2 {
+        next_period(&rig);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    prover.abort();
+    assert!(rig.w().defences.is_empty());
+    assert!(rig.w().proofs.is_empty());
+    assert_eq!(locked(&rig.host.work.published).len(), 1);
+}
+
+#[tokio::test]
+async fn off_the_chain_a_restarted_host_answers_an_accusation_of_the_period_before() {
+    let (mut rig, _, sale) = holding_off_chain().await;
+    let period = next_period(&rig);
+    rig.w().required.insert((sale.slot_id, period));
+    rig.prove_round().await;
+    assert_eq!(locked(&rig.host.work.published).len(), 1);
+    // a crash: the outbox is gone with the process; the next period begins, an accusation comes
+    rig.restart();
+    {
+        let mut w = rig.w();
+        w.now += w.params.period_length;
+        let deadline = w.now + 5;
+        w.accusations.insert((sale.slot_id, period), super::chain::Accusation { accuser: OTHER, deadline });
+    }
+    rig.prove_round().await;
+    assert_eq!(rig.w().defences, vec![(sale.slot_id, period)], "proven again from the slot's data and defended");
 }
 
 #[tokio::test]

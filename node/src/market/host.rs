@@ -39,6 +39,8 @@ pub(crate) struct HostConfig {
     pub(crate) retry_after: Duration,
     /// The shortest reservation worth taking, in seconds: time to fetch the slot, prove and fill.
     pub(crate) min_lease_secs: u64,
+    /// Where periodic proofs go.
+    pub(crate) proofs: super::ProofMode,
 }
 
 /// The sales, in memory and on disk; a record is saved before the map changes, so what the map
@@ -123,7 +125,7 @@ pub(crate) struct Host<C, W> {
     /// Where the follower keeps its cursor and its pending requests.
     pub(crate) dir: PathBuf,
     /// The periodic proofs made, kept for validators and accusations.
-    pub(crate) outbox: Mutex<super::outbox::Outbox>,
+    pub(crate) outbox: Arc<Mutex<super::outbox::Outbox>>,
     pub(crate) config: HostConfig,
 }
 

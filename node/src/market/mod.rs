@@ -68,6 +68,9 @@ pub const TICK: Duration = Duration::from_millis(500);
 /// Proofs a host keeps for validators and accusations (368 bytes each on the wire).
 const OUTBOX_PROOFS: usize = 65_536;
 
+/// How often a host stores its peer record in the DHT again.
+const HOST_RECORD_REFRESH: Duration = Duration::from_secs(300);
+
 /// How often a node whose chain endpoint was away at start tries it again.
 const CONNECT_RETRY: Duration = Duration::from_secs(3);
 
@@ -89,6 +92,24 @@ pub struct MarketConfig {
     pub fault_corrupt_cells_percent: u8,
     /// Sales (reservation to fill) under way at once.
     pub max_concurrent_sales: usize,
+    /// Where periodic proofs go: off the chain (published to validators, sent on chain only to
+    /// answer an accusation) or on chain as before.
+    pub proofs: ProofMode,
+    /// Fault injection for tests: publish no proof off the chain and answer no request for one
+    /// (accusations are still answered).
+    pub fault_withhold_proofs: bool,
+    /// Fault injection for tests: every periodic proof made is wrong (its A and C swapped).
+    pub fault_wrong_proofs: bool,
+}
+
+/// Where a host sends its periodic proofs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProofMode {
+    /// Published to validators over libp2p; on chain only to answer an accusation.
+    #[default]
+    OffChain,
+    /// Submitted on chain each period (`submitProof`), as before proofs moved off the chain.
+    OnChain,
 }
 
 /// Why a marketplace operation failed.
@@ -273,16 +294,19 @@ impl Market {
             metrics: Arc::clone(&self.metrics),
             proving: tokio::sync::Mutex::new(()),
             fault_corrupt_cells_percent: self.config.fault_corrupt_cells_percent,
+            fault_withhold_proofs: self.config.fault_withhold_proofs,
+            fault_wrong_proofs: self.config.fault_wrong_proofs,
         };
         // Nodes before the follower's record kept a bare cursor file.
         let legacy_cursor = std::fs::read_to_string(self.dir.join("cursor")).ok().and_then(|t| t.trim().parse().ok());
+        let outbox = Arc::new(Mutex::new(outbox::Outbox::new(OUTBOX_PROOFS)));
         let host = Arc::new(Host {
             chain: AlloyMarket::new(chain.clone()),
             work: slots,
             availabilities: Arc::clone(&self.availabilities),
             sales: Arc::clone(&self.sales),
             dir: self.dir.clone(),
-            outbox: Mutex::new(outbox::Outbox::new(OUTBOX_PROOFS)),
+            outbox: Arc::clone(&outbox),
             config: HostConfig {
                 slot_size: self.slot_size(),
                 max_sales: self.config.max_concurrent_sales.max(1),
@@ -290,6 +314,7 @@ impl Market {
                 tick: TICK,
                 retry_after: Duration::from_secs(5),
                 min_lease_secs: 15,
+                proofs: self.config.proofs,
             },
         });
         info!(
@@ -300,9 +325,39 @@ impl Market {
             slot_bytes = self.slot_size(),
             "persistence mode"
         );
+        let record = chain.host_record(&self.net.peer_id().to_bytes());
+        let (marketplace, me) = (chain.marketplace_address(), chain.address());
         if self.chain.set(chain).is_err() || self.host.set(Arc::clone(&host)).is_err() {
             return; // joined already
         }
+        let net = self.net.clone();
+        let source: Option<Arc<dyn crate::net::proofs::ProofSource>> = if self.config.fault_withhold_proofs {
+            warn!(target: LOG, "fault injection: periodic proofs withheld from validators");
+            None
+        } else {
+            Some(Arc::new(outbox::Shared(Arc::clone(&outbox))))
+        };
+        supervise("proof exchange", move || {
+            let net = net.clone();
+            let source = source.clone();
+            let record = record.clone();
+            async move {
+                if let Err(e) = net.join_proofs(marketplace, None, source).await {
+                    warn!(target: LOG, error = %e, "could not join the proof topic");
+                }
+                // The wallet-signed peer record, so validators can ask this host for a proof;
+                // stored again every few minutes for peers that joined since.
+                loop {
+                    match &record {
+                        Ok(r) => {
+                            let _ = net.put_host_record(marketplace, me, r).await;
+                        }
+                        Err(e) => warn!(target: LOG, error = %e, "no host record: validators cannot ask this host"),
+                    }
+                    tokio::time::sleep(HOST_RECORD_REFRESH).await;
+                }
+            }
+        });
         let h = Arc::clone(&host);
         supervise("sales follower", move || Arc::clone(&h).follow());
         let h = Arc::clone(&host);

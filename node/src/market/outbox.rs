@@ -10,6 +10,15 @@ use std::collections::BTreeMap;
 use alloy::primitives::B256;
 use contracts::offchain::PublishedProof;
 
+/// The outbox as the network serves it to proof requests.
+pub(crate) struct Shared(pub(crate) std::sync::Arc<std::sync::Mutex<Outbox>>);
+
+impl crate::net::proofs::ProofSource for Shared {
+    fn proof(&self, slot_id: B256, period: u64) -> Option<PublishedProof> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(slot_id, period).copied()
+    }
+}
+
 /// The proofs a host keeps for validators.
 #[derive(Debug)]
 pub(crate) struct Outbox {

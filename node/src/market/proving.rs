@@ -4,6 +4,11 @@
 //! period requires. When the next period's challenge is already known and will require a proof,
 //! the proof is made ahead and sent as soon as that period begins.
 //!
+//! By default a proof goes off the chain (issue 15): it is kept in the outbox, broadcast to
+//! validators, and served to any validator that asks; the chain sees it only if a validator
+//! accuses the slot of missing it, and then the host answers with it (`defendProof`). With
+//! [`ProofMode::OnChain`] every proof is submitted as before.
+//!
 //! Proofs are due up to and including the last period that overlaps the request, even once the
 //! request's end has passed within that period; the request reads Finished only after that
 //! period's accusations can no longer be made, answered or settled (the contract's `settlesAt`),
@@ -20,13 +25,13 @@ use alloy::primitives::{Address, B256};
 use contracts::RequestState;
 use tracing::{debug, info, warn};
 
-use super::MarketError;
 use super::chain::{MarketChain, ProofWords};
 use super::host::Host;
 use super::outbox::Windows;
 use super::sale::{SaleEvent, SaleRecord, SaleState};
 use super::slot_work::SlotWork;
 use super::words::{id_hex, parse_id};
+use super::{MarketError, ProofMode};
 use contracts::offchain::PublishedProof;
 
 const LOG: &str = "vellum::market::proving";
@@ -50,6 +55,8 @@ struct Rounds {
     ahead: HashMap<(B256, u64), ProofWords>,
     /// Periods whose proof the chain required of a slot and that are not yet proven or settled.
     owed: HashSet<(B256, u64)>,
+    /// When (chain time) each owed period's accusation was last looked for.
+    polled: HashMap<(B256, u64), u64>,
 }
 
 impl<C: MarketChain, W: SlotWork> Host<C, W> {
@@ -91,6 +98,8 @@ impl<C: MarketChain, W: SlotWork> Host<C, W> {
         };
         self.outbox.lock().unwrap_or_else(PoisonError::into_inner).prune(now, &windows);
         rounds.owed.retain(|(_, p)| p.saturating_add(2) >= period);
+        let owed = &rounds.owed;
+        rounds.polled.retain(|k, _| owed.contains(k));
         for mut sale in sales {
             if let Err(e) = self.prove_step(&mut sale, (period, now), rounds).await {
                 debug!(target: LOG, slot = %id_hex(&sale.slot_id), error = %e, "proving round incomplete");
@@ -99,7 +108,13 @@ impl<C: MarketChain, W: SlotWork> Host<C, W> {
     }
 
     /// Keeps a periodic proof for validators and for an accusation of its period.
-    fn keep_proof(&self, sale: &SaleRecord, period: u64, entropy: alloy::primitives::U256, proof: ProofWords) {
+    fn keep_proof(
+        &self,
+        sale: &SaleRecord,
+        period: u64,
+        entropy: alloy::primitives::U256,
+        proof: ProofWords,
+    ) -> PublishedProof {
         let published = PublishedProof {
             slot_id: sale.slot_id,
             period,
@@ -109,6 +124,7 @@ impl<C: MarketChain, W: SlotWork> Host<C, W> {
             proof,
         };
         self.outbox.lock().unwrap_or_else(PoisonError::into_inner).keep(published);
+        published
     }
 
     /// Collects the payout of a slot whose request is over.
@@ -134,6 +150,15 @@ impl<C: MarketChain, W: SlotWork> Host<C, W> {
             .get(&sale.slot_id)
             .is_none_or(|c| c.period != period || (c.settles_at > 0 && now >= c.settles_at));
         if due {
+            // First look since the host started: a proof published before a restart may be
+            // accused now, so the period before is watched too.
+            if !rounds.checked.contains_key(&sale.slot_id)
+                && self.config.proofs == ProofMode::OffChain
+                && let Some(previous) = period.checked_sub(1)
+                && sale.last_proven_period == Some(previous)
+            {
+                rounds.owed.insert((sale.slot_id, previous));
+            }
             let state = self.chain.request_state(sale.request_id).await?;
             if state.is_over() {
                 self.apply(sale, SaleEvent::RequestOver).await?;
@@ -150,9 +175,15 @@ impl<C: MarketChain, W: SlotWork> Host<C, W> {
         if let Some(previous) = period.checked_sub(1)
             && rounds.owed.contains(&(sale.slot_id, previous))
         {
-            if sale.last_proven_period.is_some_and(|p| p >= previous) {
+            let on_chain = self.config.proofs == ProofMode::OnChain;
+            // Accusations are looked for a few times per response window, not every round.
+            let interval = (self.chain.params().response_window / 3).max(1);
+            let poll_due =
+                rounds.polled.get(&(sale.slot_id, previous)).is_none_or(|t| now >= t.saturating_add(interval));
+            if on_chain && sale.last_proven_period.is_some_and(|p| p >= previous) {
                 rounds.owed.remove(&(sale.slot_id, previous));
-            } else {
+            } else if poll_due {
+                rounds.polled.insert((sale.slot_id, previous), now);
                 self.defend(sale, previous, now, &mut rounds.owed).await?;
             }
         }
@@ -166,7 +197,15 @@ impl<C: MarketChain, W: SlotWork> Host<C, W> {
                 Some(p) => p,
                 None => self.work.prove(sale, entropy).await?,
             };
-            self.keep_proof(sale, period, entropy, proof);
+            let published = self.keep_proof(sale, period, entropy, proof);
+            if self.config.proofs == ProofMode::OffChain {
+                self.work.publish(published).await;
+                sale.proofs_submitted += 1;
+                sale.last_proven_period = Some(period);
+                self.sales.save(sale)?;
+                info!(target: LOG, slot = %id_hex(&sale.slot_id), period, proofs = sale.proofs_submitted, "proof published off the chain");
+                return Ok(());
+            }
             match self.chain.submit_proof(sale.slot_id, proof).await {
                 Ok(()) => {
                     sale.proofs_submitted += 1;
@@ -226,6 +265,7 @@ impl<C: MarketChain, W: SlotWork> Host<C, W> {
             }
         };
         self.chain.defend(sale.slot_id, q, proof).await?;
+        self.work.defended(sale);
         info!(target: LOG, slot = %id_hex(&sale.slot_id), period = q, accuser = %accusation.accuser, "accusation answered with the proof");
         Ok(())
     }

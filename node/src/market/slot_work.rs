@@ -22,6 +22,7 @@ use crate::fetch::Fetcher;
 use crate::metrics::Metrics;
 use crate::net::NetworkHandle;
 use crate::store::BlockStore;
+use contracts::offchain::PublishedProof;
 
 const LOG: &str = "vellum::market::slots";
 
@@ -49,8 +50,12 @@ pub(crate) trait SlotWork: Send + Sync + 'static {
     fn prove(&self, sale: &SaleRecord, entropy: U256) -> impl Future<Output = Result<ProofWords, MarketError>> + Send;
     /// Called once the slot is filled (fault injection hooks in here).
     fn filled(&self, _sale: &SaleRecord) {}
-    /// Called once a periodic proof is accepted.
+    /// Called once a periodic proof is accepted on chain.
     fn proved(&self, _sale: &SaleRecord) {}
+    /// Called once an accusation was answered with the proof on chain.
+    fn defended(&self, _sale: &SaleRecord) {}
+    /// Publishes a periodic proof to validators (off the chain).
+    fn publish(&self, proof: PublishedProof) -> impl Future<Output = ()> + Send;
     /// Deletes the sale's slot data and tree (nothing when it has none).
     fn delete(&self, sale: &SaleRecord) -> impl Future<Output = ()> + Send;
 }
@@ -75,6 +80,10 @@ pub(crate) struct NodeSlots {
     pub(crate) proving: tokio::sync::Mutex<()>,
     /// Fault injection: the percentage of a newly filled slot's cells corrupted on disk.
     pub(crate) fault_corrupt_cells_percent: u8,
+    /// Fault injection: publish no periodic proof.
+    pub(crate) fault_withhold_proofs: bool,
+    /// Fault injection: every periodic proof is wrong.
+    pub(crate) fault_wrong_proofs: bool,
 }
 
 fn local(e: impl std::fmt::Display) -> MarketError {
@@ -170,7 +179,30 @@ impl SlotWork for NodeSlots {
         .map_err(local)?
         .map_err(MarketError::Local)?;
         info!(target: LOG, slot = %id_hex(&sale.slot_id), ms = started.elapsed().as_millis() as u64, "proof made");
+        if self.fault_wrong_proofs {
+            warn!(target: LOG, slot = %id_hex(&sale.slot_id), "fault injection: the proof is made wrong");
+            return Ok([proof[6], proof[7], proof[2], proof[3], proof[4], proof[5], proof[0], proof[1]]);
+        }
         Ok(proof)
+    }
+
+    fn defended(&self, _sale: &SaleRecord) {
+        self.metrics.accusations_defended.inc();
+    }
+
+    async fn publish(&self, proof: PublishedProof) {
+        if self.fault_withhold_proofs {
+            return;
+        }
+        match self.net.publish_proof(proof).await {
+            Ok(()) => {
+                self.metrics.proofs_published.inc();
+            }
+            // Nobody on the topic yet: validators ask for it instead.
+            Err(e) => {
+                debug!(target: LOG, slot = %id_hex(&proof.slot_id), period = proof.period, error = %e, "proof not broadcast")
+            }
+        }
     }
 
     fn filled(&self, sale: &SaleRecord) {

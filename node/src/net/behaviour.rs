@@ -6,9 +6,10 @@ use std::time::Duration;
 use libp2p::identity::Keypair;
 use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{StreamProtocol, identify, kad, ping, request_response};
+use libp2p::{StreamProtocol, gossipsub, identify, kad, ping, request_response};
 
 use super::exchange::{self, ExchangeCodec};
+use super::proofs::{self, ProofCodec};
 
 /// Kademlia protocol name: our own, so Vellum's DHT never mixes with IPFS's.
 pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/vellum/kad/1.0.0");
@@ -21,10 +22,15 @@ pub(crate) struct Behaviour {
     pub(crate) ping: ping::Behaviour,
     pub(crate) kad: kad::Behaviour<MemoryStore>,
     pub(crate) exchange: request_response::Behaviour<ExchangeCodec>,
+    pub(crate) gossip: gossipsub::Behaviour,
+    pub(crate) proofs: request_response::Behaviour<ProofCodec>,
 }
 
+/// Largest gossip message accepted: a published proof is 368 bytes; the rest is framing.
+const MAX_GOSSIP_BYTES: usize = 1024;
+
 impl Behaviour {
-    pub(crate) fn new(key: &Keypair) -> Self {
+    pub(crate) fn new(key: &Keypair) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let peer_id = key.public().to_peer_id();
         let mut kad_config = kad::Config::new(KAD_PROTOCOL);
         kad_config.set_query_timeout(Duration::from_secs(10));
@@ -48,6 +54,22 @@ impl Behaviour {
                 .with_request_timeout(super::REQUEST_TIMEOUT)
                 .with_max_concurrent_streams(256),
         );
-        Self { identify, ping: ping::Behaviour::default(), kad, exchange }
+        // Message ids are the content's hash, so a proof relayed by several peers counts once;
+        // messages are signed by their author and checked by every relay before they go on.
+        let gossip_config = gossipsub::ConfigBuilder::default()
+            .max_transmit_size(MAX_GOSSIP_BYTES)
+            .validation_mode(gossipsub::ValidationMode::Strict)
+            .validate_messages()
+            .message_id_fn(|m| gossipsub::MessageId::from(alloy::primitives::keccak256(&m.data).to_vec()))
+            .build()?;
+        let gossip = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_config)?;
+        let proofs = request_response::Behaviour::with_codec(
+            ProofCodec,
+            [(proofs::PROTOCOL, request_response::ProtocolSupport::Full)],
+            request_response::Config::default()
+                .with_request_timeout(Duration::from_secs(10))
+                .with_max_concurrent_streams(64),
+        );
+        Ok(Self { identify, ping: ping::Behaviour::default(), kad, exchange, gossip, proofs })
     }
 }

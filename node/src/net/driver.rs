@@ -12,14 +12,20 @@ use futures::StreamExt;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{DialError, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, Swarm, identify, kad, noise, request_response, tcp, yamux};
+use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, kad, noise, request_response, tcp, yamux};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
 use super::exchange::{Response, Status};
+use super::proofs::{BROADCASTS_PER_WINDOW, BUDGET_WINDOW, PeerBudget, ProofAnswer, ProofSource, REQUESTS_PER_WINDOW};
 use super::serve::{BlockServer, InboundRequest};
-use super::{COMMAND_QUEUE, Command, NetError, NetInfo, NetworkConfig, NetworkHandle, Published, TableEntry, spr};
+use super::{
+    COMMAND_QUEUE, Command, NetError, NetInfo, NetworkConfig, NetworkHandle, ProofNetStats, Published, TableEntry, spr,
+};
+use alloy::primitives::Address;
+use contracts::offchain::{HostRecord, PublishedProof};
+use std::time::Instant;
 
 const LOG: &str = "vellum::net";
 /// Inbound requests waiting for the block server.
@@ -49,15 +55,16 @@ fn tcp_first(mut addrs: Vec<Multiaddr>) -> Vec<Multiaddr> {
     addrs
 }
 
-/// Starts the swarm task and the block server; returns the handle.
-pub fn spawn(config: NetworkConfig, server: BlockServer) -> Result<NetworkHandle, NetError> {
+/// Starts the swarm task and the block server (a validator has none: block requests are then
+/// answered `Busy`); returns the handle.
+pub fn spawn(config: NetworkConfig, server: Option<BlockServer>) -> Result<NetworkHandle, NetError> {
     let keypair = config.keypair.clone();
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair.clone())
         .with_tokio()
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
         .map_err(|e| NetError::Setup(e.to_string()))?
         .with_quic()
-        .with_behaviour(Behaviour::new)
+        .with_behaviour(|key| Behaviour::new(key))
         .map_err(|e| NetError::Setup(e.to_string()))?
         .with_swarm_config(|c| {
             c.with_idle_connection_timeout(Duration::from_secs(600))
@@ -89,7 +96,10 @@ pub fn spawn(config: NetworkConfig, server: BlockServer) -> Result<NetworkHandle
     let (serve_tx, serve_rx) = mpsc::channel(SERVE_QUEUE);
     let published = Arc::new(RwLock::new(Published::default()));
     let handle = NetworkHandle { peer_id: keypair.public().to_peer_id(), commands, published: Arc::clone(&published) };
-    server.spawn(serve_rx, handle.clone());
+    match server {
+        Some(server) => server.spawn(serve_rx, handle.clone()),
+        None => drop(serve_rx),
+    }
     let driver = Driver {
         swarm,
         keypair,
@@ -99,6 +109,16 @@ pub fn spawn(config: NetworkConfig, server: BlockServer) -> Result<NetworkHandle
         pending_requests: HashMap::new(),
         provider_searches: HashMap::new(),
         peer_searches: HashMap::new(),
+        proofs: ProofState {
+            topic: None,
+            inbox: None,
+            source: None,
+            broadcasts: PeerBudget::new(BROADCASTS_PER_WINDOW, BUDGET_WINDOW),
+            requests: PeerBudget::new(REQUESTS_PER_WINDOW, BUDGET_WINDOW),
+            asks: HashMap::new(),
+            host_searches: HashMap::new(),
+            stats: ProofNetStats::default(),
+        },
     };
     tokio::spawn(driver.run(command_rx));
     Ok(handle)
@@ -113,6 +133,19 @@ struct Driver {
     pending_requests: HashMap<request_response::OutboundRequestId, oneshot::Sender<Result<Response, String>>>,
     provider_searches: HashMap<kad::QueryId, (mpsc::Sender<PeerId>, HashSet<PeerId>)>,
     peer_searches: HashMap<kad::QueryId, PeerId>,
+    proofs: ProofState,
+}
+
+/// The proof exchange's part of the swarm task.
+struct ProofState {
+    topic: Option<gossipsub::IdentTopic>,
+    inbox: Option<mpsc::Sender<PublishedProof>>,
+    source: Option<Arc<dyn ProofSource>>,
+    broadcasts: PeerBudget,
+    requests: PeerBudget,
+    asks: HashMap<request_response::OutboundRequestId, oneshot::Sender<Result<ProofAnswer, String>>>,
+    host_searches: HashMap<kad::QueryId, (Address, Address, oneshot::Sender<Option<PeerId>>)>,
+    stats: ProofNetStats,
 }
 
 impl Driver {
@@ -153,6 +186,121 @@ impl Driver {
             Command::Info { reply } => {
                 let _ = reply.send(self.info());
             }
+            Command::JoinProofs { topic, inbox, source } => {
+                let topic = gossipsub::IdentTopic::new(topic);
+                if let Err(e) = self.swarm.behaviour_mut().gossip.subscribe(&topic) {
+                    warn!(target: LOG, error = %e, "could not join the proof topic");
+                }
+                self.proofs.topic = Some(topic);
+                if inbox.is_some() {
+                    self.proofs.inbox = inbox;
+                }
+                if source.is_some() {
+                    self.proofs.source = source;
+                }
+            }
+            Command::PublishProof { proof, reply } => {
+                let result = match &self.proofs.topic {
+                    None => Err("not on the proof topic".to_string()),
+                    Some(topic) => self
+                        .swarm
+                        .behaviour_mut()
+                        .gossip
+                        .publish(topic.clone(), proof.to_bytes().to_vec())
+                        .map(drop)
+                        .map_err(|e| e.to_string()),
+                };
+                let _ = reply.send(result);
+            }
+            Command::AskProof { peer, request, reply } => {
+                let id = self.swarm.behaviour_mut().proofs.send_request(&peer, request);
+                self.proofs.asks.insert(id, reply);
+            }
+            Command::PutRecord { key, value } => {
+                let record = kad::Record::new(key, value);
+                if let Err(e) = self.swarm.behaviour_mut().kad.put_record(record, kad::Quorum::One) {
+                    warn!(target: LOG, error = ?e, "could not store the host record");
+                }
+            }
+            Command::FindHost { marketplace, host, reply } => {
+                let id = self.swarm.behaviour_mut().kad.get_record(HostRecord::key(marketplace, host).into());
+                self.proofs.host_searches.insert(id, (marketplace, host, reply));
+            }
+            Command::ProofStats { reply } => {
+                let _ = reply.send(self.proofs.stats);
+            }
+        }
+    }
+
+    /// A broadcast on the proof topic: relayed (and handed to a validator) only if it has a
+    /// proof's form and its peer is within budget.
+    fn on_gossip(&mut self, event: gossipsub::Event) {
+        let gossipsub::Event::Message { propagation_source, message_id, message } = event else { return };
+        let on_topic = self.proofs.topic.as_ref().is_some_and(|t| t.hash() == message.topic);
+        let acceptance = if !on_topic {
+            gossipsub::MessageAcceptance::Reject
+        } else if !self.proofs.broadcasts.spend(propagation_source, Instant::now()) {
+            self.proofs.stats.over_budget = self.proofs.stats.over_budget.saturating_add(1);
+            gossipsub::MessageAcceptance::Ignore
+        } else {
+            match PublishedProof::from_bytes(&message.data) {
+                Err(e) => {
+                    self.proofs.stats.malformed = self.proofs.stats.malformed.saturating_add(1);
+                    debug!(target: LOG, peer = %propagation_source, error = %e, "malformed proof broadcast dropped");
+                    gossipsub::MessageAcceptance::Reject
+                }
+                Ok(proof) => {
+                    self.proofs.stats.received = self.proofs.stats.received.saturating_add(1);
+                    if let Some(inbox) = &self.proofs.inbox
+                        && inbox.try_send(proof).is_err()
+                    {
+                        self.proofs.stats.queue_full = self.proofs.stats.queue_full.saturating_add(1);
+                    }
+                    gossipsub::MessageAcceptance::Accept
+                }
+            }
+        };
+        self.swarm.behaviour_mut().gossip.report_message_validation_result(
+            &message_id,
+            &propagation_source,
+            acceptance,
+        );
+    }
+
+    fn on_proof_exchange(&mut self, event: request_response::Event<super::proofs::ProofRequest, ProofAnswer>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    let answer = if !self.proofs.requests.spend(peer, Instant::now()) {
+                        self.proofs.stats.refused = self.proofs.stats.refused.saturating_add(1);
+                        ProofAnswer::Busy
+                    } else {
+                        match self.proofs.source.as_ref().and_then(|s| s.proof(request.slot_id, request.period)) {
+                            Some(p) => {
+                                self.proofs.stats.served = self.proofs.stats.served.saturating_add(1);
+                                ProofAnswer::Proof(Box::new(p))
+                            }
+                            None => ProofAnswer::NotHeld,
+                        }
+                    };
+                    let _ = self.swarm.behaviour_mut().proofs.send_response(channel, answer);
+                }
+                request_response::Message::Response { request_id, response } => {
+                    if let Some(reply) = self.proofs.asks.remove(&request_id) {
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure { request_id, error, peer, .. } => {
+                debug!(target: LOG, %peer, %error, "proof request failed");
+                if let Some(reply) = self.proofs.asks.remove(&request_id) {
+                    let _ = reply.send(Err(error.to_string()));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(target: LOG, %peer, %error, "inbound proof request dropped");
+            }
+            request_response::Event::ResponseSent { .. } => {}
         }
     }
 
@@ -259,6 +407,8 @@ impl Driver {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => self.on_kad(event),
             SwarmEvent::Behaviour(BehaviourEvent::Exchange(event)) => self.on_exchange(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Gossip(event)) => self.on_gossip(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Proofs(event)) => self.on_proof_exchange(event),
             _ => {}
         }
     }
@@ -290,6 +440,21 @@ impl Driver {
                     }
                 }
             }
+            kad::QueryResult::GetRecord(Ok(kad::GetRecordOk::FoundRecord(found))) => {
+                if let Some((marketplace, host, _)) = self.proofs.host_searches.get(&id) {
+                    match HostRecord::verify(&found.record.value, *marketplace, *host)
+                        .map_err(|e| e.to_string())
+                        .and_then(|r| PeerId::from_bytes(&r.peer).map_err(|e| e.to_string()))
+                    {
+                        Ok(peer) => {
+                            if let Some((_, _, reply)) = self.proofs.host_searches.remove(&id) {
+                                let _ = reply.send(Some(peer));
+                            }
+                        }
+                        Err(e) => debug!(target: LOG, %host, error = %e, "host record refused"),
+                    }
+                }
+            }
             kad::QueryResult::StartProviding(Err(e)) => {
                 debug!(target: LOG, error = ?e, "provider announcement incomplete")
             }
@@ -298,6 +463,9 @@ impl Driver {
         if step.last {
             // Dropping the sender closes the search's channel.
             self.provider_searches.remove(&id);
+            if let Some((_, _, reply)) = self.proofs.host_searches.remove(&id) {
+                let _ = reply.send(None);
+            }
         }
     }
 

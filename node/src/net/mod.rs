@@ -10,6 +10,7 @@
 mod behaviour;
 mod driver;
 pub mod exchange;
+pub mod proofs;
 pub mod serve;
 pub mod spr;
 
@@ -23,7 +24,10 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use self::driver::spawn;
 use self::exchange::{Request, Response};
+use self::proofs::{ProofAnswer, ProofRequest, ProofSource};
 use crate::content::ContentId;
+use alloy::primitives::{Address, B256};
+use contracts::offchain::{HostRecord, PublishedProof};
 
 /// Capacity of the command queue into the swarm task.
 const COMMAND_QUEUE: usize = 1024;
@@ -110,6 +114,29 @@ pub(crate) enum Command {
     Request { peer: PeerId, request: Request, reply: oneshot::Sender<Result<Response, String>> },
     Respond { channel: libp2p::request_response::ResponseChannel<Response>, response: Response },
     Info { reply: oneshot::Sender<NetInfo> },
+    JoinProofs { topic: String, inbox: Option<mpsc::Sender<PublishedProof>>, source: Option<Arc<dyn ProofSource>> },
+    PublishProof { proof: Box<PublishedProof>, reply: oneshot::Sender<Result<(), String>> },
+    AskProof { peer: PeerId, request: ProofRequest, reply: oneshot::Sender<Result<ProofAnswer, String>> },
+    PutRecord { key: Vec<u8>, value: Vec<u8> },
+    FindHost { marketplace: Address, host: Address, reply: oneshot::Sender<Option<PeerId>> },
+    ProofStats { reply: oneshot::Sender<ProofNetStats> },
+}
+
+/// Counters of the proof exchange, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProofNetStats {
+    /// Broadcast proofs of the right form received (before any validator's check).
+    pub received: u64,
+    /// Broadcasts dropped: not a proof's form.
+    pub malformed: u64,
+    /// Broadcasts dropped: their peer was past its budget.
+    pub over_budget: u64,
+    /// Broadcasts dropped: the validator's queue was full.
+    pub queue_full: u64,
+    /// Requests for proofs answered with a proof.
+    pub served: u64,
+    /// Requests refused (past the peer's budget).
+    pub refused: u64,
 }
 
 /// A cloneable handle to the swarm task.
@@ -184,6 +211,68 @@ impl NetworkHandle {
             Ok(Err(_)) => Err(NetError::Stopped),
             Err(_) => Err(NetError::Request { peer, reason: "timed out".into() }),
         }
+    }
+
+    /// Joins the marketplace's proof topic: broadcasts of the right form go to `inbox` (a
+    /// validator's), and proof requests are answered from `source` (a host's outbox).
+    pub async fn join_proofs(
+        &self,
+        marketplace: Address,
+        inbox: Option<mpsc::Sender<PublishedProof>>,
+        source: Option<Arc<dyn ProofSource>>,
+    ) -> Result<(), NetError> {
+        self.send(Command::JoinProofs { topic: proofs::topic(marketplace), inbox, source }).await
+    }
+
+    /// Broadcasts a proof on the proof topic.
+    pub async fn publish_proof(&self, proof: PublishedProof) -> Result<(), NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::PublishProof { proof: Box::new(proof), reply }).await?;
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => Err(NetError::Request { peer: self.peer_id, reason }),
+            Err(_) => Err(NetError::Stopped),
+        }
+    }
+
+    /// Asks `peer` for its proof of `slot_id` in `period`.
+    pub async fn ask_proof(&self, peer: PeerId, slot_id: B256, period: u64) -> Result<ProofAnswer, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::AskProof { peer, request: ProofRequest { slot_id, period }, reply }).await?;
+        match tokio::time::timeout(REQUEST_TIMEOUT, rx).await {
+            Ok(Ok(Ok(r))) => Ok(r),
+            Ok(Ok(Err(reason))) => Err(NetError::Request { peer, reason }),
+            Ok(Err(_)) => Err(NetError::Stopped),
+            Err(_) => Err(NetError::Request { peer, reason: "timed out".into() }),
+        }
+    }
+
+    /// Stores this host's wallet-signed peer record in the DHT under its address.
+    pub async fn put_host_record(
+        &self,
+        marketplace: Address,
+        host: Address,
+        record: &HostRecord,
+    ) -> Result<(), NetError> {
+        self.send(Command::PutRecord { key: HostRecord::key(marketplace, host), value: record.to_bytes() }).await
+    }
+
+    /// Looks `host`'s peer up in the DHT; only a record its wallet signed counts.
+    pub async fn find_host(&self, marketplace: Address, host: Address) -> Result<Option<PeerId>, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::FindHost { marketplace, host, reply }).await?;
+        match tokio::time::timeout(DIAL_TIMEOUT, rx).await {
+            Ok(Ok(found)) => Ok(found),
+            Ok(Err(_)) => Err(NetError::Stopped),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The proof exchange's counters.
+    pub async fn proof_stats(&self) -> Result<ProofNetStats, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::ProofStats { reply }).await?;
+        rx.await.map_err(|_| NetError::Stopped)
     }
 
     /// What the swarm knows now.
