@@ -9,10 +9,13 @@
 //! (missed proofs) until the slots are lost, repair opens, and the
 //! spares (which offer storage only now) rebuild the lost slots with one decode and refill them.
 //! A fresh node then downloads the file from the hosts and it is compared byte for byte. The
-//! summary: proofs, accusations, missed proofs and the validator's reward, gas per call kind, and the bytes repair
-//! moved against what repairing slot by slot would have moved.
+//! summary: proofs, accusations, missed proofs and the validator's reward, gas per call kind, the bytes repair
+//! moved against what repairing slot by slot would have moved, and the proof economics computed
+//! from the chain (gas per honest proven slot-period, on and off the chain, in dollars per
+//! TiB-month; enforcement; anchoring per period).
 
 mod cluster;
+mod economics;
 mod report;
 mod watch;
 
@@ -23,7 +26,7 @@ use alloy::primitives::{B256, U256};
 use anyhow::{Context, bail};
 use circuits::r1cs::ProofShape;
 use clap::Args;
-use contracts::Anvil;
+use contracts::{Anvil, Marketplace};
 use vellum_testkit::MarketNet;
 
 use self::cluster::{DevNode, run_deploy, start_validator};
@@ -221,7 +224,17 @@ pub(super) async fn run(args: DevnetArgs) -> anyhow::Result<()> {
 
     // The summary.
     let tallies = watcher.tallies.clone();
-    let gas = report::gas_by_call(&deployer).await?;
+    let record = report::read_chain(&deployer).await?;
+    let gas = report::gas_by_call(&record);
+    let config = Marketplace::new(deployment.marketplace, deployer.clone()).config().call().await?;
+    let run = economics::Run::from_chain(
+        &record,
+        deployment.marketplace,
+        u64::from(config.periodLength),
+        u64::from(config.proofTimeout),
+    );
+    let costs = economics::economics(&run);
+    let on_chain = economics::on_chain_proof(&costs, &deployer, deployment.marketplace, &record, &run).await;
     let earned = chain.balance(validator_address).await?.saturating_sub(U256::from(FUNDS));
     let mut moved = 0;
     for spare in &nodes[hosts..] {
@@ -254,6 +267,10 @@ pub(super) async fn run(args: DevnetArgs) -> anyhow::Result<()> {
     println!("  file after repair    {}", if same { "identical" } else { "DIFFERENT" });
     println!("\nGas per call kind");
     print!("{}", report::gas_table(&gas));
+    println!("\nProof economics (from every block's transactions, receipts and the marketplace's logs)");
+    for line in economics::lines(&costs, &on_chain) {
+        println!("{line}");
+    }
     println!("\nLogs: {} (validator: {})", dir.display(), validator_log.display());
     if !same {
         bail!("the file downloaded after repair differs from the upload");

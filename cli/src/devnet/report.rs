@@ -1,14 +1,82 @@
-//! The devnet's summary: gas used per kind of call, from every transaction the chain mined (the
-//! marketplace's and the token's calls named by their selectors, contract creations as deploys),
-//! and the table it prints.
+//! The devnet's summary: the chain read once to its head (every block's transactions, receipts,
+//! marketplace logs and hashes), gas used per kind of call from every transaction the chain
+//! mined (the marketplace's and the token's calls named by their selectors, contract creations as
+//! deploys), and the table it prints. The proof economics read the same record (`economics.rs`).
 
 use std::collections::BTreeMap;
 
 use alloy::eips::BlockNumberOrTag;
-use alloy::primitives::{Address, FixedBytes};
+use alloy::primitives::{Address, B256, Bytes, FixedBytes};
 use alloy::providers::{DynProvider, Provider};
+use alloy::rpc::types::Log;
 use alloy::sol_types::SolCall;
 use contracts::{Marketplace, TestToken};
+
+/// One mined transaction with what its receipt says.
+#[derive(Debug, Clone)]
+pub(super) struct Mined {
+    /// Its block.
+    pub(super) block: u64,
+    /// Its index in the block.
+    pub(super) index: u64,
+    /// Its block's timestamp.
+    pub(super) time: u64,
+    /// Its sender.
+    pub(super) from: Address,
+    /// Its recipient (`None`: a contract creation).
+    pub(super) to: Option<Address>,
+    /// Its calldata.
+    pub(super) input: Bytes,
+    /// Gas it used.
+    pub(super) gas: u64,
+    /// Whether it succeeded.
+    pub(super) ok: bool,
+    /// Its receipt's logs, every contract's, in order.
+    pub(super) logs: Vec<Log>,
+}
+
+/// The chain from block 0 to its head, as the summary reads it.
+#[derive(Debug, Clone, Default)]
+pub(super) struct ChainRecord {
+    /// Every mined transaction, in chain order.
+    pub(super) txs: Vec<Mined>,
+    /// Every block's hash, by number.
+    pub(super) hashes: BTreeMap<u64, B256>,
+    /// The head block's timestamp.
+    pub(super) end: u64,
+}
+
+/// Reads blocks `0..=head` with their transactions and receipts.
+pub(super) async fn read_chain(provider: &DynProvider) -> anyhow::Result<ChainRecord> {
+    use alloy::consensus::Transaction as _;
+    use alloy::network::TransactionResponse as _;
+    let head = provider.get_block_number().await?;
+    let mut record = ChainRecord::default();
+    for n in 0..=head {
+        let Some(block) = provider.get_block_by_number(BlockNumberOrTag::Number(n)).full().await? else { continue };
+        let time = block.header.inner.timestamp;
+        record.hashes.insert(n, block.header.hash);
+        record.end = record.end.max(time);
+        if block.transactions.is_empty() {
+            continue;
+        }
+        let receipts = provider.get_block_receipts(n.into()).await?.unwrap_or_default();
+        for (index, (tx, receipt)) in (0u64..).zip(block.transactions.txns().zip(receipts)) {
+            record.txs.push(Mined {
+                block: n,
+                index,
+                time,
+                from: tx.from(),
+                to: tx.to(),
+                input: tx.input().clone(),
+                gas: receipt.gas_used,
+                ok: receipt.status(),
+                logs: receipt.logs().to_vec(),
+            });
+        }
+    }
+    Ok(record)
+}
 
 /// Gas of one kind of call.
 #[derive(Debug, Default, Clone)]
@@ -34,49 +102,41 @@ fn call_names() -> Vec<(FixedBytes<4>, &'static str)> {
         (Marketplace::fillSlotCall::SELECTOR.into(), "fillSlot"),
         (Marketplace::submitProofCall::SELECTOR.into(), "submitProof"),
         (Marketplace::accuseMissingProofCall::SELECTOR.into(), "accuseMissingProof"),
+        (Marketplace::defendProofCall::SELECTOR.into(), "defendProof"),
         (Marketplace::settleAccusationCall::SELECTOR.into(), "settleAccusation"),
         (Marketplace::anchorPeriodsCall::SELECTOR.into(), "anchorPeriods"),
         (Marketplace::freeSlotCall::SELECTOR.into(), "freeSlot"),
         (Marketplace::withdrawFundsCall::SELECTOR.into(), "withdrawFunds"),
+        (Marketplace::claimEthCall::SELECTOR.into(), "claimEth"),
         (TestToken::approveCall::SELECTOR.into(), "approve (token)"),
         (TestToken::mintCall::SELECTOR.into(), "mint (token)"),
     ]
 }
 
-/// Gas per call kind over blocks `0..=head`.
-pub(super) async fn gas_by_call(provider: &DynProvider) -> anyhow::Result<BTreeMap<&'static str, GasLine>> {
+/// Gas per call kind over every mined transaction.
+pub(super) fn gas_by_call(record: &ChainRecord) -> BTreeMap<&'static str, GasLine> {
     let names = call_names();
-    let head = provider.get_block_number().await?;
     let mut out: BTreeMap<&'static str, GasLine> = BTreeMap::new();
-    for n in 0..=head {
-        let Some(block) = provider.get_block_by_number(BlockNumberOrTag::Number(n)).full().await? else { continue };
-        if block.transactions.is_empty() {
-            continue;
-        }
-        let receipts = provider.get_block_receipts(n.into()).await?.unwrap_or_default();
-        for (tx, receipt) in block.transactions.txns().zip(receipts) {
-            use alloy::consensus::Transaction as _;
-            let input = tx.input();
-            let kind = match tx.to() {
-                None => "deploy",
-                Some(_) if input.len() < 4 => "other",
-                Some(_) => {
-                    let selector = FixedBytes::<4>::from_slice(&input[..4]);
-                    names.iter().find(|(s, _)| *s == selector).map_or("other", |(_, name)| *name)
-                }
-            };
-            let line = out.entry(kind).or_default();
-            line.calls += 1;
-            line.total += receipt.gas_used;
-            line.used.push(receipt.gas_used);
-        }
+    for tx in &record.txs {
+        let kind = match (tx.to, tx.input.get(..4)) {
+            (None, _) => "deploy",
+            (Some(_), None) => "other",
+            (Some(_), Some(selector)) => {
+                let selector = FixedBytes::<4>::from_slice(selector);
+                names.iter().find(|(s, _)| *s == selector).map_or("other", |(_, name)| *name)
+            }
+        };
+        let line = out.entry(kind).or_default();
+        line.calls = line.calls.saturating_add(1);
+        line.total = line.total.saturating_add(tx.gas);
+        line.used.push(tx.gas);
     }
-    Ok(out)
+    out
 }
 
 /// The gas table, one line per call kind, in the order calls happen in a request's life.
 pub(super) fn gas_table(gas: &BTreeMap<&'static str, GasLine>) -> String {
-    const ORDER: [&str; 13] = [
+    const ORDER: [&str; 15] = [
         "deploy",
         "mint (token)",
         "approve (token)",
@@ -86,7 +146,9 @@ pub(super) fn gas_table(gas: &BTreeMap<&'static str, GasLine>) -> String {
         "anchorPeriods",
         "submitProof",
         "accuseMissingProof",
+        "defendProof",
         "settleAccusation",
+        "claimEth",
         "freeSlot",
         "withdrawFunds",
         "other",
@@ -145,6 +207,49 @@ mod tests {
         let line = GasLine { calls: 4, total: 10, used: vec![4, 1, 3, 2] };
         assert_eq!(line.median(), 3);
         assert_eq!(GasLine::default().median(), 0);
+    }
+
+    fn mined(to: Option<Address>, input: Vec<u8>, gas: u64) -> Mined {
+        Mined {
+            block: 1,
+            index: 0,
+            time: 1,
+            from: Address::repeat_byte(1),
+            to,
+            input: input.into(),
+            gas,
+            ok: true,
+            logs: vec![],
+        }
+    }
+
+    #[test]
+    fn calls_are_named_by_their_selectors() {
+        let market = Some(Address::repeat_byte(0x4d));
+        let id = B256::repeat_byte(2);
+        let proof = [alloy::primitives::U256::from(1); 8];
+        let period = alloy::primitives::U256::from(3);
+        let record = ChainRecord {
+            txs: vec![
+                mined(None, vec![0x60, 0x80], 1_000_000),
+                mined(market, Marketplace::defendProofCall { id, period, proof }.abi_encode(), 270_000),
+                mined(market, Marketplace::defendProofCall { id, period, proof }.abi_encode(), 280_000),
+                mined(market, Marketplace::claimEthCall {}.abi_encode(), 30_000),
+                mined(market, vec![1, 2, 3], 21_000),
+                mined(market, vec![9, 9, 9, 9], 22_000),
+            ],
+            ..ChainRecord::default()
+        };
+        let gas = gas_by_call(&record);
+        let calls = |name: &str| gas.get(name).map(|line| (line.calls, line.total));
+        assert_eq!(calls("deploy"), Some((1, 1_000_000)));
+        assert_eq!(calls("defendProof"), Some((2, 550_000)));
+        assert_eq!(calls("claimEth"), Some((1, 30_000)));
+        assert_eq!(calls("other"), Some((2, 43_000)), "short calldata and an unknown selector");
+        let table = gas_table(&gas);
+        let defend = table.find("defendProof").unwrap_or(usize::MAX);
+        let claim = table.find("claimEth").unwrap_or(0);
+        assert!(defend < claim, "{table}");
     }
 
     #[test]
