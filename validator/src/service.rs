@@ -1,11 +1,11 @@
 //! The validator's loop. Each tick it reads the marketplace's new logs into its [`State`] and
 //! checks the proofs hosts published off the chain since the last tick (see [`crate::offchain`]);
-//! once per period it anchors the next period's seed (and, a couple of blocks later, calls again
-//! so the seed is stored); once the previous period has ended and a grace time has passed, it
+//! once per period it anchors the next period's seed (one transaction; a second one only where a
+//! period outlasts `blockhash`'s 256 blocks); once the previous period has ended and a grace time has passed, it
 //! works out, from that period's seed, the `ProofSubmitted` logs and the proofs it verified,
 //! which of its group's slots owed a proof and gave none, asks their hosts for them directly, and
-//! accuses those still without a valid proof in batches (consecutive nonces, one block for a batch), each accusation with the
-//! marketplace's ether bond; and once an accusation's response window has passed without the
+//! accuses those still without a valid proof in batches (consecutive nonces, one block for a
+//! batch), each accusation with the marketplace's ether bond; and once an accusation's response window has passed without the
 //! host defending it, it settles it (again in batches): the miss counts against the host, and
 //! the validator gets its reward and its bond back. RPC calls grow with the missed proofs, not
 //! with the slots watched: a slot that proved or was not selected costs none. Restarts resume
@@ -45,6 +45,9 @@ pub const TICK: Duration = Duration::from_millis(500);
 const PROOFS_PER_TICK: usize = 20_000;
 /// Hosts asked for missing proofs at once.
 const CONCURRENT_ASKS: usize = 16;
+/// Blocks after its anchoring call at which a period's seed is stored by a second call, should
+/// the period still be going (`blockhash` reaches 256 blocks back).
+const SEED_STORE_AFTER: u64 = 128;
 /// Periods whose seeds are remembered.
 const SEEDS_KEPT: usize = 8;
 
@@ -301,13 +304,16 @@ impl<C: ValidatorChain, N: ProofNet> Validator<C, N> {
         Ok(report)
     }
 
-    /// Anchors the next period on the first round of each period, and calls again two blocks
-    /// later so that its seed is stored.
+    /// Anchors the next period on the first round of each period: one transaction per period
+    /// for the whole network (hosts anchor only when no validator has, well into the period).
+    /// The next period's first call also stores the seed this call anchored; only on a chain
+    /// where a period spans more blocks than `blockhash` reaches (256) is a second call needed
+    /// to store it in time, and it is made [`SEED_STORE_AFTER`] blocks after the first.
     async fn anchor(&mut self, period: u64, head: u64) {
         let due = match self.anchored {
             Some((p, _, _)) if p != period => true,
             None => true,
-            Some((_, block, 1)) => head >= block.saturating_add(2),
+            Some((_, block, 1)) => head >= block.saturating_add(SEED_STORE_AFTER),
             Some(_) => false,
         };
         if !due {
@@ -468,7 +474,7 @@ impl<C: ValidatorChain, N: ProofNet> Validator<C, N> {
     /// time limit) and checks the answers; returns the slots still without a valid proof.
     async fn ask_hosts(&mut self, q: u64, missed: Vec<(B256, B256)>) -> Vec<(B256, B256)> {
         let Some(off) = self.offchain.as_ref() else { return missed };
-        let limit = Duration::from_secs(grace(self.chain.params().proof_timeout).max(1));
+        let limit = ask_limit(self.chain.params().proof_timeout);
         let mut answers = Vec::new();
         for chunk in missed.chunks(CONCURRENT_ASKS) {
             let mut tasks = tokio::task::JoinSet::new();
@@ -621,9 +627,16 @@ impl<C: ValidatorChain, N: ProofNet> Validator<C, N> {
 }
 
 /// How long after a period ends its proofs may still arrive before missing ones are asked for
-/// and accused: a third of the accusation window, leaving two thirds to ask and accuse.
+/// and accused: a quarter of the accusation window (at most two minutes), leaving the rest to
+/// ask and accuse.
 pub fn grace(proof_timeout: u64) -> u64 {
-    proof_timeout / 3
+    (proof_timeout / 4).min(120)
+}
+
+/// How long a host asked for a missing proof has to answer: a quarter of the accusation window,
+/// between one and thirty seconds.
+pub fn ask_limit(proof_timeout: u64) -> Duration {
+    Duration::from_secs((proof_timeout / 4).clamp(1, 30))
 }
 
 /// The reward of one missed proof of a slot of request `r`, as the contract computes it.

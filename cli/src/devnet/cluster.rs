@@ -121,16 +121,19 @@ impl DevNode {
 }
 
 /// Starts the devnet's validator with wallet `wallet` on `chain` (from its deployment file), its
-/// state under `dir/validator` and its log in `log`; it stops when dropped.
+/// libp2p peer joined through `bootstrap` (proofs reach it off the chain), its state under
+/// `dir/validator`, its log in `log` and its metrics on a free port; it stops when dropped.
 pub(super) async fn start_validator(
     chain: &MarketNet,
     wallet: usize,
     dir: &Path,
     log: &Path,
+    bootstrap: &str,
 ) -> anyhow::Result<ValidatorProcess> {
     let mut args = vec!["--data-dir".to_owned(), dir.join("validator").display().to_string()];
     args.extend(chain.validator_flags(wallet)?);
-    args.extend(["--log-level".into(), "info".into()]);
+    args.extend(["--bootstrap-node".into(), bootstrap.to_owned()]);
+    args.extend(["--log-level".into(), "info".into(), "--metrics".into(), "--metrics-port".into(), "0".into()]);
     let binary = std::env::current_exe().context("this binary's path")?;
     let log = log.to_path_buf();
     let validator = tokio::task::spawn_blocking(move || ValidatorProcess::spawn(&binary, &args, &log, VALIDATOR_START))

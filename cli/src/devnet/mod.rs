@@ -156,7 +156,7 @@ pub(super) async fn run(args: DevnetArgs) -> anyhow::Result<()> {
         nodes.push(DevNode::start(&dir, &name, Some(&spr), chain.market_flags(wallet, &endpoint)?).await?);
     }
     let validator_log = dir.join("validator.log");
-    let _validator = start_validator(&chain, validator_wallet, &dir, &validator_log).await?;
+    let validator = start_validator(&chain, validator_wallet, &dir, &validator_log, &spr).await?;
     let validator_address = chain.address(validator_wallet);
     watcher.name(validator_address, "the validator");
     t.say(format_args!("started: client, {hosts} hosts, {spares} spares (idle for now), the validator"));
@@ -182,9 +182,16 @@ pub(super) async fn run(args: DevnetArgs) -> anyhow::Result<()> {
 
     let logs_hint = format!("see the logs in {}", dir.display());
     wait(&t, &mut watcher, "every slot to be filled", 150, |w| w.fulfilled).await.context(logs_hint.clone())?;
-    wait(&t, &mut watcher, "a proof from every slot", 4 * period, |w| w.proven_slots.len() == hosts)
-        .await
-        .context(logs_hint.clone())?;
+    // Proofs go off the chain: the validator checks them as they are published.
+    let verified = "vellum_validator_proofs_verified_total";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(4 * period);
+    while validator.metric(verified).await?.unwrap_or(0.0) < hosts as f64 {
+        if tokio::time::Instant::now() > deadline {
+            bail!("the validator verified no proof of every slot within {} s; {logs_hint}", 4 * period);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    t.say(format_args!("the validator verifies the hosts' proofs off the chain (none sent on chain)"));
 
     // The client and M hosts go away.
     client.stop();
@@ -249,7 +256,10 @@ pub(super) async fn run(args: DevnetArgs) -> anyhow::Result<()> {
         tallies.fills,
         tallies.repaired.len()
     );
-    println!("  proofs accepted      {}", tallies.proofs);
+    let verified = validator.metric(verified).await?.unwrap_or(0.0);
+    let fetched = validator.metric("vellum_validator_proofs_fetched_total").await?.unwrap_or(0.0);
+    println!("  proofs off the chain {verified} verified by the validator ({fetched} asked of their host)");
+    println!("  proofs on chain      {}", tallies.proofs);
     println!(
         "  missed proofs        {} of {} accusations settled (validator earned {earned} tokens)",
         tallies.marks, tallies.accusations
