@@ -192,6 +192,9 @@ pub struct NodeArgs {
     /// Fault injection for tests: every periodic proof is wrong (published, served and sent).
     #[arg(long, env = "VELLUM_FAULT_WRONG_PROOFS", hide = true)]
     pub fault_wrong_proofs: bool,
+    /// Fault injection for tests: broadcast this many junk proofs a second on the proof topic.
+    #[arg(long, env = "VELLUM_FAULT_FLOOD_PROOFS", value_name = "PER_SECOND", default_value_t = 0, hide = true)]
+    pub fault_flood_proofs: u32,
     /// Fault injection for tests: corrupt every block served to peers.
     #[arg(long, env = "VELLUM_FAULT_CORRUPT_SERVED_BLOCKS", hide = true)]
     pub fault_corrupt_served_blocks: bool,
@@ -260,6 +263,7 @@ impl NodeArgs {
             proofs: self.proofs,
             fault_withhold_proofs: self.fault_withhold_proofs,
             fault_wrong_proofs: self.fault_wrong_proofs,
+            fault_flood_proofs: self.fault_flood_proofs,
         }))
     }
 }

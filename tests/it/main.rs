@@ -10,6 +10,7 @@ mod crash_recovery;
 mod deploy;
 mod devnet;
 mod lazy_repair;
+mod offchain_proofs;
 mod protect;
 mod prover_cli;
 mod rules;

@@ -36,6 +36,8 @@ pub struct ValidatorMetrics {
     pub proofs_invalid: Counter,
     /// Valid proofs fetched from their host on request (the broadcast had not reached us).
     pub proofs_fetched: Counter,
+    /// Proofs asked of their hosts (missing after the grace time).
+    pub proofs_asked: Counter,
     /// Accusations of this validator dismissed: the host defended with its proof (lost).
     pub accusations_lost: Counter,
     /// Accusations of this validator settled (as a missed proof, or only its bond returned).
@@ -65,6 +67,7 @@ impl ValidatorMetrics {
         let proofs_invalid = counter(&mut registry, "proofs_invalid", "Proofs checked and found wrong");
         let proofs_fetched =
             counter(&mut registry, "proofs_fetched", "Valid proofs fetched from their host on request");
+        let proofs_asked = counter(&mut registry, "proofs_asked", "Missing proofs asked of their hosts");
         let accusations_lost =
             counter(&mut registry, "accusations_lost", "Accusations dismissed because the host defended");
         let accusations_settled = counter(&mut registry, "accusations_settled", "Accusations settled");
@@ -81,6 +84,7 @@ impl ValidatorMetrics {
             proofs_verified,
             proofs_invalid,
             proofs_fetched,
+            proofs_asked,
             accusations_lost,
             accusations_settled,
         }

@@ -475,6 +475,7 @@ impl<C: ValidatorChain, N: ProofNet> Validator<C, N> {
     async fn ask_hosts(&mut self, q: u64, missed: Vec<(B256, B256)>) -> Vec<(B256, B256)> {
         let Some(off) = self.offchain.as_ref() else { return missed };
         let limit = ask_limit(self.chain.params().proof_timeout);
+        self.metrics.proofs_asked.inc_by(missed.len() as u64);
         let mut answers = Vec::new();
         for chunk in missed.chunks(CONCURRENT_ASKS) {
             let mut tasks = tokio::task::JoinSet::new();

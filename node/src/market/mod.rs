@@ -68,6 +68,28 @@ pub const TICK: Duration = Duration::from_millis(500);
 /// Proofs a host keeps for validators and accusations (368 bytes each on the wire).
 const OUTBOX_PROOFS: usize = 65_536;
 
+/// Fault injection: broadcasts `rate` well-formed junk proofs a second (random slots, periods
+/// and words), as a hostile peer flooding the proof topic would.
+async fn flood_proofs(net: crate::net::NetworkHandle, rate: u32) {
+    let mut n: u64 = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for _ in 0..rate.div_ceil(10) {
+            n = n.wrapping_add(1);
+            let word = |salt: u8| alloy::primitives::keccak256([&n.to_be_bytes()[..], &[salt]].concat());
+            let junk = contracts::offchain::PublishedProof {
+                slot_id: word(0),
+                period: n,
+                slot_index: n % 8,
+                dataset_root: word(1),
+                entropy: alloy::primitives::U256::from_be_bytes(word(2).0),
+                proof: std::array::from_fn(|i| alloy::primitives::U256::from_be_bytes(word(3 + i as u8).0)),
+            };
+            let _ = net.publish_proof(junk).await;
+        }
+    }
+}
+
 /// How often a host stores its peer record in the DHT again.
 const HOST_RECORD_REFRESH: Duration = Duration::from_secs(300);
 
@@ -100,6 +122,9 @@ pub struct MarketConfig {
     pub fault_withhold_proofs: bool,
     /// Fault injection for tests: every periodic proof made is wrong (its A and C swapped).
     pub fault_wrong_proofs: bool,
+    /// Fault injection for tests: broadcast this many junk proofs a second on the proof topic
+    /// (a hostile peer flooding it; 0: none).
+    pub fault_flood_proofs: u32,
 }
 
 /// Where a host sends its periodic proofs.
@@ -358,6 +383,11 @@ impl Market {
                 }
             }
         });
+        if self.config.fault_flood_proofs > 0 {
+            let (net, rate) = (self.net.clone(), self.config.fault_flood_proofs);
+            warn!(target: LOG, rate, "fault injection: flooding the proof topic with junk");
+            supervise("proof flood", move || flood_proofs(net.clone(), rate));
+        }
         let h = Arc::clone(&host);
         supervise("sales follower", move || Arc::clone(&h).follow());
         let h = Arc::clone(&host);

@@ -210,6 +210,7 @@ impl<C: MarketChain, W: SlotWork> Host<C, W> {
                 Some(p) => p,
                 None => self.work.prove(sale, entropy).await?,
             };
+            let proof = self.work.periodic(sale, proof);
             let published = self.keep_proof(sale, period, entropy, proof);
             if self.config.proofs == ProofMode::OffChain {
                 self.work.publish(published).await;
@@ -274,7 +275,8 @@ impl<C: MarketChain, W: SlotWork> Host<C, W> {
             Some(proof) => proof,
             None => {
                 let entropy = self.chain.entropy_at(sale.slot_id, q).await?;
-                self.work.prove(sale, entropy).await?
+                let proof = self.work.prove(sale, entropy).await?;
+                self.work.periodic(sale, proof)
             }
         };
         self.chain.defend(sale.slot_id, q, proof).await?;

@@ -52,6 +52,10 @@ pub(crate) trait SlotWork: Send + Sync + 'static {
     fn filled(&self, _sale: &SaleRecord) {}
     /// Called once a periodic proof is accepted on chain.
     fn proved(&self, _sale: &SaleRecord) {}
+    /// A periodic proof as this host hands it out (fault injection hooks in here).
+    fn periodic(&self, _sale: &SaleRecord, proof: ProofWords) -> ProofWords {
+        proof
+    }
     /// Called once an accusation was answered with the proof on chain.
     fn defended(&self, _sale: &SaleRecord) {}
     /// Publishes a periodic proof to validators (off the chain).
@@ -179,11 +183,15 @@ impl SlotWork for NodeSlots {
         .map_err(local)?
         .map_err(MarketError::Local)?;
         info!(target: LOG, slot = %id_hex(&sale.slot_id), ms = started.elapsed().as_millis() as u64, "proof made");
-        if self.fault_wrong_proofs {
-            warn!(target: LOG, slot = %id_hex(&sale.slot_id), "fault injection: the proof is made wrong");
-            return Ok([proof[6], proof[7], proof[2], proof[3], proof[4], proof[5], proof[0], proof[1]]);
-        }
         Ok(proof)
+    }
+
+    fn periodic(&self, sale: &SaleRecord, proof: ProofWords) -> ProofWords {
+        if !self.fault_wrong_proofs {
+            return proof;
+        }
+        warn!(target: LOG, slot = %id_hex(&sale.slot_id), "fault injection: the periodic proof is made wrong");
+        [proof[6], proof[7], proof[2], proof[3], proof[4], proof[5], proof[0], proof[1]]
     }
 
     fn defended(&self, _sale: &SaleRecord) {

@@ -26,8 +26,10 @@ pub(crate) struct Behaviour {
     pub(crate) proofs: request_response::Behaviour<ProofCodec>,
 }
 
-/// Largest gossip message accepted: a published proof is 368 bytes; the rest is framing.
-const MAX_GOSSIP_BYTES: usize = 1024;
+/// Largest gossip frame accepted. A frame may carry many messages (a busy peer batches them),
+/// so this bounds a frame, not a message: each message is checked to be exactly a published
+/// proof's 368 bytes before anything else (see `driver::on_gossip`).
+const MAX_GOSSIP_BYTES: usize = 64 * 1024;
 
 impl Behaviour {
     pub(crate) fn new(key: &Keypair) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
