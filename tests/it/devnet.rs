@@ -1,7 +1,8 @@
 //! The README's main job, `vellum devnet`, run to its summary with short periods: it must exit
 //! successfully, narrate each stage of the request's life and its repair, and report a file that
-//! came back identical, repair that moved less than slot-by-slot repair would have, and gas for
-//! every kind of call the scenario makes. The contracts go up by `vellum deploy`, and every node
+//! came back identical, repair that moved less than slot-by-slot repair would have, gas for
+//! every kind of call the scenario makes, and proofs off the chain costing honest hosts under a
+//! tenth of the gas that proofs on chain would. The contracts go up by `vellum deploy`, and every node
 //! and the validator start from its deployment file.
 
 use std::process::Command;
@@ -52,7 +53,7 @@ fn devnet_runs_the_whole_scenario_to_its_summary() -> anyhow::Result<()> {
     for stage in [
         "contracts deployed by vellum deploy",
         "request started: every slot filled",
-        "proofs accepted for period",
+        "the validator verifies the hosts' proofs off the chain",
         "stop: their slots will miss their proofs",
         "the validator accused",
         "the validator's accusation settled",
@@ -72,16 +73,19 @@ fn devnet_runs_the_whole_scenario_to_its_summary() -> anyhow::Result<()> {
     let moved = number("bytes moved by repair").unwrap_or(0);
     let per_slot = number("repairing slot by slot would move").unwrap_or(0);
     anyhow::ensure!(moved > 0 && moved < per_slot, "repair moved {moved}, slot by slot {per_slot}:\n{stdout}");
-    for call in [
-        "requestStorage",
-        "reserveSlot",
-        "fillSlot",
-        "anchorPeriods",
-        "submitProof",
-        "accuseMissingProof",
-        "settleAccusation",
-    ] {
+    for call in ["requestStorage", "reserveSlot", "fillSlot", "anchorPeriods", "accuseMissingProof", "settleAccusation"]
+    {
         anyhow::ensure!(stdout.lines().any(|l| l.trim_start().starts_with(call)), "no gas line for {call}:\n{stdout}");
+    }
+    // The economics: honest proving costs a small fraction of what proofs on chain would.
+    let off = number("on-chain gas per honest proven slot-period:");
+    let on = number("on-chain gas per honest proven slot-period with proofs on chain:");
+    anyhow::ensure!(
+        matches!((off, on), (Some(off), Some(on)) if on > 100_000 && off * 10 < on),
+        "honest proof gas {off:?} against {on:?} on chain:\n{stdout}"
+    );
+    for line in ["anchoring gas per period:", "accusations: made", "proof gas per TiB-month: $"] {
+        anyhow::ensure!(stdout.contains(line), "the summary lacks {line:?}:\n{stdout}");
     }
     Ok(())
 }

@@ -470,28 +470,35 @@ impl<C: ValidatorChain, N: ProofNet> Validator<C, N> {
         }
     }
 
-    /// Asks the hosts of `missed` slots for their proofs of `q` (a few at a time, each with a
-    /// time limit) and checks the answers; returns the slots still without a valid proof.
+    /// Asks the hosts of `missed` slots for their proofs of `q` ([`CONCURRENT_ASKS`] at a time,
+    /// all within one time limit however many there are) and checks the answers; returns the
+    /// slots still without a valid proof.
     async fn ask_hosts(&mut self, q: u64, missed: Vec<(B256, B256)>) -> Vec<(B256, B256)> {
         let Some(off) = self.offchain.as_ref() else { return missed };
-        let limit = ask_limit(self.chain.params().proof_timeout);
+        let deadline = tokio::time::Instant::now() + ask_limit(self.chain.params().proof_timeout);
         self.metrics.proofs_asked.inc_by(missed.len() as u64);
+        let turns = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_ASKS));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (id, _) in &missed {
+            let host = self.state.slots.get(id).map(|s| s.host).unwrap_or_default();
+            let (net, turns, id) = (Arc::clone(&off.net), Arc::clone(&turns), *id);
+            tasks.spawn(async move {
+                let _turn = turns.acquire_owned().await.map_err(|e| e.to_string())?;
+                net.ask(host, id, q).await
+            });
+        }
         let mut answers = Vec::new();
-        for chunk in missed.chunks(CONCURRENT_ASKS) {
-            let mut tasks = tokio::task::JoinSet::new();
-            for (id, _) in chunk {
-                let host = self.state.slots.get(id).map(|s| s.host).unwrap_or_default();
-                let net = Arc::clone(&off.net);
-                let id = *id;
-                tasks.spawn(async move { tokio::time::timeout(limit, net.ask(host, id, q)).await });
-            }
-            while let Some(joined) = tasks.join_next().await {
-                match joined {
-                    Ok(Ok(Ok(Some(p)))) if p.period == q => answers.push(p),
-                    Ok(Ok(Ok(_))) => {}
-                    Ok(Ok(Err(e))) => debug!(target: LOG, period = q, error = %e, "host not reached for a proof"),
-                    Ok(Err(_)) => debug!(target: LOG, period = q, "host did not answer in time"),
-                    Err(e) => warn!(target: LOG, error = %e, "proof request task failed"),
+        loop {
+            match tokio::time::timeout_at(deadline, tasks.join_next()).await {
+                Ok(None) => break,
+                Ok(Some(Ok(Ok(Some(p))))) if p.period == q => answers.push(p),
+                Ok(Some(Ok(Ok(_)))) => {}
+                Ok(Some(Ok(Err(e)))) => debug!(target: LOG, period = q, error = %e, "host not reached for a proof"),
+                Ok(Some(Err(e))) => warn!(target: LOG, error = %e, "proof request task failed"),
+                Err(_) => {
+                    debug!(target: LOG, period = q, unanswered = tasks.len(), "hosts did not answer in time");
+                    tasks.abort_all();
+                    break;
                 }
             }
         }

@@ -365,11 +365,16 @@ async fn a_restarted_validator_settles_the_accusations_it_made_before() {
 struct FakeNet {
     answers: Arc<Mutex<HashMap<(B256, u64), PublishedProof>>>,
     asked: Arc<Mutex<Vec<(Address, B256, u64)>>>,
+    /// Hosts that never answer (the request hangs).
+    hang: bool,
 }
 
 impl ProofNet for FakeNet {
     async fn ask(&self, host: Address, slot_id: B256, period: u64) -> Result<Option<PublishedProof>, String> {
         self.asked.lock().unwrap_or_else(PoisonError::into_inner).push((host, slot_id, period));
+        if self.hang {
+            tokio::time::sleep(std::time::Duration::from_secs(3_600)).await;
+        }
         match self.answers.lock().unwrap_or_else(PoisonError::into_inner).get(&(slot_id, period)) {
             Some(p) => Ok(Some(*p)),
             None => Err("host not reached".into()),
@@ -537,4 +542,23 @@ async fn a_griefing_validator_accuses_proven_periods() {
     v.tick().await.expect("tick");
     assert_eq!(v.metrics().proofs_verified.get(), 1);
     assert!(rig.chain.w().accused.contains_key(&(rig.slot, 1)), "accused although proven");
+}
+
+#[tokio::test]
+async fn a_host_that_never_answers_costs_one_time_limit_and_is_accused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let chain = FakeChain::default();
+    let slot = started_request(&chain, 5);
+    let (_proofs, inbox) = mpsc::channel(1);
+    let net = FakeNet { hang: true, ..FakeNet::default() };
+    let mut v = Validator::on(chain.clone(), config(dir.path())).expect("validator").with_proofs(
+        net,
+        FakeCheck::default(),
+        inbox,
+    );
+    let started = std::time::Instant::now();
+    run_periods(&mut v, &chain, 1, 3).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
+    let w = chain.w();
+    assert!(w.accused.contains_key(&(slot, 1)) || w.missed.contains(&(slot, 1)), "accused after the time limit");
 }
