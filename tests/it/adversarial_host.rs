@@ -148,6 +148,16 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
     for slot in &honest_slots {
         anyhow::ensure!(!accused.contains(slot), "honest slot {slot} was accused");
     }
+    let submitted = net
+        .deployer
+        .get_logs(
+            &Filter::new()
+                .address(net.deployment.marketplace)
+                .event_signature(Marketplace::ProofSubmitted::SIGNATURE_HASH)
+                .from_block(0u64),
+        )
+        .await?;
+    anyhow::ensure!(submitted.is_empty(), "{} proofs went on chain", submitted.len());
     let verified = validator.metric("vellum_validator_proofs_verified_total").await?.unwrap_or(0.0);
     anyhow::ensure!(verified >= 3.0, "the validator verified {verified} proofs off the chain");
 

@@ -459,7 +459,7 @@ pub(super) fn usd_per_tib_month(gas: f64) -> f64 {
 pub(super) enum OnChainProof {
     /// The median of this run's `submitProof` and `defendProof` transactions.
     Median { gas: u64, txs: usize },
-    /// No proof went on chain: `eth_estimateGas` of `Groth16Verifier.verifyProof` with the proof
+    /// No proof went on chain: the least gas with which `Groth16Verifier.verifyProof` accepts the proof
     /// of this run's first `fillSlot` and its public inputs rebuilt from the chain (`verified`:
     /// whether the verifier accepted them).
     Estimated { gas: u64, verified: bool },
@@ -508,7 +508,7 @@ pub(super) fn lines(e: &Economics, on_chain: &OnChainProof) -> Vec<String> {
             thousands(*gas)
         ),
         OnChainProof::Estimated { gas, verified } => format!(
-            "on-chain gas per honest proven slot-period with proofs on chain: {} (no proof went on chain: eth_estimateGas of Groth16Verifier.verifyProof with the first fillSlot's proof{})",
+            "on-chain gas per honest proven slot-period with proofs on chain: {} (no proof went on chain: the least gas with which Groth16Verifier.verifyProof accepts the first fillSlot's proof{})",
             thousands(*gas),
             if *verified { ", which verified" } else { ", which did NOT verify against the inputs rebuilt here" }
         ),
@@ -555,9 +555,9 @@ fn fill_inputs(run: &Run, time: u64, slot: B256, filler: Address, root: B256, in
 }
 
 /// The gas of one proof on chain: the median of the run's proofs and defences if it has any;
-/// otherwise `eth_estimateGas` of `Groth16Verifier.verifyProof` (the verifier is
+/// otherwise the least gas with which `Groth16Verifier.verifyProof` (the verifier is
 /// `Marketplace.verifier()`) with the proof of the run's first successful `fillSlot` (a fill
-/// carries a whole proof) and its inputs rebuilt from the chain. The estimate covers the
+/// carries a whole proof) and its inputs rebuilt from the chain answers `true`. It covers the
 /// verification and the transaction's base cost, not the marketplace's bookkeeping around it,
 /// so it is a little below what a `submitProof` would use.
 pub(super) async fn on_chain_proof(
@@ -577,7 +577,8 @@ pub(super) async fn on_chain_proof(
     }
 }
 
-/// `eth_estimateGas` of verifying the first successful fill's proof, and whether it verified.
+/// The gas of verifying the first successful fill's proof (the least gas limit with which the
+/// verifier still answers `true`, within 256), and whether it verified.
 pub(super) async fn verify_gas_estimate(
     provider: &DynProvider,
     marketplace: Address,
@@ -598,8 +599,25 @@ pub(super) async fn verify_gas_estimate(
     let verifier = Groth16Verifier::new(verifier, provider.clone());
     let verify = verifier.verifyProof(call.proof, inputs.to_vec());
     let verified = verify.call().await?;
-    let gas = verify.estimate_gas().await?;
-    Ok(Some((gas, verified)))
+    if !verified {
+        return Ok(Some((verify.estimate_gas().await?, false)));
+    }
+    // Not eth_estimateGas: the verifier answers `false` rather than reverting when a pairing
+    // runs out of gas, so the estimate is the gas of a failed check (~58k here). The least gas
+    // with which the call still answers `true` is what a verification costs.
+    let (mut failing, mut passing) = (21_000u64, 3_000_000u64);
+    if !verify.clone().gas(passing).call().await.unwrap_or(false) {
+        anyhow::bail!("the proof does not verify even with {passing} gas");
+    }
+    while passing - failing > 256 {
+        let mid = failing + (passing - failing) / 2;
+        if verify.clone().gas(mid).call().await.unwrap_or(false) {
+            passing = mid;
+        } else {
+            failing = mid;
+        }
+    }
+    Ok(Some((passing, true)))
 }
 
 #[cfg(test)]
