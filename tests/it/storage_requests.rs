@@ -5,7 +5,8 @@
 //! and restarted (it resumes proving its slot without fetching it again, and misses no period in
 //! which it was up), and another loses its chain endpoint for two periods (it keeps serving, logs
 //! the outage, and proves again once the endpoint is back). Bad requests are refused with a
-//! reason.
+//! reason. The hosts prove on chain (`--proofs on-chain`), so the path operators may still
+//! choose keeps a scenario of its own (proofs off the chain: `offchain_proofs.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -92,7 +93,7 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
         let endpoint = if i == 1 { proxy.endpoint.clone() } else { net.anvil.endpoint() };
         let spr = client.info().await?["spr"].as_str().unwrap_or_default().to_owned();
         let mut flags = net.node_flags(2 + i, &endpoint)?;
-        flags.extend(["--bootstrap-node".into(), spr]);
+        flags.extend(["--bootstrap-node".into(), spr, "--proofs".into(), "on-chain".into()]);
         if i == 1 {
             proxy.cut(); // host 1 starts while its chain endpoint is away
         }
@@ -364,6 +365,7 @@ async fn measure_64_mib_request_to_started_and_proof_times() -> anyhow::Result<(
         let spr = client.info().await?["spr"].as_str().unwrap_or_default().to_owned();
         let mut flags = net.node_flags(2 + i, &net.anvil.endpoint())?;
         flags.extend(["--bootstrap-node".into(), spr, "--log-level".into(), "info".into()]);
+        flags.extend(["--proofs".into(), "on-chain".into()]);
         let host = TestNode::start_logged(&net.node_dir(&format!("host{i}")), &strs(&flags), Some(log))?;
         let body = serde_json::json!({"totalSize": 1u64 << 30, "duration": 3600,
             "minPricePerBytePerSecond": "1", "totalCollateral": "1000000000000000000"});
