@@ -1,8 +1,9 @@
 //! `vellum deploy` on a fresh anvil writes a deployment file that matches the chain (addresses,
 //! start block, configuration, verifying key); it refuses to overwrite it, and reuses a token when
 //! asked. A `vellum node` and a `vellum validator` given only `--deployment` (besides their key
-//! files and the prover key) come up on that marketplace; files for another chain, without code at
-//! their marketplace address, or for another prover key are refused with clear errors.
+//! files and the prover key, which the validator takes as its verifying key) come up on that
+//! marketplace; files for another chain, without code at their marketplace address, or for
+//! another prover key (a node's or a validator's) are refused with clear errors.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -126,6 +127,7 @@ async fn scenario() -> anyhow::Result<()> {
     let validator_args = ["--data-dir", arg(&dir.join("validator")), "--eth-provider", &endpoint]
         .into_iter()
         .chain(["--eth-private-key-file", arg(&validator_key), "--deployment", arg(&file)])
+        .chain(["--verifying-key", arg(&prover_key), "--listen-ip", "127.0.0.1"])
         .map(String::from)
         .collect::<Vec<_>>();
     let _validator = ValidatorProcess::spawn(&vellum_binary(), &validator_args, &validator_log, COMMAND_TIMEOUT)?;
@@ -154,6 +156,8 @@ async fn scenario() -> anyhow::Result<()> {
         arg(&validator_key),
         "--deployment",
         arg(&other_chain),
+        "--verifying-key",
+        arg(&prover_key),
     ])
     .await?;
     anyhow::ensure!(
@@ -174,6 +178,27 @@ async fn scenario() -> anyhow::Result<()> {
     let (other_key, _) = prover::write_keys(&other_keys, &dir.join("other-keys"))?;
     let (ok, _, stderr) = refused_node(node_flags(&file, &other_key)).await?;
     anyhow::ensure!(!ok && stderr.contains("verifying key hashes to"), "another prover key refused: {stderr}");
+    // A validator checking proofs with another key than the deployment's is refused too.
+    let (ok, _, stderr) = vellum(&[
+        "validator",
+        "--data-dir",
+        arg(&dir.join("validator3")),
+        "--eth-provider",
+        &endpoint,
+        "--eth-private-key-file",
+        arg(&validator_key),
+        "--deployment",
+        arg(&file),
+        "--verifying-key",
+        arg(&other_key),
+        "--listen-ip",
+        "127.0.0.1",
+    ])
+    .await?;
+    anyhow::ensure!(
+        !ok && stderr.contains("verifying key hashes to"),
+        "a validator with another key refused: {stderr}"
+    );
     drop(node);
     Ok(())
 }

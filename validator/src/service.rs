@@ -272,9 +272,6 @@ impl<C: ValidatorChain, N: ProofNet> Validator<C, N> {
         }
         self.metrics.accusations_lost.inc_by(self.state.stats.dismissed.saturating_sub(before.stats.dismissed));
         self.take_proofs(period).await;
-        self.anchor(period, head).await;
-        // Settling first: a settlement that loses a slot spares it a pointless accusation below.
-        self.settle(now).await;
         let mut report = None;
         let previous = period.checked_sub(1);
         let proof_timeout = self.chain.params().proof_timeout;
@@ -290,6 +287,12 @@ impl<C: ValidatorChain, N: ProofNet> Validator<C, N> {
             report = Some(self.check(q).await?);
             self.state.checked_period = Some(q);
         }
+        // Accusations first: their window is the shortest (a few seconds on test chains, where
+        // each transaction waits for a block); anchoring the next period and settling can wait.
+        // (A slot a settlement below takes from its host may thus be accused once more, for
+        // nothing but its bond's round trip.)
+        self.anchor(period, head).await;
+        self.settle(now).await;
         self.state.prune(now, period, &self.times());
         self.metrics.slots_watched.set(i64::try_from(self.state.slots.len()).unwrap_or(i64::MAX));
         if let Some(r) = &report {
