@@ -125,6 +125,13 @@ impl MarketNet {
         Ok(TestToken::new(self.deployment.token, self.deployer.clone()).balanceOf(who).call().await?)
     }
 
+    /// Every marketplace event so far, decoded, with its log (block, transaction).
+    pub async fn events(&self) -> anyhow::Result<Vec<(contracts::MarketEvent, alloy::rpc::types::Log)>> {
+        let filter = alloy::rpc::types::Filter::new().address(self.deployment.marketplace).from_block(0u64);
+        let logs = self.deployer.get_logs(&filter).await?;
+        Ok(logs.into_iter().filter_map(|l| Some((contracts::MarketEvent::decode(&l)?, l))).collect())
+    }
+
     /// The marketplace, read through the deployer's provider.
     pub fn market(&self) -> Marketplace::MarketplaceInstance<DynProvider> {
         Marketplace::new(self.deployment.marketplace, self.deployer.clone())

@@ -48,18 +48,14 @@ async fn marked_slots(net: &MarketNet) -> anyhow::Result<Vec<B256>> {
 
 /// Slots accused of a missing proof so far.
 async fn accused_slots(net: &MarketNet) -> anyhow::Result<Vec<B256>> {
-    let filter = Filter::new()
-        .address(net.deployment.marketplace)
-        .event_signature(Marketplace::ProofAccused::SIGNATURE_HASH)
-        .from_block(0u64);
-    let mut out = Vec::new();
-    for log in net.deployer.get_logs(&filter).await? {
-        let Some(MarketEvent::ProofAccused { slot_id, .. }) = MarketEvent::decode(&log) else {
-            anyhow::bail!("not a ProofAccused log: {log:?}");
-        };
-        out.push(slot_id);
-    }
-    Ok(out)
+    let events = net.events().await?;
+    Ok(events
+        .into_iter()
+        .filter_map(|(e, _)| match e {
+            MarketEvent::ProofAccused { slot_id, .. } => Some(slot_id),
+            _ => None,
+        })
+        .collect())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -148,15 +144,8 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
     for slot in &honest_slots {
         anyhow::ensure!(!accused.contains(slot), "honest slot {slot} was accused");
     }
-    let submitted = net
-        .deployer
-        .get_logs(
-            &Filter::new()
-                .address(net.deployment.marketplace)
-                .event_signature(Marketplace::ProofSubmitted::SIGNATURE_HASH)
-                .from_block(0u64),
-        )
-        .await?;
+    let submitted: Vec<_> =
+        net.events().await?.into_iter().filter(|(e, _)| matches!(e, MarketEvent::ProofSubmitted { .. })).collect();
     anyhow::ensure!(submitted.is_empty(), "{} proofs went on chain", submitted.len());
     let verified = validator.metric("vellum_validator_proofs_verified_total").await?.unwrap_or(0.0);
     anyhow::ensure!(verified >= 3.0, "the validator verified {verified} proofs off the chain");

@@ -24,18 +24,12 @@ use alloy::eips::BlockNumberOrTag;
 use alloy::network::TransactionResponse as _;
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::Provider;
-use alloy::rpc::types::{Filter, Log};
+use alloy::rpc::types::Log;
 use contracts::MarketEvent;
 use vellum_testkit::{MarketNet, SHAPE, TestNode, ValidatorProcess, json, strs, test_bytes, wait_for};
 
 /// Seconds per period: four hosts, two validators and a flood on two cores.
 const PERIOD: u64 = 10;
-
-/// Every marketplace event so far, with its log.
-async fn events(net: &MarketNet) -> anyhow::Result<Vec<(MarketEvent, Log)>> {
-    let filter = Filter::new().address(net.deployment.marketplace).from_block(0u64);
-    Ok(net.deployer.get_logs(&filter).await?.into_iter().filter_map(|l| Some((MarketEvent::decode(&l)?, l))).collect())
-}
 
 /// Who accused each (slot, period).
 fn accusers(events: &[(MarketEvent, Log)]) -> BTreeMap<(B256, u64), Address> {
@@ -158,7 +152,7 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
         "a dismissed false accusation, a defence and a missed wrong proof",
         Duration::from_secs(8 * PERIOD),
         || async {
-            let ev = events(net).await?;
+            let ev = net.events().await?;
             let who = accusers(&ev);
             let dismissed = |slot: B256, by: Option<Address>| {
                 ev.iter().any(|(e, _)| {
@@ -190,7 +184,7 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
-    let ev = events(net).await?;
+    let ev = net.events().await?;
     let who = accusers(&ev);
     let params = net.market().config().call().await?;
     let bond = U256::from(params.accusationBond);

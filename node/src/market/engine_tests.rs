@@ -613,6 +613,15 @@ async fn holding_with(config: HostConfig) -> (Rig, B256, SaleRecord) {
     (rig, request, sale)
 }
 
+/// Moves the clock into the next period, where another party accuses the slot of missing its
+/// proof of `period` (the host has five seconds to answer).
+fn accuse_in_next_period(rig: &Rig, slot_id: B256, period: u64) {
+    let mut w = rig.w();
+    w.now += w.params.period_length;
+    let deadline = w.now + 5;
+    w.accusations.insert((slot_id, period), super::chain::Accusation { accuser: OTHER, deadline });
+}
+
 /// Moves the fake chain's clock to the next period (the fill answered for its own).
 fn next_period(rig: &Rig) -> u64 {
     let mut w = rig.w();
@@ -718,12 +727,7 @@ async fn an_accused_proof_that_did_not_get_through_is_defended() {
     assert!(rig.w().proofs.is_empty());
     // the slot's data goes away: only the proof kept in the outbox can answer now
     std::fs::remove_file(sale.cells.as_ref().expect("cells")).expect("remove");
-    {
-        let mut w = rig.w();
-        w.now += w.params.period_length;
-        let deadline = w.now + 5;
-        w.accusations.insert((sale.slot_id, period), super::chain::Accusation { accuser: OTHER, deadline });
-    }
+    accuse_in_next_period(&rig, sale.slot_id, period);
     tokio::time::sleep(Duration::from_millis(60)).await;
     prover.abort();
     assert_eq!(rig.w().defences, vec![(sale.slot_id, period)]);
@@ -755,12 +759,7 @@ async fn off_the_chain_an_accusation_is_answered_with_the_published_proof() {
     tokio::time::sleep(Duration::from_millis(60)).await;
     // the slot's data goes away: only the published proof can answer now
     std::fs::remove_file(sale.cells.as_ref().expect("cells")).expect("remove");
-    {
-        let mut w = rig.w();
-        w.now += w.params.period_length;
-        let deadline = w.now + 5;
-        w.accusations.insert((sale.slot_id, period), super::chain::Accusation { accuser: OTHER, deadline });
-    }
+    accuse_in_next_period(&rig, sale.slot_id, period);
     tokio::time::sleep(Duration::from_millis(60)).await;
     prover.abort();
     assert_eq!(rig.w().defences, vec![(sale.slot_id, period)]);
@@ -793,12 +792,7 @@ async fn off_the_chain_a_restarted_host_answers_an_accusation_of_the_period_befo
     assert_eq!(locked(&rig.host.work.published).len(), 1);
     // a crash: the outbox is gone with the process; the next period begins, an accusation comes
     rig.restart();
-    {
-        let mut w = rig.w();
-        w.now += w.params.period_length;
-        let deadline = w.now + 5;
-        w.accusations.insert((sale.slot_id, period), super::chain::Accusation { accuser: OTHER, deadline });
-    }
+    accuse_in_next_period(&rig, sale.slot_id, period);
     rig.prove_round().await;
     assert_eq!(rig.w().defences, vec![(sale.slot_id, period)], "proven again from the slot's data and defended");
 }
