@@ -13,6 +13,10 @@
 //! whole dataset; start-up removes what a crash left in `tmp/` and any file without a record.
 //! This module never talks to the network and never trusts a block it did not check.
 
+mod disk;
+#[cfg(test)]
+mod faults;
+mod meta;
 mod partial;
 mod tree_file;
 mod writer;
@@ -24,11 +28,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableTable, TableDefinition};
 use tracing::{info, warn};
 
+use self::meta::MetaDb;
 pub use self::partial::PartialDataset;
-pub use self::writer::DatasetWriter;
+pub use self::writer::{CLAIM_STEP, DatasetWriter};
 use crate::content::{BlockProof, ContentId, ContentKind, Hash, Manifest, TreeError};
 
 const LOG: &str = "vellum::store";
@@ -43,7 +48,7 @@ const DATASETS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("datase
 pub enum StoreError {
     /// File-system error.
     #[error("block store I/O: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// Metadata database error.
     #[error("block store database: {0}")]
     Db(String),
@@ -53,6 +58,16 @@ pub enum StoreError {
         /// Bytes the operation needs.
         needed: u64,
         /// Bytes left under the quota.
+        available: u64,
+    },
+    /// The disk holding the store is full (ENOSPC or EDQUOT from a write, a sync, a rename or the
+    /// metadata database), or has less free space than an operation needs on top of the reserve
+    /// the store keeps ([`StoreOptions::min_free_bytes`]).
+    #[error("not enough disk space: {needed} bytes needed (free-space reserve included), {available} available")]
+    NoSpace {
+        /// Bytes the operation needed, the reserve included (as far as known).
+        needed: u64,
+        /// Bytes the file system reported free for the node.
         available: u64,
     },
     /// A stored tree or manifest is damaged.
@@ -66,27 +81,75 @@ pub enum StoreError {
     Mismatch(String),
 }
 
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        if disk::is_no_space(&e) {
+            // The figures are filled in where the store knows them (`BlockStore::explain`).
+            Self::NoSpace { needed: 0, available: 0 }
+        } else {
+            Self::Io(e)
+        }
+    }
+}
+
 impl From<TreeError> for StoreError {
     fn from(e: TreeError) -> Self {
         Self::Corrupt(e.to_string())
     }
 }
 
+impl From<redb::StorageError> for StoreError {
+    fn from(e: redb::StorageError) -> Self {
+        match e {
+            redb::StorageError::Io(io) if disk::is_no_space(&io) => io.into(),
+            other => Self::Db(other.to_string()),
+        }
+    }
+}
+
 macro_rules! db_err {
-    ($($t:ty),*) => {$(
-        impl From<$t> for StoreError {
-            fn from(e: $t) -> Self { Self::Db(e.to_string()) }
+    ($($t:ident),*) => {$(
+        impl From<redb::$t> for StoreError {
+            fn from(e: redb::$t) -> Self {
+                match e {
+                    redb::$t::Storage(s) => s.into(),
+                    other => Self::Db(other.to_string()),
+                }
+            }
         }
     )*};
 }
-db_err!(
-    redb::Error,
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+db_err!(DatabaseError, TransactionError, TableError, CommitError);
+
+impl From<redb::Error> for StoreError {
+    fn from(e: redb::Error) -> Self {
+        match e {
+            redb::Error::Io(io) if disk::is_no_space(&io) => io.into(),
+            other => Self::Db(other.to_string()),
+        }
+    }
+}
+
+/// How a store is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Bytes the store may use: complete datasets, slots and transfers in progress.
+    pub quota: u64,
+    /// Bytes the store leaves free on its file system, whatever the quota says: a transfer that
+    /// would eat into them is refused with [`StoreError::NoSpace`]. They keep room for the
+    /// metadata database's commits and for the rest of the machine.
+    pub min_free_bytes: u64,
+}
+
+impl StoreOptions {
+    /// The free-space reserve [`BlockStore::open`] keeps: 64 MiB.
+    pub const DEFAULT_MIN_FREE_BYTES: u64 = 64 << 20;
+
+    /// `quota` with the default free-space reserve.
+    pub fn new(quota: u64) -> Self {
+        Self { quota, min_free_bytes: Self::DEFAULT_MIN_FREE_BYTES }
+    }
+}
 
 /// What the index keeps of a complete dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,8 +205,8 @@ pub struct SpaceSummary {
     pub quota_reserved_bytes: u64,
 }
 
-/// Part of the quota held for work in progress; given back on drop unless [`QuotaClaim::keep`]
-/// turns it into space in use.
+/// Part of the quota held for work in progress; given back on drop unless
+/// [`QuotaClaim::keep_only`] turns it into space in use.
 #[derive(Debug)]
 pub(crate) struct QuotaClaim<'a> {
     store: &'a BlockStore,
@@ -167,41 +230,93 @@ impl Drop for QuotaClaim<'_> {
 /// async callers run them on the blocking pool.
 pub struct BlockStore {
     root: PathBuf,
-    db: Database,
+    meta: MetaDb,
     quota: u64,
+    min_free_bytes: u64,
     used: AtomicU64,
+    #[cfg(test)]
+    faults: Arc<faults::Faults>,
 }
 
 impl std::fmt::Debug for BlockStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BlockStore").field("root", &self.root).field("quota", &self.quota).finish()
+        f.debug_struct("BlockStore")
+            .field("root", &self.root)
+            .field("quota", &self.quota)
+            .field("min_free_bytes", &self.min_free_bytes)
+            .finish()
     }
 }
 
 impl BlockStore {
-    /// Opens (or creates) the store in `root`, recovering from any crash.
+    /// Opens (or creates) the store in `root`, recovering from any crash; keeps the default
+    /// free-space reserve ([`StoreOptions::DEFAULT_MIN_FREE_BYTES`]).
     pub fn open(root: &Path, quota: u64) -> Result<Arc<Self>, StoreError> {
-        fs::create_dir_all(root.join("datasets"))?;
+        Self::open_with(root, StoreOptions::new(quota))
+    }
+
+    /// Opens (or creates) the store in `root` with `options`, recovering from any crash.
+    pub fn open_with(root: &Path, options: StoreOptions) -> Result<Arc<Self>, StoreError> {
+        Self::open_inner(root, options, Box::new(meta::open_file)).map(Arc::new)
+    }
+
+    /// Opens a store whose metadata database and free-space figure obey `store.faults`.
+    #[cfg(test)]
+    fn open_faulty(root: &Path, options: StoreOptions) -> Result<Arc<Self>, StoreError> {
+        let faults = Arc::new(faults::Faults::default());
+        let mut store = Self::open_inner(root, options, faults::opener(Arc::clone(&faults)))?;
+        store.faults = faults;
+        Ok(Arc::new(store))
+    }
+
+    fn open_inner(root: &Path, options: StoreOptions, opener: meta::Opener) -> Result<Self, StoreError> {
+        disk::private_dir(root)?;
+        disk::private_dir(&root.join("datasets"))?;
         let tmp = root.join("tmp");
         if tmp.exists() {
             fs::remove_dir_all(&tmp)?;
         }
-        fs::create_dir_all(&tmp)?;
-        let db = Database::create(root.join("meta.redb"))?;
-        {
-            let tx = db.begin_write()?;
+        disk::private_dir(&tmp)?;
+        let meta = MetaDb::open(root.join("meta.redb"), opener)?;
+        meta.write(|tx| {
             tx.open_table(MANIFESTS)?;
             tx.open_table(DATASETS)?;
-            tx.commit()?;
-        }
-        let store = Self { root: root.to_path_buf(), db, quota, used: AtomicU64::new(0) };
+            Ok(())
+        })?;
+        let store = Self {
+            root: root.to_path_buf(),
+            meta,
+            quota: options.quota,
+            min_free_bytes: options.min_free_bytes,
+            used: AtomicU64::new(0),
+            #[cfg(test)]
+            faults: Arc::default(),
+        };
         store.recover()?;
-        Ok(Arc::new(store))
+        Ok(store)
     }
 
-    /// Removes dataset files without a committed record and totals the space in use.
+    /// Removes dataset files without a committed record, and records whose files are gone (a
+    /// commit that reported an error yet took effect, after its files were removed); totals the
+    /// space in use.
     fn recover(&self) -> Result<(), StoreError> {
-        let records = self.datasets()?;
+        let mut records = self.datasets()?;
+        let dangling: Vec<ContentId> = records
+            .iter()
+            .filter(|(cid, _)| !self.data_path(cid).exists() || !self.tree_path(cid).exists())
+            .map(|(cid, _)| cid.clone())
+            .collect();
+        if !dangling.is_empty() {
+            self.meta.write(|tx| {
+                let mut table = tx.open_table(DATASETS)?;
+                for cid in &dangling {
+                    warn!(target: LOG, tree = %cid, "removing a dataset record whose files are missing");
+                    table.remove(cid.to_bytes().as_slice())?;
+                }
+                Ok(())
+            })?;
+            records.retain(|(cid, _)| !dangling.contains(cid));
+        }
         let known: HashMap<String, DatasetRecord> = records.iter().map(|(c, r)| (c.to_string(), *r)).collect();
         for entry in fs::read_dir(self.root.join("datasets"))? {
             let path = entry?.path();
@@ -241,6 +356,40 @@ impl BlockStore {
         self.root.join("tmp").join(format!("{:016x}.{suffix}", rand::random::<u64>()))
     }
 
+    /// Bytes free for the node on the store's file system (statvfs of the root).
+    fn available_bytes(&self) -> Result<u64, StoreError> {
+        #[cfg(test)]
+        if let Some(bytes) = self.faults.available() {
+            return Ok(bytes);
+        }
+        Ok(disk::available_bytes(&self.root)?)
+    }
+
+    /// Answers [`StoreError::NoSpace`] unless the file system holding the store has room for
+    /// `declared` more bytes (none when `None`) on top of the free-space reserve. For requests
+    /// that announce their size (an upload's `Content-Length`), so they are refused before a
+    /// byte is written.
+    pub fn check_free_space(&self, declared: Option<u64>) -> Result<(), StoreError> {
+        let needed = declared.unwrap_or(0).saturating_add(self.min_free_bytes);
+        let available = self.available_bytes()?;
+        if available < needed {
+            return Err(StoreError::NoSpace { needed, available });
+        }
+        Ok(())
+    }
+
+    /// Gives a [`StoreError::NoSpace`] raised by the file system or the database its figures:
+    /// `bytes` the operation wanted (the reserve added) and what the file system has free.
+    fn explain(&self, e: StoreError, bytes: u64) -> StoreError {
+        match e {
+            StoreError::NoSpace { needed, .. } => StoreError::NoSpace {
+                needed: needed.max(bytes.saturating_add(self.min_free_bytes)),
+                available: self.available_bytes().unwrap_or(0),
+            },
+            other => other,
+        }
+    }
+
     /// Claims `bytes` of the quota for a transfer in progress.
     fn reserve(&self, bytes: u64) -> Result<(), StoreError> {
         let mut current = self.used.load(Ordering::Relaxed);
@@ -254,6 +403,24 @@ impl BlockStore {
                 Err(actual) => current = actual,
             }
         }
+    }
+
+    /// Claims at least `want` bytes of the quota for a transfer about to write them, up to
+    /// `step` when the quota and the disk allow (so that the shared counter and the file system
+    /// are asked once per step, not once per write). Checks the file system's free space once.
+    /// Returns the bytes claimed.
+    fn claim_step(&self, want: u64, step: u64) -> Result<u64, StoreError> {
+        let available = self.available_bytes()?;
+        let room = available.saturating_sub(self.min_free_bytes);
+        if want > room {
+            return Err(StoreError::NoSpace { needed: want.saturating_add(self.min_free_bytes), available });
+        }
+        let step = step.min(room).max(want);
+        if step > want && self.reserve(step).is_ok() {
+            return Ok(step);
+        }
+        self.reserve(want)?;
+        Ok(want)
     }
 
     fn release(&self, bytes: u64) {
@@ -273,9 +440,10 @@ impl BlockStore {
         Ok(bytes)
     }
 
-    /// Claims `bytes` of the quota; the claim is returned on drop unless kept.
+    /// Claims `bytes` of the quota, and checks that the disk has them free; the claim is
+    /// returned on drop unless kept.
     pub(crate) fn claim(&self, bytes: u64) -> Result<QuotaClaim<'_>, StoreError> {
-        self.reserve(bytes)?;
+        let bytes = self.claim_step(bytes, bytes)?;
         Ok(QuotaClaim { store: self, bytes })
     }
 
@@ -289,9 +457,11 @@ impl BlockStore {
         PartialDataset::new(Arc::clone(self), manifest)
     }
 
-    /// Makes a fully written dataset visible: syncs and renames its data and tree files into
-    /// place and commits its record and manifest in one transaction. `reserved` is what the
-    /// transfer claimed of the quota.
+    /// Makes a fully written dataset visible: syncs its data and tree files, then, in one
+    /// metadata transaction, renames them into place and commits its record and manifest.
+    /// `reserved` is what the transfer claimed of the quota: on success it is swapped for the
+    /// dataset's footprint; on failure the caller still holds it (and gives it back whole),
+    /// and neither the temporary files nor any file this call put into `datasets/` remain.
     fn commit_dataset(
         &self,
         data_tmp: &Path,
@@ -302,88 +472,145 @@ impl BlockStore {
     ) -> Result<ContentId, StoreError> {
         let tree_cid = ContentId::for_tree(&root);
         let record = DatasetRecord { dataset_size: manifest.dataset_size, block_size: manifest.block_size };
-        let already = self.dataset(&tree_cid)?.is_some();
-        if already {
-            fs::remove_file(data_tmp)?;
-            fs::remove_file(tree_tmp)?;
-        } else {
-            File::open(data_tmp)?.sync_data()?;
-            File::open(tree_tmp)?.sync_data()?;
-            fs::rename(tree_tmp, self.tree_path(&tree_cid))?;
-            fs::rename(data_tmp, self.data_path(&tree_cid))?;
-            File::open(self.root.join("datasets"))?.sync_all()?;
-        }
         let encoded = manifest.to_bytes();
         let manifest_cid = ContentId::for_manifest(&encoded);
-        let tx = self.db.begin_write()?;
-        {
-            tx.open_table(DATASETS)?.insert(tree_cid.to_bytes().as_slice(), record.encode().as_slice())?;
-            tx.open_table(MANIFESTS)?.insert(manifest_cid.to_bytes().as_slice(), encoded.as_slice())?;
+        let result = self.place_and_record(data_tmp, tree_tmp, &tree_cid, record, &manifest_cid, &encoded);
+        for path in [data_tmp, tree_tmp] {
+            if let Err(e) = disk::remove_if_present(path) {
+                warn!(target: LOG, path = %path.display(), error = %e, "could not remove a temporary file");
+            }
         }
-        tx.commit()?;
+        let fresh = result.map_err(|e| self.explain(e, encoded.len() as u64))?;
         // Swap the transfer's claim for the dataset's real footprint.
         self.release(reserved);
-        if !already {
+        if fresh {
             self.used.fetch_add(record.disk_bytes(), Ordering::AcqRel);
         }
         info!(target: LOG, manifest = %manifest_cid, tree = %tree_cid, bytes = manifest.dataset_size, "dataset stored");
         Ok(manifest_cid)
     }
 
+    /// The steps of [`Self::commit_dataset`] that can fail; returns whether the dataset is new
+    /// here. Its files are renamed into `datasets/` inside the write transaction, so a
+    /// concurrent commit of the same tree sees either no record and no files of ours, or both.
+    fn place_and_record(
+        &self,
+        data_tmp: &Path,
+        tree_tmp: &Path,
+        tree_cid: &ContentId,
+        record: DatasetRecord,
+        manifest_cid: &ContentId,
+        encoded: &[u8],
+    ) -> Result<bool, StoreError> {
+        File::open(data_tmp)?.sync_data()?;
+        File::open(tree_tmp)?.sync_data()?;
+        let (data_path, tree_path) = (self.data_path(tree_cid), self.tree_path(tree_cid));
+        let mut placed: Vec<&Path> = Vec::new();
+        let result = self.meta.write(|tx| {
+            let mut datasets = tx.open_table(DATASETS)?;
+            // A record whose files are gone (see `recover`) counts as none.
+            let fresh = datasets.get(tree_cid.to_bytes().as_slice())?.is_none()
+                || !data_path.exists()
+                || !tree_path.exists();
+            if fresh {
+                placed.push(&tree_path);
+                fs::rename(tree_tmp, &tree_path)?;
+                placed.push(&data_path);
+                fs::rename(data_tmp, &data_path)?;
+                File::open(self.root.join("datasets"))?.sync_all()?;
+                datasets.insert(tree_cid.to_bytes().as_slice(), record.encode().as_slice())?;
+            }
+            drop(datasets);
+            tx.open_table(MANIFESTS)?.insert(manifest_cid.to_bytes().as_slice(), encoded)?;
+            Ok(fresh)
+        });
+        let Err(e) = result else { return result };
+        if placed.is_empty() {
+            return Err(e);
+        }
+        // The files are ours: no record named them when we renamed them in. Unless the commit
+        // took effect after all (an error at its last sync), they go.
+        match self.meta.read(|tx| Ok(tx.open_table(MANIFESTS)?.get(manifest_cid.to_bytes().as_slice())?.is_some())) {
+            Ok(true) if self.dataset(tree_cid).is_ok_and(|r| r.is_some()) => {
+                warn!(target: LOG, tree = %tree_cid, error = %e, "the dataset's commit reported an error but took effect");
+                return Ok(true);
+            }
+            Ok(_) => {}
+            Err(check) => {
+                // In doubt the files still go: a record left without them is ignored by the
+                // next commit of the same tree and removed at the next start.
+                warn!(target: LOG, tree = %tree_cid, error = %check, "could not check whether a failed commit took effect");
+            }
+        }
+        for path in placed {
+            if let Err(e) = disk::remove_if_present(path) {
+                warn!(target: LOG, path = %path.display(), error = %e, "could not remove the file of a failed commit");
+            }
+        }
+        Err(e)
+    }
+
     /// Stores a manifest received from a peer (after its CID was checked).
     pub fn put_manifest(&self, manifest: &Manifest) -> Result<ContentId, StoreError> {
         let encoded = manifest.to_bytes();
         let cid = ContentId::for_manifest(&encoded);
-        let tx = self.db.begin_write()?;
-        tx.open_table(MANIFESTS)?.insert(cid.to_bytes().as_slice(), encoded.as_slice())?;
-        tx.commit()?;
+        self.meta
+            .write(|tx| {
+                tx.open_table(MANIFESTS)?.insert(cid.to_bytes().as_slice(), encoded.as_slice())?;
+                Ok(())
+            })
+            .map_err(|e| self.explain(e, encoded.len() as u64))?;
         Ok(cid)
     }
 
     /// The manifest named `cid`, if known here.
     pub fn manifest(&self, cid: &ContentId) -> Result<Option<Manifest>, StoreError> {
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(MANIFESTS)?;
-        let Some(bytes) = table.get(cid.to_bytes().as_slice())? else { return Ok(None) };
-        Manifest::decode_checked(bytes.value()).map(Some).map_err(|e| StoreError::Corrupt(e.to_string()))
+        self.meta.read(|tx| {
+            let table = tx.open_table(MANIFESTS)?;
+            let Some(bytes) = table.get(cid.to_bytes().as_slice())? else { return Ok(None) };
+            Manifest::decode_checked(bytes.value()).map(Some).map_err(|e| StoreError::Corrupt(e.to_string()))
+        })
     }
 
     /// The record of the complete dataset with tree `tree`, if stored here.
     pub fn dataset(&self, tree: &ContentId) -> Result<Option<DatasetRecord>, StoreError> {
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(DATASETS)?;
-        let value = table.get(tree.to_bytes().as_slice())?;
-        value.map(|v| DatasetRecord::decode(v.value())).transpose()
+        self.meta.read(|tx| {
+            let table = tx.open_table(DATASETS)?;
+            let value = table.get(tree.to_bytes().as_slice())?;
+            value.map(|v| DatasetRecord::decode(v.value())).transpose()
+        })
     }
 
     fn datasets(&self) -> Result<Vec<(ContentId, DatasetRecord)>, StoreError> {
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(DATASETS)?;
-        let mut out = Vec::new();
-        for row in table.iter()? {
-            let (k, v) = row?;
-            let cid = ContentId::from_bytes(k.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            out.push((cid, DatasetRecord::decode(v.value())?));
-        }
-        Ok(out)
+        self.meta.read(|tx| {
+            let table = tx.open_table(DATASETS)?;
+            let mut out = Vec::new();
+            for row in table.iter()? {
+                let (k, v) = row?;
+                let cid = ContentId::from_bytes(k.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                out.push((cid, DatasetRecord::decode(v.value())?));
+            }
+            Ok(out)
+        })
     }
 
     /// Every manifest whose dataset is complete here, and every protected manifest (its data
     /// lives in slots).
     pub fn list(&self) -> Result<Vec<(ContentId, Manifest)>, StoreError> {
-        let tx = self.db.begin_read()?;
-        let manifests = tx.open_table(MANIFESTS)?;
-        let datasets = tx.open_table(DATASETS)?;
-        let mut out = Vec::new();
-        for row in manifests.iter()? {
-            let (k, v) = row?;
-            let cid = ContentId::from_bytes(k.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let manifest = Manifest::decode_checked(v.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            if manifest.is_protected() || datasets.get(manifest.tree_cid.as_slice())?.is_some() {
-                out.push((cid, manifest));
+        self.meta.read(|tx| {
+            let manifests = tx.open_table(MANIFESTS)?;
+            let datasets = tx.open_table(DATASETS)?;
+            let mut out = Vec::new();
+            for row in manifests.iter()? {
+                let (k, v) = row?;
+                let cid = ContentId::from_bytes(k.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let manifest = Manifest::decode_checked(v.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                if manifest.is_protected() || datasets.get(manifest.tree_cid.as_slice())?.is_some() {
+                    out.push((cid, manifest));
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Whether the manifest or tree `cid` is held here with all of its data.
@@ -435,46 +662,47 @@ impl BlockStore {
     /// Deletes a dataset (by tree CID) or a manifest (by manifest CID; its data goes too unless
     /// another manifest still names it). Returns whether anything was removed.
     pub fn delete(&self, cid: &ContentId) -> Result<bool, StoreError> {
-        let tx = self.db.begin_write()?;
-        let mut removed = false;
-        let mut doomed_tree: Option<Vec<u8>> = None;
-        {
-            let mut manifests = tx.open_table(MANIFESTS)?;
-            let tree = match cid.kind() {
-                ContentKind::Tree => Some(cid.to_bytes()),
-                ContentKind::Manifest => {
-                    let old = manifests.remove(cid.to_bytes().as_slice())?;
-                    removed |= old.is_some();
-                    old.and_then(|v| Manifest::decode_checked(v.value()).ok()).map(|m| m.tree_cid)
-                }
-            };
-            if let Some(t) = tree {
-                let mut naming = Vec::new();
-                for row in manifests.iter()? {
-                    let (k, v) = row?;
-                    // A protected manifest lives on from its slots; only plain ones go with the data.
-                    if Manifest::decode_checked(v.value()).is_ok_and(|m| m.tree_cid == t && !m.is_protected()) {
-                        naming.push(k.value().to_vec());
+        let (mut removed, freed) = self.meta.write(|tx| {
+            let mut removed = false;
+            let mut doomed_tree: Option<Vec<u8>> = None;
+            {
+                let mut manifests = tx.open_table(MANIFESTS)?;
+                let tree = match cid.kind() {
+                    ContentKind::Tree => Some(cid.to_bytes()),
+                    ContentKind::Manifest => {
+                        let old = manifests.remove(cid.to_bytes().as_slice())?;
+                        removed |= old.is_some();
+                        old.and_then(|v| Manifest::decode_checked(v.value()).ok()).map(|m| m.tree_cid)
                     }
-                }
-                if cid.kind() == ContentKind::Tree {
-                    for k in naming {
-                        manifests.remove(k.as_slice())?;
-                        removed = true;
+                };
+                if let Some(t) = tree {
+                    let mut naming = Vec::new();
+                    for row in manifests.iter()? {
+                        let (k, v) = row?;
+                        // A protected manifest lives on from its slots; only plain ones go with the data.
+                        if Manifest::decode_checked(v.value()).is_ok_and(|m| m.tree_cid == t && !m.is_protected()) {
+                            naming.push(k.value().to_vec());
+                        }
                     }
-                    doomed_tree = Some(t);
-                } else if naming.is_empty() {
-                    doomed_tree = Some(t);
+                    if cid.kind() == ContentKind::Tree {
+                        for k in naming {
+                            manifests.remove(k.as_slice())?;
+                            removed = true;
+                        }
+                        doomed_tree = Some(t);
+                    } else if naming.is_empty() {
+                        doomed_tree = Some(t);
+                    }
                 }
             }
-        }
-        let mut freed = None;
-        if let Some(t) = doomed_tree
-            && let Some(v) = tx.open_table(DATASETS)?.remove(t.as_slice())?
-        {
-            freed = Some((DatasetRecord::decode(v.value())?, t));
-        }
-        tx.commit()?;
+            let mut freed = None;
+            if let Some(t) = doomed_tree
+                && let Some(v) = tx.open_table(DATASETS)?.remove(t.as_slice())?
+            {
+                freed = Some((DatasetRecord::decode(v.value())?, t));
+            }
+            Ok((removed, freed))
+        })?;
         if let Some((record, t)) = freed {
             removed = true;
             let tree_cid = ContentId::from_bytes(&t).map_err(|e| StoreError::Corrupt(e.to_string()))?;

@@ -9,7 +9,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{BlockStore, StoreError, tree_file};
+use super::{BlockStore, StoreError, disk, tree_file};
 use crate::content::{ContentId, Manifest};
 
 /// A network download in progress. Dropping it without [`PartialDataset::finish`] discards it.
@@ -35,23 +35,23 @@ impl PartialDataset {
     pub(super) fn new(store: Arc<BlockStore>, manifest: &Manifest) -> Result<Self, StoreError> {
         let blocks = manifest.block_count();
         let words = usize::try_from(blocks.div_ceil(64)).map_err(|_| StoreError::Mismatch("too many blocks".into()))?;
-        let reserved = manifest.dataset_size + super::tree_bytes(blocks);
-        store.reserve(reserved)?;
+        // The data file is sparse: claim the whole dataset and check the disk has room for it
+        // now, rather than fail at some block far into the transfer.
+        let reserved = store.claim_step(manifest.dataset_size + super::tree_bytes(blocks), 0)?;
         let path = store.tmp_path("fetch");
         let tree_path = path.with_extension("tree");
         let open = || -> std::io::Result<(File, File)> {
-            let data = File::options().read(true).write(true).create_new(true).open(&path)?;
+            let data = disk::private_file().read(true).write(true).create_new(true).open(&path)?;
             data.set_len(manifest.dataset_size)?;
-            let tree = File::options().read(true).write(true).create_new(true).open(&tree_path)?;
-            Ok((data, tree))
+            Ok((data, disk::create_private(&tree_path)?))
         };
         let files = match open() {
             Ok(f) => f,
             Err(e) => {
                 store.release(reserved);
-                let _ = std::fs::remove_file(&path);
-                let _ = std::fs::remove_file(&tree_path);
-                return Err(e.into());
+                let _ = disk::remove_if_present(&path);
+                let _ = disk::remove_if_present(&tree_path);
+                return Err(store.explain(e.into(), reserved));
             }
         };
         Ok(Self {
@@ -94,39 +94,42 @@ impl PartialDataset {
             return Ok(());
         }
         let (file, tree) = self.files.as_ref().ok_or_else(|| StoreError::Corrupt("fetch already finished".into()))?;
-        file.write_all_at(data, index * u64::from(self.manifest.block_size))?;
-        tree.write_all_at(&leaf, index * 32)?;
+        let written = file
+            .write_all_at(data, index * u64::from(self.manifest.block_size))
+            .and_then(|()| tree.write_all_at(&leaf, index * 32));
+        written.map_err(|e| self.store.explain(e.into(), data.len() as u64))?;
         self.received[(index / 64) as usize] |= 1 << (index % 64);
         self.missing -= 1;
         Ok(())
     }
 
-    /// Commits the dataset once every block is in.
+    /// Commits the dataset once every block is in. On any error nothing of the fetch remains:
+    /// its files are removed and its quota claim is given back.
     pub fn finish(mut self) -> Result<ContentId, StoreError> {
         if self.missing > 0 {
             return Err(StoreError::Mismatch(format!("{} blocks still missing", self.missing)));
         }
         let (data, tree) = self.files.take().ok_or_else(|| StoreError::Corrupt("fetch already finished".into()))?;
         drop(data);
-        let root = tree_file::build_levels(&tree, self.blocks)?;
+        let root = tree_file::build_levels(&tree, self.blocks).map_err(|e| self.store.explain(e.into(), 0))?;
         drop(tree);
         let expected = self.manifest.tree().map_err(|e| StoreError::Corrupt(e.to_string()))?;
         if ContentId::for_tree(&root) != expected {
             return Err(StoreError::Mismatch("rebuilt tree root differs from the manifest".into()));
         }
-        let reserved = std::mem::take(&mut self.reserved);
-        self.store.commit_dataset(&self.path, &self.tree_path, root, &self.manifest, reserved)
+        let cid = self.store.commit_dataset(&self.path, &self.tree_path, root, &self.manifest, self.reserved)?;
+        // The commit swapped the claim for the dataset's footprint.
+        self.reserved = 0;
+        Ok(cid)
     }
 }
 
 impl Drop for PartialDataset {
     fn drop(&mut self) {
+        // After a successful commit the files are in `datasets/` and these paths are free.
         self.files = None;
-        for p in [&self.path, &self.tree_path] {
-            if p.exists() {
-                let _ = std::fs::remove_file(p);
-            }
-        }
+        let _ = disk::remove_if_present(&self.path);
+        let _ = disk::remove_if_present(&self.tree_path);
         self.store.release(self.reserved);
     }
 }

@@ -1,4 +1,4 @@
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, PermissionsExt};
 
 use super::*;
 use crate::content::{DEFAULT_BLOCK_SIZE, leaf_hash};
@@ -134,4 +134,241 @@ impl PartialDataset {
     fn finish_would_fail_until_complete(&self) -> bool {
         self.missing() > 0
     }
+}
+
+// Disk errors: a full disk must fail the operation that met it, and nothing after it.
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        fs::read_dir(dir).expect("dir").map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+fn no_reserve(quota: u64) -> StoreOptions {
+    StoreOptions { quota, min_free_bytes: 0 }
+}
+
+#[test]
+fn enospc_at_the_metadata_commit_fails_the_upload_cleanly_and_the_store_recovers() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = BlockStore::open_faulty(dir.path(), no_reserve(1 << 30)).expect("open");
+    let (kept, kept_manifest) = upload(&store, &sample(100_000));
+    let kept_tree = kept_manifest.tree().expect("tree");
+    let used = store.space().expect("space").quota_used_bytes;
+    let datasets_before = files_in(&dir.path().join("datasets"));
+
+    // One ENOSPC inside redb's commit; the space is there again right after (as when the
+    // failed upload's own files are removed).
+    store.faults.fail_next_db_write();
+    let mut w = store.begin_upload(DEFAULT_BLOCK_SIZE).expect("begin");
+    w.write(&sample(300_000)).expect("write");
+    let err = w.finish(Some("g.bin".into()), None).expect_err("the commit meets a full disk");
+    assert!(matches!(err, StoreError::NoSpace { .. }), "{err}");
+    assert_eq!(store.space().expect("space").quota_used_bytes, used, "the upload's claim is given back");
+    assert!(files_in(&dir.path().join("tmp")).is_empty());
+    assert_eq!(files_in(&dir.path().join("datasets")), datasets_before, "the failed upload's files are gone");
+
+    // The same store, never reopened from outside, serves what it had and takes writes again.
+    assert_eq!(read_all(&store, &kept_tree), sample(100_000));
+    assert!(store.has_complete(&kept).expect("has"));
+    let (again, manifest) = upload(&store, &sample(300_000));
+    assert!(store.has_complete(&again).expect("has"));
+    assert_eq!(read_all(&store, &manifest.tree().expect("tree")), sample(300_000));
+    assert_eq!(store.list().expect("list").len(), 2);
+    drop(store);
+    let store = BlockStore::open(dir.path(), 1 << 30).expect("reopen");
+    assert_eq!(store.list().expect("list").len(), 2);
+}
+
+#[test]
+fn a_store_whose_disk_stays_full_works_again_once_space_is_back() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = BlockStore::open_faulty(dir.path(), no_reserve(1 << 30)).expect("open");
+    let (kept, _) = upload(&store, &sample(100_000));
+    let used = store.space().expect("space").quota_used_bytes;
+    store.faults.fill_db_disk(true);
+    for _ in 0..3 {
+        let mut w = store.begin_upload(DEFAULT_BLOCK_SIZE).expect("begin");
+        w.write(&sample(300_000)).expect("write");
+        assert!(matches!(w.finish(None, None), Err(StoreError::NoSpace { .. })));
+        assert!(matches!(store.put_manifest(&Manifest::new(ContentId::for_tree(&[5; 32]), 1, 1)), Err(StoreError::NoSpace { .. })));
+    }
+    assert!(files_in(&dir.path().join("tmp")).is_empty());
+    assert_eq!(files_in(&dir.path().join("datasets")).len(), 2);
+    store.faults.fill_db_disk(false);
+    assert_eq!(store.space().expect("space").quota_used_bytes, used);
+    assert!(store.has_complete(&kept).expect("has"));
+    upload(&store, &sample(300_000));
+    assert_eq!(store.list().expect("list").len(), 2);
+}
+
+#[test]
+fn a_failed_commit_never_removes_an_already_stored_dataset() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = BlockStore::open_faulty(dir.path(), no_reserve(1 << 30)).expect("open");
+    let data = sample(150_000);
+    let (first, manifest) = upload(&store, &data);
+    let used = store.space().expect("space").quota_used_bytes;
+    store.faults.fill_db_disk(true);
+    // The same data under another name: same tree, new manifest.
+    let mut w = store.begin_upload(DEFAULT_BLOCK_SIZE).expect("begin");
+    w.write(&data).expect("write");
+    assert!(matches!(w.finish(Some("other".into()), None), Err(StoreError::NoSpace { .. })));
+    store.faults.fill_db_disk(false);
+    assert_eq!(store.space().expect("space").quota_used_bytes, used);
+    assert_eq!(files_in(&dir.path().join("datasets")).len(), 2);
+    assert!(store.has_complete(&first).expect("has"));
+    assert_eq!(read_all(&store, &manifest.tree().expect("tree")), data);
+}
+
+#[test]
+fn a_fetch_whose_commit_fails_gives_back_its_claim_and_files() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let src = BlockStore::open(&dir.path().join("a"), 1 << 30).expect("open");
+    let dst = BlockStore::open_faulty(&dir.path().join("b"), no_reserve(1 << 30)).expect("open");
+    let (cid, manifest) = upload(&src, &sample(200_000));
+    let blocks = src.blocks_with_proofs(&manifest.tree().expect("tree"), 0, 10).expect("blocks");
+    let fetch = |dst: &Arc<BlockStore>| {
+        let mut partial = dst.begin_fetch(&manifest).expect("fetch");
+        for (i, block, _) in &blocks {
+            partial.write_block(*i, block, leaf_hash(block)).expect("write");
+        }
+        partial.finish()
+    };
+    dst.faults.fail_next_db_write();
+    assert!(matches!(fetch(&dst), Err(StoreError::NoSpace { .. })));
+    assert_eq!(dst.space().expect("space").quota_used_bytes, 0);
+    assert!(files_in(&dir.path().join("b").join("tmp")).is_empty());
+    assert!(files_in(&dir.path().join("b").join("datasets")).is_empty());
+    assert_eq!(fetch(&dst).expect("commit"), cid);
+}
+
+#[test]
+fn readers_survive_the_reopen_of_the_metadata_database() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = BlockStore::open_faulty(dir.path(), no_reserve(1 << 30)).expect("open");
+    let (_, manifest) = upload(&store, &sample(70_000));
+    let tree = manifest.tree().expect("tree");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, tree, stop) = (Arc::clone(&store), tree.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut answers = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    // While the disk is full a read may fail; it must never answer wrongly.
+                    if let Ok(found) = store.dataset(&tree) {
+                        assert!(found.is_some(), "a stored dataset vanished during a reopen");
+                        answers += 1;
+                    }
+                }
+                answers
+            })
+        })
+        .collect();
+    for round in 0..5u8 {
+        store.faults.fill_db_disk(true);
+        let mut w = store.begin_upload(DEFAULT_BLOCK_SIZE).expect("begin");
+        w.write(&[round; 1000]).expect("write");
+        assert!(w.finish(None, None).is_err());
+        store.faults.fill_db_disk(false);
+        upload(&store, &[round; 2000]);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        assert!(r.join().expect("reader") > 0);
+    }
+    assert_eq!(store.list().expect("list").len(), 6);
+}
+
+#[test]
+fn an_idle_upload_holds_at_most_one_claim_step() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = BlockStore::open(dir.path(), 1 << 30).expect("open");
+    let writers: Vec<_> = (0..15)
+        .map(|_| {
+            let mut w = store.begin_upload(DEFAULT_BLOCK_SIZE).expect("begin");
+            w.write(&[7]).expect("write");
+            w
+        })
+        .collect();
+    let used = store.space().expect("space").quota_used_bytes;
+    assert!(used <= 15 * CLAIM_STEP, "15 one-byte uploads hold {used} bytes of quota");
+    drop(writers);
+    assert_eq!(store.space().expect("space").quota_used_bytes, 0);
+}
+
+#[test]
+fn free_space_check_refuses_what_the_disk_cannot_hold() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = BlockStore::open_with(dir.path(), no_reserve(u64::MAX)).expect("open");
+    store.check_free_space(None).expect("an empty request fits");
+    store.check_free_space(Some(1)).expect("a byte fits");
+    match store.check_free_space(Some(u64::MAX / 2)) {
+        Err(StoreError::NoSpace { needed, available }) => {
+            assert_eq!(needed, u64::MAX / 2);
+            assert!(available < needed);
+        }
+        other => panic!("expected NoSpace, got {other:?}"),
+    }
+    // The reserve counts too.
+    let reserving =
+        BlockStore::open_with(&dir.path().join("r"), StoreOptions { quota: 1 << 30, min_free_bytes: u64::MAX / 2 })
+            .expect("open");
+    assert!(matches!(reserving.check_free_space(None), Err(StoreError::NoSpace { .. })));
+    assert_eq!(BlockStore::open(&dir.path().join("d"), 1).expect("open").min_free_bytes, StoreOptions::DEFAULT_MIN_FREE_BYTES);
+}
+
+#[test]
+fn a_disk_that_fills_mid_upload_answers_no_space() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = BlockStore::open_faulty(dir.path(), StoreOptions { quota: 1 << 30, min_free_bytes: 1000 }).expect("open");
+    let mut w = store.begin_upload(DEFAULT_BLOCK_SIZE).expect("begin");
+    w.write(&sample(100_000)).expect("write");
+    store.faults.set_available(Some(500_000));
+    // Within the claim already held: no need to ask the disk.
+    w.write(&sample(10_000)).expect("write");
+    match w.write(&sample(2 * CLAIM_STEP as usize)) {
+        Err(StoreError::NoSpace { needed, available }) => {
+            assert_eq!(available, 500_000);
+            assert!(needed > 2 * CLAIM_STEP);
+        }
+        other => panic!("expected NoSpace, got {other:?}"),
+    }
+    drop(w);
+    assert_eq!(store.space().expect("space").quota_used_bytes, 0);
+    assert!(files_in(&dir.path().join("tmp")).is_empty());
+    // A fetch checks the whole dataset up front; so do slot claims.
+    let (_, manifest) = upload(&BlockStore::open(&dir.path().join("src"), 1 << 30).expect("open"), &sample(600_000));
+    assert!(matches!(store.begin_fetch(&manifest), Err(StoreError::NoSpace { .. })));
+    assert!(matches!(store.claim(600_000), Err(StoreError::NoSpace { .. })));
+    assert_eq!(store.space().expect("space").quota_used_bytes, 0);
+}
+
+#[test]
+fn store_files_and_directories_are_private() {
+    let status = fs::read_to_string("/proc/self/status").expect("status");
+    let umask = status.lines().find_map(|l| l.strip_prefix("Umask:")).map(|u| u.trim().to_owned());
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = dir.path().join("store");
+    let store = BlockStore::open(&root, 1 << 30).expect("open");
+    let (_, manifest) = upload(&store, &sample(70_000));
+    let mut w = store.begin_upload(DEFAULT_BLOCK_SIZE).expect("begin");
+    w.write(&sample(10)).expect("write");
+    let mut partial = store.begin_fetch(&Manifest::new(ContentId::for_tree(&[3; 32]), DEFAULT_BLOCK_SIZE, 10)).expect("fetch");
+    partial.write_block(0, &[1; 10], leaf_hash(&[1; 10])).expect("block");
+    let mode = |p: &Path| fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+    for d in [root.clone(), root.join("tmp"), root.join("datasets")] {
+        assert_eq!(mode(&d), 0o700, "{} under umask {umask:?}", d.display());
+    }
+    let mut files = vec![root.join("meta.redb")];
+    for sub in ["tmp", "datasets"] {
+        files.extend(files_in(&root.join(sub)).iter().map(|n| root.join(sub).join(n)));
+    }
+    assert_eq!(files.len(), 1 + 4 + 2, "{files:?}");
+    for f in &files {
+        assert_eq!(mode(f), 0o600, "{} under umask {umask:?}", f.display());
+    }
+    assert!(store.has_complete(&manifest.tree().expect("tree")).expect("has"));
 }

@@ -1,19 +1,21 @@
 //! Streaming upload of a new dataset: bytes in, blocks hashed and written sequentially to a data
 //! file in `tmp/`, their leaf hashes appended to a tree file beside it; the levels above are
 //! built from the file at the end. Memory stays at one block and two write buffers, whatever the
-//! dataset's size.
+//! dataset's size. Quota is claimed a step ahead of the bytes written, each step checked against
+//! the disk's free space, so an idle upload holds at most one step.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{BlockStore, StoreError, tree_file};
+use super::{BlockStore, StoreError, disk, tree_file};
 use crate::content::manifest::MAX_BLOCK_SIZE;
 use crate::content::{ContentId, Manifest, leaf_hash};
 
-/// Bytes claimed from the quota at a time while an upload grows.
-const RESERVE_STEP: u64 = 64 * 1024 * 1024;
+/// Bytes an upload claims from the quota at a time as it grows (less near the quota or when
+/// the disk is nearly full): the most an idle upload holds beyond what it wrote.
+pub const CLAIM_STEP: u64 = 1 << 20;
 
 /// An upload in progress. Dropping it without [`DatasetWriter::finish`] discards everything.
 pub struct DatasetWriter {
@@ -41,8 +43,15 @@ impl DatasetWriter {
         }
         let path = store.tmp_path("data");
         let tree_path = path.with_extension("tree");
-        let data = BufWriter::with_capacity(1 << 20, File::create(&path)?);
-        let tree = BufWriter::with_capacity(64 << 10, File::create(&tree_path)?);
+        let files = disk::create_private(&path).and_then(|data| Ok((data, disk::create_private(&tree_path)?)));
+        let (data, tree) = match files {
+            Ok(files) => files,
+            Err(e) => {
+                let _ = disk::remove_if_present(&path);
+                return Err(store.explain(e.into(), 0));
+            }
+        };
+        let (data, tree) = (BufWriter::with_capacity(1 << 20, data), BufWriter::with_capacity(64 << 10, tree));
         Ok(Self {
             store,
             path,
@@ -67,19 +76,14 @@ impl DatasetWriter {
     }
 
     /// Appends bytes to the dataset.
-    pub fn write(&mut self, mut data: &[u8]) -> Result<(), StoreError> {
+    pub fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
+        self.append(data).map_err(|e| self.store.explain(e, data.len() as u64))
+    }
+
+    fn append(&mut self, mut data: &[u8]) -> Result<(), StoreError> {
         let needed = self.size + data.len() as u64 + super::tree_bytes(self.leaves + 2);
         if needed > self.reserved {
-            // Claim in large steps to touch the shared counter rarely; near the quota, claim
-            // exactly what is needed.
-            let want = needed - self.reserved;
-            let step = want.max(RESERVE_STEP);
-            if self.store.reserve(step).is_ok() {
-                self.reserved += step;
-            } else {
-                self.store.reserve(want)?;
-                self.reserved += want;
-            }
+            self.reserved += self.store.claim_step(needed - self.reserved, CLAIM_STEP)?;
         }
         self.size += data.len() as u64;
         while !data.is_empty() {
@@ -103,9 +107,19 @@ impl DatasetWriter {
     }
 
     /// Completes the upload: builds the tree, syncs both files and commits the dataset and its
-    /// manifest. Returns the manifest's CID.
+    /// manifest. Returns the manifest's CID. On any error nothing of the upload remains: its
+    /// files are removed and its whole quota claim is given back.
     pub fn finish(
         mut self,
+        filename: Option<String>,
+        mimetype: Option<String>,
+    ) -> Result<(ContentId, Manifest), StoreError> {
+        let bytes = self.size + super::tree_bytes(self.leaves + 1);
+        self.complete(filename, mimetype).map_err(|e| self.store.explain(e, bytes))
+    }
+
+    fn complete(
+        &mut self,
         filename: Option<String>,
         mimetype: Option<String>,
     ) -> Result<(ContentId, Manifest), StoreError> {
@@ -113,8 +127,8 @@ impl DatasetWriter {
             self.flush_block()?;
         }
         let (data, tree) = self.files.take().ok_or_else(|| StoreError::Corrupt("upload already finished".into()))?;
-        drop(data.into_inner().map_err(|e| StoreError::Io(e.into_error()))?);
-        drop(tree.into_inner().map_err(|e| StoreError::Io(e.into_error()))?);
+        drop(data.into_inner().map_err(|e| StoreError::from(e.into_error()))?);
+        drop(tree.into_inner().map_err(|e| StoreError::from(e.into_error()))?);
         // Reopened for reading as well: the levels are built from the leaves just written.
         let tree = File::options().read(true).write(true).open(&self.tree_path)?;
         let root = tree_file::build_levels(&tree, self.leaves)?;
@@ -122,18 +136,19 @@ impl DatasetWriter {
         let mut manifest = Manifest::new(ContentId::for_tree(&root), self.block_size as u32, self.size);
         manifest.filename = filename;
         manifest.mimetype = mimetype;
-        let reserved = std::mem::take(&mut self.reserved);
-        let cid = self.store.commit_dataset(&self.path, &self.tree_path, root, &manifest, reserved)?;
+        let cid = self.store.commit_dataset(&self.path, &self.tree_path, root, &manifest, self.reserved)?;
+        // The commit swapped the claim for the dataset's footprint.
+        self.reserved = 0;
         Ok((cid, manifest))
     }
 }
 
 impl Drop for DatasetWriter {
     fn drop(&mut self) {
-        if self.files.take().is_some() || self.tree_path.exists() {
-            let _ = std::fs::remove_file(&self.path);
-            let _ = std::fs::remove_file(&self.tree_path);
-        }
+        // After a successful commit the files are in `datasets/` and these paths are free.
+        drop(self.files.take());
+        let _ = disk::remove_if_present(&self.path);
+        let _ = disk::remove_if_present(&self.tree_path);
         self.store.release(self.reserved);
     }
 }
