@@ -11,6 +11,7 @@ mod deploy;
 mod devnet;
 mod lazy_repair;
 mod offchain_proofs;
+mod openapi_conformance;
 mod protect;
 mod prover_cli;
 mod rules;

@@ -115,11 +115,16 @@ async fn store_upload(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
 }
 
 /// Upload a file (the whitepaper's endpoint); answers its CID as text.
-#[utoipa::path(post, path = "/upload", tag = "Data",
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+#[utoipa::path(post, path = "/upload", tag = "Data", operation_id = "uploadFile",
+    params(("content-type" = Option<String>, Header, description = "The file's media type", example = "image/png"),
+           ("content-disposition" = Option<String>, Header, description = "The file's name",
+            example = "attachment; filename=\"codex.png\"")),
+    request_body(content = inline(super::schema::Binary), content_type = "application/octet-stream"),
     responses((status = 200, description = "CID of the uploaded file", body = String, content_type = "text/plain"),
               (status = 400, description = "Upload interrupted", body = ErrorBody),
+              (status = 408, description = "The body stalled", body = ErrorBody),
               (status = 422, description = "Invalid filename or content type", body = ErrorBody),
+              (status = 500, description = "The upload could not be stored", body = ErrorBody),
               (status = 507, description = "Storage quota exceeded", body = ErrorBody)))]
 pub(super) async fn upload(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<String, ApiError> {
     let (cid, _) = store_upload(&state, &headers, body).await?;
@@ -127,11 +132,16 @@ pub(super) async fn upload(State(state): State<AppState>, headers: HeaderMap, bo
 }
 
 /// Upload a file in a streaming manner; answers its CID as text.
-#[utoipa::path(post, path = "/data", tag = "Data",
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+#[utoipa::path(post, path = "/data", tag = "Data", operation_id = "upload",
+    params(("content-type" = Option<String>, Header, description = "The file's media type", example = "image/png"),
+           ("content-disposition" = Option<String>, Header, description = "The file's name",
+            example = "attachment; filename=\"codex.png\"")),
+    request_body(content = inline(super::schema::Binary), content_type = "application/octet-stream"),
     responses((status = 200, description = "CID of the uploaded file", body = String, content_type = "text/plain"),
               (status = 400, description = "Upload interrupted", body = ErrorBody),
+              (status = 408, description = "The body stalled", body = ErrorBody),
               (status = 422, description = "Invalid filename or content type", body = ErrorBody),
+              (status = 500, description = "The upload could not be stored", body = ErrorBody),
               (status = 507, description = "Storage quota exceeded", body = ErrorBody)))]
 pub(super) async fn upload_data(
     State(state): State<AppState>,
@@ -142,8 +152,9 @@ pub(super) async fn upload_data(
 }
 
 /// List the datasets held completely by this node.
-#[utoipa::path(get, path = "/data", tag = "Data",
-    responses((status = 200, description = "Datasets held locally", body = DataList)))]
+#[utoipa::path(get, path = "/data", tag = "Data", operation_id = "listData",
+    responses((status = 200, description = "Datasets held locally", body = DataList),
+              (status = 500, description = "The store could not be read", body = ErrorBody)))]
 pub(super) async fn list(State(state): State<AppState>) -> Result<Json<DataList>, ApiError> {
     let store = Arc::clone(&state.store);
     let items = blocking(move || store.list()).await?;
@@ -380,9 +391,9 @@ pub(super) async fn protect(
 }
 
 /// Download a dataset by CID (the whitepaper's endpoint); fetched from the network if not local.
-#[utoipa::path(get, path = "/download/{cid}", tag = "Data",
+#[utoipa::path(get, path = "/download/{cid}", tag = "Data", operation_id = "downloadFile",
     params(("cid" = String, Path, description = "Manifest CID")),
-    responses((status = 200, description = "The content", body = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, description = "The content", body = inline(super::schema::Binary), content_type = "application/octet-stream"),
               (status = 400, description = "Invalid CID", body = ErrorBody),
               (status = 404, description = "Not found locally or in the network", body = ErrorBody)))]
 pub(super) async fn download(State(state): State<AppState>, Path(cid): Path<String>) -> Result<Response, ApiError> {
@@ -390,11 +401,13 @@ pub(super) async fn download(State(state): State<AppState>, Path(cid): Path<Stri
 }
 
 /// Download a dataset from the network in a streaming manner.
-#[utoipa::path(get, path = "/data/{cid}/network/stream", tag = "Data",
+#[utoipa::path(get, path = "/data/{cid}/network/stream", tag = "Data", operation_id = "downloadNetworkStream",
     params(("cid" = String, Path, description = "Manifest CID")),
-    responses((status = 200, description = "The content", body = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, description = "The content", body = inline(super::schema::Binary), content_type = "application/octet-stream"),
               (status = 400, description = "Invalid CID", body = ErrorBody),
-              (status = 404, description = "Not found", body = ErrorBody)))]
+              (status = 404, description = "Not found", body = ErrorBody),
+              (status = 500, description = "The store failed", body = ErrorBody),
+              (status = 502, description = "Peers failed to deliver it", body = ErrorBody)))]
 pub(super) async fn download_network_stream(
     State(state): State<AppState>,
     Path(cid): Path<String>,
@@ -403,11 +416,12 @@ pub(super) async fn download_network_stream(
 }
 
 /// Download a dataset held locally; 404 if it is not.
-#[utoipa::path(get, path = "/data/{cid}", tag = "Data",
+#[utoipa::path(get, path = "/data/{cid}", tag = "Data", operation_id = "downloadLocal",
     params(("cid" = String, Path, description = "Manifest or tree CID")),
-    responses((status = 200, description = "The content", body = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, description = "The content", body = inline(super::schema::Binary), content_type = "application/octet-stream"),
               (status = 400, description = "Invalid CID", body = ErrorBody),
-              (status = 404, description = "Not held locally", body = ErrorBody)))]
+              (status = 404, description = "Not held locally", body = ErrorBody),
+              (status = 500, description = "The store failed", body = ErrorBody)))]
 pub(super) async fn download_local(
     State(state): State<AppState>,
     Path(cid): Path<String>,
@@ -416,10 +430,11 @@ pub(super) async fn download_local(
 }
 
 /// Delete a dataset (by manifest or tree CID) from this node.
-#[utoipa::path(delete, path = "/data/{cid}", tag = "Data",
+#[utoipa::path(delete, path = "/data/{cid}", tag = "Data", operation_id = "deleteLocal",
     params(("cid" = String, Path, description = "Manifest or tree CID")),
     responses((status = 204, description = "Deleted (or was not here)"),
-              (status = 400, description = "Invalid CID", body = ErrorBody)))]
+              (status = 400, description = "Invalid CID", body = ErrorBody),
+              (status = 500, description = "The store failed", body = ErrorBody)))]
 pub(super) async fn delete(State(state): State<AppState>, Path(cid): Path<String>) -> Result<StatusCode, ApiError> {
     let cid = parse_cid(&cid)?;
     let store = Arc::clone(&state.store);
@@ -429,11 +444,13 @@ pub(super) async fn delete(State(state): State<AppState>, Path(cid): Path<String
 }
 
 /// Start fetching a dataset from the network in the background.
-#[utoipa::path(post, path = "/data/{cid}/network", tag = "Data",
+#[utoipa::path(post, path = "/data/{cid}/network", tag = "Data", operation_id = "downloadNetwork",
     params(("cid" = String, Path, description = "Manifest CID")),
     responses((status = 200, description = "Fetch started (or already complete)", body = DataItem),
               (status = 400, description = "Invalid CID", body = ErrorBody),
-              (status = 404, description = "Manifest not found", body = ErrorBody)))]
+              (status = 404, description = "Manifest not found", body = ErrorBody),
+              (status = 500, description = "The store failed", body = ErrorBody),
+              (status = 502, description = "Peers failed to deliver the manifest", body = ErrorBody)))]
 pub(super) async fn fetch_background(
     State(state): State<AppState>,
     Path(cid): Path<String>,
@@ -445,11 +462,13 @@ pub(super) async fn fetch_background(
 }
 
 /// Fetch only a dataset's manifest.
-#[utoipa::path(get, path = "/data/{cid}/network/manifest", tag = "Data",
+#[utoipa::path(get, path = "/data/{cid}/network/manifest", tag = "Data", operation_id = "downloadNetworkManifest",
     params(("cid" = String, Path, description = "Manifest CID")),
     responses((status = 200, description = "The manifest", body = DataItem),
               (status = 400, description = "Invalid CID", body = ErrorBody),
-              (status = 404, description = "Manifest not found", body = ErrorBody)))]
+              (status = 404, description = "Manifest not found", body = ErrorBody),
+              (status = 500, description = "The store failed", body = ErrorBody),
+              (status = 502, description = "Peers failed to deliver the manifest", body = ErrorBody)))]
 pub(super) async fn fetch_manifest(
     State(state): State<AppState>,
     Path(cid): Path<String>,
@@ -468,10 +487,11 @@ fn manifest_cid(text: &str) -> Result<ContentId, ApiError> {
 }
 
 /// Whether this node holds the dataset (manifest or tree CID) completely.
-#[utoipa::path(get, path = "/data/{cid}/exists", tag = "Data",
+#[utoipa::path(get, path = "/data/{cid}/exists", tag = "Data", operation_id = "hasBlock",
     params(("cid" = String, Path, description = "Manifest or tree CID")),
-    responses((status = 200, description = "Whether it is held", body = Exists),
-              (status = 400, description = "Invalid CID", body = ErrorBody)))]
+    responses((status = 200, description = "Whether it is held", body = inline(Exists)),
+              (status = 400, description = "Invalid CID", body = ErrorBody),
+              (status = 500, description = "The store failed", body = ErrorBody)))]
 pub(super) async fn exists(State(state): State<AppState>, Path(cid): Path<String>) -> Result<Json<Exists>, ApiError> {
     let cid = parse_cid(&cid)?;
     let store = Arc::clone(&state.store);
@@ -480,8 +500,9 @@ pub(super) async fn exists(State(state): State<AppState>, Path(cid): Path<String
 }
 
 /// Storage space summary.
-#[utoipa::path(get, path = "/space", tag = "Data",
-    responses((status = 200, description = "Space in use", body = Space)))]
+#[utoipa::path(get, path = "/space", tag = "Data", operation_id = "space",
+    responses((status = 200, description = "Space in use", body = Space),
+              (status = 500, description = "The store failed", body = ErrorBody)))]
 pub(super) async fn space(State(state): State<AppState>) -> Result<Json<Space>, ApiError> {
     let store = Arc::clone(&state.store);
     let s = blocking(move || store.space()).await?;

@@ -11,7 +11,9 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use super::{ApiError, AppState, ErrorBody};
-use crate::market::types::{Availability, AvailabilityInput, Purchase, SlotAgent, SlotInfo, StorageRequestCreation};
+use crate::market::types::{
+    Availability, AvailabilityInput, Purchase, Reservation, SlotAgent, SlotInfo, StorageRequestCreation,
+};
 use crate::market::{Market, MarketError};
 
 fn market(state: &AppState) -> Result<Arc<Market>, ApiError> {
@@ -44,13 +46,15 @@ fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
 
 /// Create a storage request for a dataset held here: it is erasure-coded into `nodes` slots
 /// (`tolerance` of them parity), published, and offered on the marketplace with its payment.
-#[utoipa::path(post, path = "/storage/request/{cid}", tag = "Marketplace",
+#[utoipa::path(post, path = "/storage/request/{cid}", tag = "Marketplace", operation_id = "createStorageRequest",
     params(("cid" = String, Path, description = "Manifest CID of a dataset uploaded to this node")),
     request_body = StorageRequestCreation,
     responses((status = 200, description = "The request id (0x hex)", body = String, content_type = "text/plain"),
               (status = 400, description = "Malformed body", body = ErrorBody),
               (status = 404, description = "Dataset not held here", body = ErrorBody),
               (status = 422, description = "Parameters not valid", body = ErrorBody),
+              (status = 500, description = "Local failure (disk, erasure coding)", body = ErrorBody),
+              (status = 502, description = "The chain refused the request", body = ErrorBody),
               (status = 503, description = "Persistence not enabled, or the chain unreachable", body = ErrorBody)))]
 pub(super) async fn request_storage(
     State(state): State<AppState>,
@@ -64,7 +68,7 @@ pub(super) async fn request_storage(
 }
 
 /// Ids of this node's purchases.
-#[utoipa::path(get, path = "/storage/purchases", tag = "Marketplace",
+#[utoipa::path(get, path = "/storage/purchases", tag = "Marketplace", operation_id = "getPurchases",
     responses((status = 200, description = "Purchase ids", body = Vec<String>),
               (status = 503, description = "Persistence not enabled", body = ErrorBody)))]
 pub(super) async fn purchases(State(state): State<AppState>) -> Result<Json<Vec<String>>, ApiError> {
@@ -72,7 +76,7 @@ pub(super) async fn purchases(State(state): State<AppState>) -> Result<Json<Vec<
 }
 
 /// One purchase and its state.
-#[utoipa::path(get, path = "/storage/purchases/{id}", tag = "Marketplace",
+#[utoipa::path(get, path = "/storage/purchases/{id}", tag = "Marketplace", operation_id = "getPurchase",
     params(("id" = String, Path, description = "Purchase (request) id, 0x hex")),
     responses((status = 200, description = "The purchase", body = Purchase),
               (status = 400, description = "Invalid id", body = ErrorBody),
@@ -91,7 +95,7 @@ pub(super) async fn purchase(
 }
 
 /// Storage this node offers for sale.
-#[utoipa::path(get, path = "/sales/availability", tag = "Marketplace",
+#[utoipa::path(get, path = "/sales/availability", tag = "Marketplace", operation_id = "getAvailabilities",
     responses((status = 200, description = "Availabilities", body = Vec<Availability>),
               (status = 503, description = "Persistence not enabled", body = ErrorBody)))]
 pub(super) async fn availabilities(State(state): State<AppState>) -> Result<Json<Vec<Availability>>, ApiError> {
@@ -99,11 +103,12 @@ pub(super) async fn availabilities(State(state): State<AppState>) -> Result<Json
 }
 
 /// Offer storage for sale.
-#[utoipa::path(post, path = "/sales/availability", tag = "Marketplace",
+#[utoipa::path(post, path = "/sales/availability", tag = "Marketplace", operation_id = "offerStorage",
     request_body = AvailabilityInput,
     responses((status = 201, description = "Created", body = Availability),
               (status = 400, description = "Malformed body", body = ErrorBody),
               (status = 422, description = "Not valid, or not enough quota", body = ErrorBody),
+              (status = 500, description = "The availability could not be recorded", body = ErrorBody),
               (status = 503, description = "Persistence not enabled", body = ErrorBody)))]
 pub(super) async fn add_availability(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let market = market(&state)?;
@@ -113,13 +118,14 @@ pub(super) async fn add_availability(State(state): State<AppState>, body: Bytes)
 }
 
 /// Change an availability.
-#[utoipa::path(patch, path = "/sales/availability/{id}", tag = "Marketplace",
+#[utoipa::path(patch, path = "/sales/availability/{id}", tag = "Marketplace", operation_id = "updateOfferedStorage",
     params(("id" = String, Path, description = "Availability id, 0x hex")),
     request_body = AvailabilityInput,
     responses((status = 204, description = "Updated"),
               (status = 400, description = "Malformed body or id", body = ErrorBody),
               (status = 404, description = "No such availability", body = ErrorBody),
               (status = 422, description = "Not valid", body = ErrorBody),
+              (status = 500, description = "The change could not be recorded", body = ErrorBody),
               (status = 503, description = "Persistence not enabled", body = ErrorBody)))]
 pub(super) async fn update_availability(
     State(state): State<AppState>,
@@ -136,7 +142,7 @@ pub(super) async fn update_availability(
 }
 
 /// Slots this node hosts.
-#[utoipa::path(get, path = "/sales/slots", tag = "Marketplace",
+#[utoipa::path(get, path = "/sales/slots", tag = "Marketplace", operation_id = "getActiveSlots",
     responses((status = 200, description = "Active slots", body = Vec<SlotInfo>),
               (status = 503, description = "Persistence not enabled", body = ErrorBody)))]
 pub(super) async fn slots(State(state): State<AppState>) -> Result<Json<Vec<SlotInfo>>, ApiError> {
@@ -144,7 +150,7 @@ pub(super) async fn slots(State(state): State<AppState>) -> Result<Json<Vec<Slot
 }
 
 /// One sale by its slot id.
-#[utoipa::path(get, path = "/sales/slots/{slotId}", tag = "Marketplace",
+#[utoipa::path(get, path = "/sales/slots/{slotId}", tag = "Marketplace", operation_id = "getActiveSlotById",
     params(("slotId" = String, Path, description = "Slot id, 0x hex")),
     responses((status = 200, description = "The sale", body = SlotAgent),
               (status = 400, description = "Invalid slot id", body = ErrorBody),
@@ -158,5 +164,30 @@ pub(super) async fn slot(
     if !crate::market::types::is_id(&slot_id) {
         return Err(ApiError::bad_request(format!("invalid slot id {slot_id:?}")));
     }
-    Ok(Json(market.slot_agent(&slot_id)?))
+    let mut agent = market.slot_agent(&slot_id)?;
+    // The reference calls the step of a sale that reserves its slot `SalePreparing`.
+    if agent.state == "SaleReserving" {
+        agent.state = "SalePreparing".into();
+    }
+    Ok(Json(agent))
+}
+
+/// The reservations of an availability: a slot's size held for each sale it serves.
+#[utoipa::path(get, path = "/sales/availability/{id}/reservations", tag = "Marketplace",
+    operation_id = "getReservations",
+    params(("id" = String, Path, description = "Availability id, 0x hex")),
+    responses((status = 200, description = "Its reservations", body = Vec<Reservation>),
+              (status = 400, description = "Invalid id", body = ErrorBody),
+              (status = 404, description = "No such availability", body = ErrorBody),
+              (status = 502, description = "The chain answered with an error", body = ErrorBody),
+              (status = 503, description = "Persistence not enabled, or the chain unreachable", body = ErrorBody)))]
+pub(super) async fn reservations(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Reservation>>, ApiError> {
+    let market = market(&state)?;
+    if !crate::market::types::is_id(&id) {
+        return Err(ApiError::bad_request(format!("invalid availability id {id:?}")));
+    }
+    Ok(Json(market.reservations(&id).await?))
 }

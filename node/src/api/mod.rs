@@ -64,9 +64,9 @@ pub struct AppState {
 )]
 struct ApiDoc;
 
-/// Builds the router with its generated OpenAPI document.
-pub fn router(state: AppState) -> axum::Router {
-    let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// The endpoints with their OpenAPI operations.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(data::upload))
         .routes(routes!(data::upload_data, data::list))
         .routes(routes!(data::download))
@@ -88,9 +88,19 @@ pub fn router(state: AppState) -> axum::Router {
         .routes(routes!(market::purchase))
         .routes(routes!(market::availabilities, market::add_availability))
         .routes(routes!(market::update_availability))
+        .routes(routes!(market::reservations))
         .routes(routes!(market::slots))
-        .routes(routes!(market::slot));
-    let (inner, openapi) = api.split_for_parts();
+        .routes(routes!(market::slot))
+}
+
+/// The OpenAPI document the node serves at `/api/codex/v1/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().split_for_parts().1
+}
+
+/// Builds the router with its generated OpenAPI document.
+pub fn router(state: AppState) -> axum::Router {
+    let (inner, openapi) = routes().split_for_parts();
     let openapi = Arc::new(openapi);
     let inner = inner
         .route(

@@ -31,8 +31,8 @@ pub(super) async fn info(State(state): State<AppState>) -> Result<Json<NodeInfo>
 }
 
 /// The node's signed peer record (text, or JSON with `Accept: application/json`).
-#[utoipa::path(get, path = "/spr", tag = "Node",
-    responses((status = 200, description = "The SPR", body = SprRead),
+#[utoipa::path(get, path = "/spr", tag = "Node", operation_id = "getSPR",
+    responses((status = 200, description = "The SPR", content((String = "text/plain"), (SprRead = "application/json"))),
               (status = 503, description = "Not ready", body = ErrorBody)))]
 pub(super) async fn spr(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let spr = current_spr(&state)?;
@@ -40,8 +40,9 @@ pub(super) async fn spr(State(state): State<AppState>, headers: HeaderMap) -> Re
 }
 
 /// The node's peer id (text, or JSON with `Accept: application/json`).
-#[utoipa::path(get, path = "/peerid", tag = "Node",
-    responses((status = 200, description = "The peer id", body = PeerIdRead)))]
+#[utoipa::path(get, path = "/peerid", tag = "Node", operation_id = "getPeerId",
+    responses((status = 200, description = "The peer id",
+               content((String = "text/plain"), (PeerIdRead = "application/json")))))]
 pub(super) async fn peer_id(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let id = state.net.peer_id().to_string();
     if wants_json(&headers) { Json(PeerIdRead { id }).into_response() } else { id.into_response() }
@@ -79,7 +80,7 @@ fn percent_decode(s: &str) -> Option<String> {
 }
 
 /// Connect to a peer, at the given addresses or wherever the DHT finds it.
-#[utoipa::path(get, path = "/connect/{peerId}", tag = "Node",
+#[utoipa::path(get, path = "/connect/{peerId}", tag = "Node", operation_id = "connectPeer",
     params(("peerId" = String, Path, description = "Peer to dial"),
            ("addrs" = Option<Vec<String>>, Query, description = "Multiaddresses to dial")),
     responses((status = 200, description = "Connected", body = String, content_type = "text/plain"),
@@ -96,8 +97,9 @@ pub(super) async fn connect(
 }
 
 /// Node details for debugging: addresses, routing table, version, exchange counters.
-#[utoipa::path(get, path = "/debug/info", tag = "Debug",
-    responses((status = 200, description = "Node details", body = DebugInfo)))]
+#[utoipa::path(get, path = "/debug/info", tag = "Debug", operation_id = "getDebugInfo",
+    responses((status = 200, description = "Node details", body = DebugInfo),
+              (status = 500, description = "The network task did not answer", body = ErrorBody)))]
 pub(super) async fn debug_info(State(state): State<AppState>) -> Result<Json<DebugInfo>, ApiError> {
     let info = state.net.info().await.map_err(|e| ApiError::internal(e.to_string()))?;
     let me = state.net.peer_id().to_string();
@@ -140,15 +142,19 @@ pub(super) async fn debug_info(State(state): State<AppState>) -> Result<Json<Deb
 
 /// Query of `POST /debug/chronicles/loglevel`.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct LevelQuery {
-    /// A level (TRACE, DEBUG, INFO, NOTICE, WARN, ERROR, FATAL) or a filter like `info,vellum::net=debug`.
+    /// A level (TRACE, DEBUG, INFO, NOTICE, WARN, ERROR, FATAL), with levels of chronicles
+    /// topics (`INFO;TRACE:blockexcnetwork,restapi`), or a tracing filter (`info,vellum::net=debug`).
     level: String,
 }
 
 /// Set the log level at run time.
-#[utoipa::path(post, path = "/debug/chronicles/loglevel", tag = "Debug", params(LevelQuery),
-    responses((status = 200, description = "Level set"),
-              (status = 400, description = "Invalid level", body = ErrorBody)))]
+#[utoipa::path(post, path = "/debug/chronicles/loglevel", tag = "Debug", operation_id = "setDebugLogLevel",
+    params(LevelQuery),
+    responses((status = 200, description = "Level set", body = String, content_type = "text/plain"),
+              (status = 400, description = "Invalid or missing level", body = ErrorBody),
+              (status = 500, description = "The binary installed no log control", body = ErrorBody)))]
 pub(super) async fn set_log_level(
     State(state): State<AppState>,
     query: Result<axum::extract::Query<LevelQuery>, axum::extract::rejection::QueryRejection>,

@@ -84,10 +84,11 @@ pub struct DataList {
     pub content: Vec<DataItem>,
 }
 
-/// `GET /data/{cid}/exists`.
+/// `GET /data/{cid}/exists` (inline in the document, as in the reference's).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Exists {
-    /// Whether the node holds it.
+    /// Whether the node holds it (always given; optional in the reference's document).
+    #[schema(required = false)]
     pub has: bool,
 }
 
@@ -107,6 +108,7 @@ pub struct Space {
 
 /// `GET /spr` as JSON.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = SPRRead)]
 pub struct SprRead {
     /// The SPR.
     pub spr: String,
@@ -115,13 +117,15 @@ pub struct SprRead {
 /// `GET /peerid` as JSON.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PeerIdRead {
-    /// The peer id.
+    /// The peer id (always given; optional in the reference's document, and so in this one).
+    #[schema(required = false)]
     pub id: String,
 }
 
-/// A routing-table entry in `/debug/info`.
+/// A routing-table entry in `/debug/info` (the reference's `Node`).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Node)]
 pub struct TableNode {
     /// DHT node id (the peer id here).
     pub node_id: String,
@@ -145,12 +149,16 @@ pub struct PeersTable {
     pub nodes: Vec<TableNode>,
 }
 
-/// Version information.
+/// Version information (the reference's `CodexVersion`; both fields are always given, and
+/// optional in the reference's document).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = CodexVersion)]
 pub struct Version {
     /// Vellum's version.
+    #[schema(required = false)]
     pub version: String,
     /// Source revision, if known at build time.
+    #[schema(required = false)]
     pub revision: String,
 }
 
@@ -186,4 +194,62 @@ pub struct DebugInfo {
     pub codex: Version,
     /// Block-exchange counters.
     pub exchange: ExchangeStats,
+}
+
+/// A file's bytes in a request or response body, as the reference documents them:
+/// `type: string, format: binary` (used inline, as `inline(Binary)`).
+pub struct Binary;
+
+impl utoipa::PartialSchema for Binary {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .into()
+    }
+}
+
+impl ToSchema for Binary {}
+
+/// The state of a purchase, as `Purchase.state` is documented: the reference's values (Vellum
+/// answers `submitted`, `started`, `finished`, `cancelled`, `failed`, `errored` or `unknown`).
+pub fn purchase_state() -> utoipa::openapi::Object {
+    state_enum(
+        "Description of the Request's state",
+        &["cancelled", "errored", "failed", "finished", "pending", "started", "submitted", "unknown"],
+    )
+}
+
+/// The state of a sale, as `SlotAgent.state` is documented: the reference's values (Vellum
+/// answers `SalePreparing` while it reserves the slot, then `SaleDownloading`, `SaleFilling`,
+/// `SaleProving`, `SalePayout`, and at the end `SaleFinished`, `SaleCancelled`, `SaleFailed` or
+/// `SaleErrored`).
+pub fn sale_state() -> utoipa::openapi::Object {
+    state_enum(
+        "Description of the slot's state",
+        &[
+            "SaleCancelled",
+            "SaleDownloading",
+            "SaleErrored",
+            "SaleFailed",
+            "SaleFilled",
+            "SaleFilling",
+            "SaleFinished",
+            "SaleIgnored",
+            "SaleInitialProving",
+            "SalePayout",
+            "SalePreparing",
+            "SaleProving",
+            "SaleUnknown",
+        ],
+    )
+}
+
+fn state_enum(description: &str, values: &[&str]) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .description(Some(description))
+        .enum_values(Some(values.iter().copied()))
+        .build()
 }

@@ -41,12 +41,13 @@ use tokio::sync::OnceCell;
 use tracing::{error, info, warn};
 
 use self::availabilities::Availabilities;
+use self::chain::MarketChain;
 use self::chain_alloy::AlloyMarket;
 use self::host::{Host, HostConfig, SaleBook};
 use self::records::RecordDir;
 pub use self::sale::{SaleRecord, SaleState};
 use self::slot_work::NodeSlots;
-use self::types::{Availability, AvailabilityInput, Purchase, SlotAgent, SlotInfo};
+use self::types::{Availability, AvailabilityInput, Purchase, Reservation, SlotAgent, SlotInfo};
 use self::words::{id_hex, parse_id};
 use crate::fetch::Fetcher;
 use crate::metrics::Metrics;
@@ -445,5 +446,174 @@ impl Market {
             .get(&id)
             .map(|s| s.agent())
             .ok_or_else(|| MarketError::NotFound(format!("no sale for slot {slot_id}")))
+    }
+
+    /// The reservations drawn from one availability (its live sales); `NotFound` for an unknown
+    /// availability. When each ends is read from the chain.
+    pub async fn reservations(&self, availability_id: &str) -> Result<Vec<Reservation>, MarketError> {
+        let chain = self.host.get().map(|h| &h.chain);
+        reservations_of(&self.availabilities, &self.sales, chain, availability_id).await
+    }
+}
+
+/// The reservations drawn from an availability: a slot's size and collateral for each sale of
+/// it that still holds (or may yet hold) its slot, ordered by request and slot. A sale that has
+/// not filled its slot holds it until the slot's reservation on chain lapses; a filled one until
+/// the request ends (or expires, if it has not started). Without a chain (`None`: the endpoint
+/// has not answered since the node started) only an availability without sales can be answered.
+async fn reservations_of<C: MarketChain>(
+    availabilities: &Availabilities,
+    sales: &SaleBook,
+    chain: Option<&C>,
+    availability_id: &str,
+) -> Result<Vec<Reservation>, MarketError> {
+    let id = parse_id(availability_id)
+        .map(|b| id_hex(&b))
+        .ok_or_else(|| MarketError::Invalid(format!("invalid availability id {availability_id:?}")))?;
+    if !availabilities.list().iter().any(|a| a.id == id) {
+        return Err(MarketError::NotFound(format!("no availability {id}")));
+    }
+    let mut live: Vec<SaleRecord> =
+        sales.all().into_iter().filter(|s| s.availability_id == id && s.state.is_live()).collect();
+    live.sort_by_key(|s| (s.request_id, s.slot_index));
+    let mut out = Vec::with_capacity(live.len());
+    for sale in live {
+        let chain = chain.ok_or_else(|| {
+            MarketError::Chain(ChainError::Unreachable {
+                call: "connect",
+                reason: "the chain endpoint has not answered since the node started".into(),
+            })
+        })?;
+        let valid_until = if sale.state.holds_slot() {
+            let view = chain.request(sale.request_id).await?;
+            if view.ends_at > 0 { view.ends_at } else { view.expires_at }
+        } else {
+            chain.reservation(sale.request_id, sale.slot_index).await?.lapses_at
+        };
+        out.push(Reservation {
+            id: id_hex(&sale.slot_id),
+            availability_id: id.clone(),
+            size: sale.request.ask.slot_size,
+            request_id: id_hex(&sale.request_id),
+            slot_index: sale.slot_index,
+            valid_until,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod reservation_tests {
+    use alloy::primitives::{Address, B256};
+    use contracts::RequestState;
+
+    use super::fake_chain::FakeChain;
+    use super::types::{StorageAsk, StorageContent, StorageRequest};
+    use super::*;
+
+    fn sale(slot: u8, request: B256, index: u64, availability: &str, state: SaleState) -> SaleRecord {
+        let ask = StorageAsk {
+            slots: 4,
+            slot_size: 1024,
+            duration: 3600,
+            proof_probability: "1".into(),
+            price_per_byte_per_second: "1".into(),
+            collateral_per_byte: "1".into(),
+            max_slot_loss: 1,
+            repair_threshold: 1,
+        };
+        SaleRecord {
+            slot_id: B256::repeat_byte(slot),
+            request_id: request,
+            slot_index: index,
+            request: StorageRequest {
+                id: id_hex(&request),
+                client: "0x00".into(),
+                ask,
+                content: StorageContent { cid: "z".into(), merkle_root: "0x00".into() },
+                expiry: 600,
+                nonce: "0x00".into(),
+            },
+            state,
+            availability_id: availability.to_owned(),
+            collateral: "1024".into(),
+            cells: None,
+            tree: None,
+            proofs_submitted: 0,
+            last_proven_period: None,
+            error: None,
+            repair_of: Vec::new(),
+            slot_cid: None,
+            fills_unanswered: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_availability_lists_its_live_sales_with_when_each_ends() -> Result<(), MarketError> {
+        let dir = tempfile::tempdir()?;
+        let availabilities = Availabilities::open(RecordDir::open(&dir.path().join("a"))?)?;
+        let sales = SaleBook::open(RecordDir::open(&dir.path().join("s"))?)?;
+        let input = |size| AvailabilityInput {
+            total_size: Some(size),
+            duration: Some(3600),
+            min_price_per_byte_per_second: Some("1".into()),
+            total_collateral: Some("100000".into()),
+            enabled: None,
+            until: None,
+        };
+        let mine = availabilities.add(input(1 << 20), u64::MAX)?.id;
+        let other = availabilities.add(input(1 << 20), u64::MAX)?.id;
+        let chain = FakeChain { world: FakeChain::world(), me: Address::repeat_byte(0xa1) };
+        let (started, waiting) = {
+            let mut w = chain.lock();
+            let started = w.post_request(4, 1024, 1);
+            let waiting = w.post_request(4, 1024, 1);
+            let r = w.requests.get_mut(&started).expect("posted");
+            r.state = RequestState::Started;
+            r.ends_at = 9_000;
+            let r = w.requests.get_mut(&waiting).expect("posted");
+            r.slots[2].lease = Some((chain.me, 1_100));
+            (started, waiting)
+        };
+        sales.save(&sale(1, started, 0, &mine, SaleState::Proving))?;
+        sales.save(&sale(2, waiting, 2, &mine, SaleState::Downloading))?;
+        sales.save(&sale(3, started, 1, &mine, SaleState::Finished))?; // over: none
+        sales.save(&sale(4, started, 3, &other, SaleState::Proving))?; // another availability's
+
+        let found = reservations_of(&availabilities, &sales, Some(&chain), &mine).await?;
+        let mut want = vec![
+            Reservation {
+                id: id_hex(&B256::repeat_byte(1)),
+                availability_id: mine.clone(),
+                size: 1024,
+                request_id: id_hex(&started),
+                slot_index: 0,
+                valid_until: 9_000,
+            },
+            Reservation {
+                id: id_hex(&B256::repeat_byte(2)),
+                availability_id: mine.clone(),
+                size: 1024,
+                request_id: id_hex(&waiting),
+                slot_index: 2,
+                valid_until: 1_100,
+            },
+        ];
+        want.sort_by(|a, b| a.request_id.cmp(&b.request_id));
+        assert_eq!(found, want);
+
+        // The id may come without 0x; an unknown availability is not found.
+        let bare = mine.trim_start_matches("0x");
+        assert_eq!(reservations_of(&availabilities, &sales, Some(&chain), bare).await?.len(), 2);
+        let unknown = id_hex(&B256::repeat_byte(9));
+        let err = reservations_of(&availabilities, &sales, Some(&chain), &unknown).await.expect_err("unknown");
+        assert!(matches!(err, MarketError::NotFound(_)), "{err}");
+        let err = reservations_of(&availabilities, &sales, Some(&chain), "0x12").await.expect_err("invalid");
+        assert!(matches!(err, MarketError::Invalid(_)), "{err}");
+        // Without a chain, an availability without sales still answers.
+        let idle = availabilities.add(input(1024), u64::MAX)?.id;
+        assert!(reservations_of::<FakeChain>(&availabilities, &sales, None, &idle).await?.is_empty());
+        assert!(reservations_of::<FakeChain>(&availabilities, &sales, None, &mine).await.is_err());
+        Ok(())
     }
 }

@@ -1,6 +1,6 @@
 //! The JSON shapes of the marketplace endpoints (the reference OpenAPI document's `Purchase`,
-//! `StorageRequest`, `StorageAsk`, `SalesAvailability`, `Slot`, `SlotAgent`), which are also
-//! what the node persists.
+//! `StorageRequest`, `StorageAsk`, `SalesAvailability`, `Slot`, `SlotAgent`, `Reservation`),
+//! which are also what the node persists.
 
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +29,7 @@ pub struct StorageAsk {
 /// `Content`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Content)]
 pub struct StorageContent {
     /// The protected dataset's manifest CID.
     pub cid: String,
@@ -59,6 +60,7 @@ pub struct StorageRequest {
 #[serde(rename_all = "camelCase")]
 pub struct Purchase {
     /// `submitted`, `started`, `finished`, `cancelled`, `failed` or `errored`.
+    #[schema(schema_with = crate::api::schema::purchase_state)]
     pub state: String,
     /// Why it errored or failed.
     pub error: Option<String>,
@@ -110,6 +112,7 @@ fn default_repair_threshold() -> u64 {
 /// a PATCH).
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = SalesAvailability)]
 pub struct AvailabilityInput {
     /// Bytes offered.
     pub total_size: Option<u64>,
@@ -128,6 +131,7 @@ pub struct AvailabilityInput {
 /// `SalesAvailabilityREAD`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = SalesAvailabilityREAD)]
 pub struct Availability {
     /// Id (0x hex).
     pub id: String,
@@ -143,15 +147,19 @@ pub struct Availability {
     pub total_collateral: String,
     /// Collateral not taken by sales (decimal string).
     pub total_remaining_collateral: String,
-    /// Whether new sales may use it.
+    /// Whether new sales may use it (always given; optional in the reference's document).
+    #[schema(required = false)]
     pub enabled: bool,
-    /// Latest end of a hosted request (unix seconds, 0: no limit).
+    /// Latest end of a hosted request (unix seconds, 0: no limit; always given, optional in the
+    /// reference's document).
+    #[schema(required = false)]
     pub until: u64,
 }
 
 /// `Slot`: a slot this node hosts.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Slot)]
 pub struct SlotInfo {
     /// Slot id (0x hex).
     pub id: String,
@@ -169,15 +177,37 @@ pub struct SlotAgent {
     pub slot_index: u64,
     /// Request id (0x hex).
     pub request_id: String,
-    /// The request.
+    /// The request (always given; optional in the reference's document).
+    #[schema(required = false)]
     pub request: StorageRequest,
-    /// `SaleDownloading`, `SaleFilling`, `SaleProving`, `SalePayout`, `SaleFinished`,
-    /// `SaleFailed`, `SaleCancelled`, `SaleErrored`.
+    /// `SaleReserving` (`SalePreparing` in the API), `SaleDownloading`, `SaleFilling`,
+    /// `SaleProving`, `SalePayout`, `SaleFinished`, `SaleFailed`, `SaleCancelled`, `SaleErrored`.
+    #[schema(schema_with = crate::api::schema::sale_state)]
     pub state: String,
     /// Accepted periodic proofs so far.
     pub proofs_submitted: u64,
     /// Why it failed or errored.
     pub error: Option<String>,
+}
+
+/// `Reservation`: a slot's worth of an availability (its size and collateral) held by a sale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Reservation {
+    /// Id (0x hex): the id of the slot it is for (a host holds one reservation per slot).
+    pub id: String,
+    /// The availability it is drawn from (0x hex).
+    pub availability_id: String,
+    /// Bytes held: the slot's size.
+    pub size: u64,
+    /// Request id (0x hex).
+    pub request_id: String,
+    /// The slot's index.
+    pub slot_index: u64,
+    /// Unix seconds after which it no longer holds: when the slot's reservation on chain lapses
+    /// while the sale has not filled the slot, else when the request ends (or expires, if it has
+    /// not started).
+    pub valid_until: u64,
 }
 
 /// Whether text is an id as the API writes them (0x optional, 64 hex digits).
