@@ -11,6 +11,17 @@
 //! A dataset becomes visible only when its files are synced, renamed into `datasets/` and its
 //! record committed in one redb transaction. A crash at any point leaves either nothing or the
 //! whole dataset; start-up removes what a crash left in `tmp/` and any file without a record.
+//!
+//! Disk errors: a full disk (ENOSPC or EDQUOT from any write, sync or rename, inside redb too)
+//! is [`StoreError::NoSpace`], and so is a transfer the file system has no room for on top of
+//! [`StoreOptions::min_free_bytes`] (uploads ask at each [`CLAIM_STEP`] of quota they claim,
+//! fetches and slot claims for their whole size). A failed commit leaves nothing behind: its
+//! transfer's quota claim goes back whole, its temporary files and any file it renamed into
+//! `datasets/` are removed (never those of a dataset committed before). redb refuses every
+//! write after an I/O error until it is reopened; `meta.rs` reopens it, so the store works again
+//! as soon as there is space, without a restart. Everything the store creates is private to the
+//! node's user (files 0600, directories 0700).
+//!
 //! This module never talks to the network and never trusts a block it did not check.
 
 mod disk;
@@ -142,8 +153,10 @@ pub struct StoreOptions {
 }
 
 impl StoreOptions {
-    /// The free-space reserve [`BlockStore::open`] keeps: 64 MiB.
-    pub const DEFAULT_MIN_FREE_BYTES: u64 = 64 << 20;
+    /// The free-space reserve [`BlockStore::open`] keeps: 1 MiB, room for the metadata
+    /// database's commits once transfers have filled the disk up to it. Small, so that a small
+    /// disk stays usable; operators who share the disk with other programs set more.
+    pub const DEFAULT_MIN_FREE_BYTES: u64 = 1 << 20;
 
     /// `quota` with the default free-space reserve.
     pub fn new(quota: u64) -> Self {
@@ -304,7 +317,7 @@ impl BlockStore {
         let dangling: Vec<ContentId> = records
             .iter()
             .filter(|(cid, _)| !self.data_path(cid).exists() || !self.tree_path(cid).exists())
-            .map(|(cid, _)| cid.clone())
+            .map(|(cid, _)| *cid)
             .collect();
         if !dangling.is_empty() {
             self.meta.write(|tx| {
@@ -509,9 +522,8 @@ impl BlockStore {
         let result = self.meta.write(|tx| {
             let mut datasets = tx.open_table(DATASETS)?;
             // A record whose files are gone (see `recover`) counts as none.
-            let fresh = datasets.get(tree_cid.to_bytes().as_slice())?.is_none()
-                || !data_path.exists()
-                || !tree_path.exists();
+            let fresh =
+                datasets.get(tree_cid.to_bytes().as_slice())?.is_none() || !data_path.exists() || !tree_path.exists();
             if fresh {
                 placed.push(&tree_path);
                 fs::rename(tree_tmp, &tree_path)?;

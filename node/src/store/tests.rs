@@ -192,7 +192,10 @@ fn a_store_whose_disk_stays_full_works_again_once_space_is_back() {
         let mut w = store.begin_upload(DEFAULT_BLOCK_SIZE).expect("begin");
         w.write(&sample(300_000)).expect("write");
         assert!(matches!(w.finish(None, None), Err(StoreError::NoSpace { .. })));
-        assert!(matches!(store.put_manifest(&Manifest::new(ContentId::for_tree(&[5; 32]), 1, 1)), Err(StoreError::NoSpace { .. })));
+        assert!(matches!(
+            store.put_manifest(&Manifest::new(ContentId::for_tree(&[5; 32]), 1, 1)),
+            Err(StoreError::NoSpace { .. })
+        ));
     }
     assert!(files_in(&dir.path().join("tmp")).is_empty());
     assert_eq!(files_in(&dir.path().join("datasets")).len(), 2);
@@ -253,7 +256,7 @@ fn readers_survive_the_reopen_of_the_metadata_database() {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let readers: Vec<_> = (0..4)
         .map(|_| {
-            let (store, tree, stop) = (Arc::clone(&store), tree.clone(), Arc::clone(&stop));
+            let (store, tree, stop) = (Arc::clone(&store), tree, Arc::clone(&stop));
             std::thread::spawn(move || {
                 let mut answers = 0u64;
                 while !stop.load(Ordering::Relaxed) {
@@ -294,7 +297,8 @@ fn an_idle_upload_holds_at_most_one_claim_step() {
         })
         .collect();
     let used = store.space().expect("space").quota_used_bytes;
-    assert!(used <= 15 * CLAIM_STEP, "15 one-byte uploads hold {used} bytes of quota");
+    // One step each, and a step is small: 1 MiB (it was 64 MiB, so 15 such uploads held 1 GiB).
+    assert!(used <= 15 << 20, "15 one-byte uploads hold {used} bytes of quota");
     drop(writers);
     assert_eq!(store.space().expect("space").quota_used_bytes, 0);
 }
@@ -317,13 +321,17 @@ fn free_space_check_refuses_what_the_disk_cannot_hold() {
         BlockStore::open_with(&dir.path().join("r"), StoreOptions { quota: 1 << 30, min_free_bytes: u64::MAX / 2 })
             .expect("open");
     assert!(matches!(reserving.check_free_space(None), Err(StoreError::NoSpace { .. })));
-    assert_eq!(BlockStore::open(&dir.path().join("d"), 1).expect("open").min_free_bytes, StoreOptions::DEFAULT_MIN_FREE_BYTES);
+    assert_eq!(
+        BlockStore::open(&dir.path().join("d"), 1).expect("open").min_free_bytes,
+        StoreOptions::DEFAULT_MIN_FREE_BYTES
+    );
 }
 
 #[test]
 fn a_disk_that_fills_mid_upload_answers_no_space() {
     let dir = tempfile::tempdir().expect("tmp");
-    let store = BlockStore::open_faulty(dir.path(), StoreOptions { quota: 1 << 30, min_free_bytes: 1000 }).expect("open");
+    let store =
+        BlockStore::open_faulty(dir.path(), StoreOptions { quota: 1 << 30, min_free_bytes: 1000 }).expect("open");
     let mut w = store.begin_upload(DEFAULT_BLOCK_SIZE).expect("begin");
     w.write(&sample(100_000)).expect("write");
     store.faults.set_available(Some(500_000));
@@ -356,7 +364,8 @@ fn store_files_and_directories_are_private() {
     let (_, manifest) = upload(&store, &sample(70_000));
     let mut w = store.begin_upload(DEFAULT_BLOCK_SIZE).expect("begin");
     w.write(&sample(10)).expect("write");
-    let mut partial = store.begin_fetch(&Manifest::new(ContentId::for_tree(&[3; 32]), DEFAULT_BLOCK_SIZE, 10)).expect("fetch");
+    let mut partial =
+        store.begin_fetch(&Manifest::new(ContentId::for_tree(&[3; 32]), DEFAULT_BLOCK_SIZE, 10)).expect("fetch");
     partial.write_block(0, &[1; 10], leaf_hash(&[1; 10])).expect("block");
     let mode = |p: &Path| fs::metadata(p).expect("meta").permissions().mode() & 0o777;
     for d in [root.clone(), root.join("tmp"), root.join("datasets")] {
