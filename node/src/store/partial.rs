@@ -41,7 +41,7 @@ impl PartialDataset {
         let path = store.tmp_path("fetch");
         let tree_path = path.with_extension("tree");
         let open = || -> std::io::Result<(File, File)> {
-            let data = disk::private_file().read(true).write(true).create_new(true).open(&path)?;
+            let data = disk::create_private(&path)?;
             data.set_len(manifest.dataset_size)?;
             Ok((data, disk::create_private(&tree_path)?))
         };
