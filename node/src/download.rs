@@ -1,6 +1,10 @@
 //! Streams a dataset's bytes to a reader: straight from a complete data file, or following a
 //! fetch job, sending each stretch as soon as its blocks are in. Reads go in 1 MiB pieces on the
 //! blocking pool, so memory per download is one piece whatever the dataset's size.
+//!
+//! A stream that cannot go on (its fetch failed, a read failed) yields an error and ends: the
+//! HTTP server then aborts the response, so the client sees a failed body, never a clean one
+//! that is merely short.
 
 use std::fs::File;
 use std::io;
@@ -12,9 +16,11 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures::Stream;
 use tokio::sync::watch;
+use tracing::warn;
 
 use crate::fetch::{FetchJob, FetchState};
 
+const LOG: &str = "vellum::download";
 const PIECE: u64 = 1 << 20;
 
 type BoxStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
@@ -72,17 +78,24 @@ impl Cursor {
         }
     }
 
+    /// Ends the stream with `error` (the next poll yields nothing).
+    fn fail(mut self, error: io::Error) -> Option<(io::Result<Bytes>, Self)> {
+        warn!(target: LOG, sent = self.pos, size = self.size, %error, "download cut short by an error");
+        self.pos = self.size;
+        self.job = None;
+        Some((Err(error), self))
+    }
+
     async fn next_piece(mut self) -> Option<(io::Result<Bytes>, Self)> {
         if self.pos >= self.size {
-            let result = self.committed().await;
-            return result.err().map(|e| (Err(e), self));
+            return match self.committed().await {
+                Ok(()) => None,
+                Err(e) => self.fail(e),
+            };
         }
         let end = match self.readable_end().await {
             Ok(e) => e,
-            Err(e) => {
-                self.pos = self.size; // end the stream after the error
-                return Some((Err(e), self));
-            }
+            Err(e) => return self.fail(e),
         };
         let len = (end - self.pos).min(PIECE);
         if self.pos + len == self.size
@@ -91,8 +104,7 @@ impl Cursor {
             // The last byte goes out only once the node has committed the dataset: an HTTP
             // body with a length is complete at its last byte, so a client that has it may
             // at once rely on the node holding the data.
-            self.pos = self.size;
-            return Some((Err(e), self));
+            return self.fail(e);
         }
         let file = Arc::clone(&self.file);
         let pos = self.pos;
@@ -107,10 +119,7 @@ impl Cursor {
                 self.pos += len;
                 Some((Ok(b), self))
             }
-            Err(e) => {
-                self.pos = self.size;
-                Some((Err(e), self))
-            }
+            Err(e) => self.fail(e),
         }
     }
 }

@@ -4,19 +4,23 @@
 //!
 //! One [`FetchJob`] runs per dataset however many readers want it; readers follow its progress
 //! (the count of leading blocks in place) and stream from its file. A peer that sends one bad
-//! block is dropped from the job and its ranges go to the others; a job with no usable peer left
-//! searches the DHT again a few times, then fails. The window of requests in flight is bounded
-//! in total and per peer: that is the back-pressure on both sides.
+//! block, whose connection fails, or that leaves its requests unanswered for a few seconds is
+//! dropped from the job, and its ranges go to the others at once; a job with no usable peer
+//! left searches the DHT again a few times (within seconds), then fails, and its
+//! partial file is deleted. The window of requests in flight is bounded in total and per peer:
+//! that is the back-pressure on both sides.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use futures::future::AbortHandle;
 use futures::stream::FuturesUnordered;
 use libp2p::PeerId;
 use tokio::sync::{mpsc, watch};
+use tokio::time::MissedTickBehavior;
 use tracing::{debug, info, warn};
 
 use crate::content::{BlockProof, ContentId, Manifest, leaf_hash};
@@ -32,10 +36,22 @@ const LOG: &str = "vellum::fetch";
 const WINDOW: usize = 16;
 /// Requests in flight per peer and job.
 const PER_PEER: usize = 8;
+/// Requests in flight per peer and job until the peer has delivered (a slow link answers its
+/// first requests within [`STALL_TIMEOUT`] too).
+const FIRST_WINDOW: usize = 2;
 /// Failed requests after which a peer is dropped from a job.
 const MAX_PEER_FAILURES: u32 = 4;
-/// DHT searches a job makes before giving up for want of providers.
-const MAX_SEARCHES: u32 = 4;
+/// A peer with requests out that answers none of them for this long (plus a second per MiB a
+/// request may carry) is dropped from the job, and its blocks are asked of others.
+const STALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a job looks for stalled peers.
+const STALL_CHECK: Duration = Duration::from_millis(250);
+/// Pauses before each DHT search a job makes for want of providers since a block last arrived;
+/// after the last one, the job fails.
+const SEARCH_PAUSES: [Duration; 4] =
+    [Duration::ZERO, Duration::from_millis(250), Duration::from_secs(1), Duration::from_secs(2)];
+/// How long a job left without providers may take to get a block again before it fails.
+const RECOVERY_LIMIT: Duration = Duration::from_secs(15);
 /// How long a manifest search may take.
 const MANIFEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Providers asked for a manifest at once.
@@ -297,66 +313,83 @@ impl Fetcher {
     ) -> Result<(), FetchError> {
         let blocks = manifest.block_count();
         let root = tree.digest();
-        let mut pending: VecDeque<(u64, u64)> = (0..blocks)
-            .step_by(MAX_BLOCKS_PER_REQUEST as usize)
-            .map(|s| (s, (blocks - s).min(u64::from(MAX_BLOCKS_PER_REQUEST))))
-            .collect();
+        let request_bytes = u64::from(MAX_BLOCKS_PER_REQUEST) * u64::from(manifest.block_size);
+        let stall = STALL_TIMEOUT + Duration::from_secs(request_bytes >> 20);
+        let mut requests = Requests {
+            pending: (0..blocks)
+                .step_by(MAX_BLOCKS_PER_REQUEST as usize)
+                .map(|s| (s, (blocks - s).min(u64::from(MAX_BLOCKS_PER_REQUEST))))
+                .collect(),
+            outstanding: HashMap::new(),
+        };
         let mut peers: HashMap<PeerId, PeerState> = HashMap::new();
         let mut order: Vec<PeerId> = Vec::new();
         let mut banned: HashSet<PeerId> = HashSet::new();
         let (found_tx, mut found) = mpsc::channel::<Discovery>(64);
-        let mut searches = 0u32;
+        // DHT searches made since a block last arrived, and searches still running.
+        let mut searches = 0usize;
         let mut searching = 0usize;
+        // Since when no provider has been left to ask (reset by each block that arrives).
+        let mut stranded: Option<Instant> = None;
+        let mut next_id = 0u64;
         let mut in_flight = FuturesUnordered::new();
+        let mut tick = tokio::time::interval(STALL_CHECK);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut contiguous = 0u64;
-        let started = std::time::Instant::now();
+        let started = Instant::now();
 
         while partial.missing() > 0 {
-            if searching == 0 && peers.values().all(|p| p.dropped) && in_flight.is_empty() {
-                if searches >= MAX_SEARCHES {
-                    return Err(FetchError::Failed { cid: manifest_cid, reason: "no provider could deliver".into() });
+            if requests.outstanding.is_empty() && peers.values().all(|p| p.dropped) {
+                let since = *stranded.get_or_insert_with(Instant::now);
+                let searched_out = searching == 0 && searches >= SEARCH_PAUSES.len();
+                if searched_out || since.elapsed() >= RECOVERY_LIMIT {
+                    let reason = format!(
+                        "no provider could deliver the {} missing blocks ({searches} searches in {:.1?})",
+                        partial.missing(),
+                        since.elapsed()
+                    );
+                    return Err(FetchError::Failed { cid: manifest_cid, reason });
                 }
-                if searches > 0 {
-                    tokio::time::sleep(Duration::from_millis(500 << searches)).await;
-                }
-                searches += 1;
-                // Peers dropped for failing (not for lying) get another chance.
-                for (peer, state) in peers.iter_mut() {
-                    if !banned.contains(peer) {
-                        state.dropped = false;
-                        state.failures = 0;
-                    }
-                }
-                for cid in [manifest_cid, tree] {
-                    let mut rx = self.net.find_providers(&cid).await?;
-                    let tx = found_tx.clone();
-                    searching += 1;
-                    tokio::spawn(async move {
-                        while let Some(p) = rx.recv().await {
-                            if tx.send(Discovery::Found(p)).await.is_err() {
-                                return;
-                            }
+                if searching == 0 {
+                    tokio::time::sleep(SEARCH_PAUSES[searches]).await;
+                    searches += 1;
+                    // Peers dropped for failing (not for lying) get another chance.
+                    for (peer, state) in peers.iter_mut() {
+                        if !banned.contains(peer) {
+                            state.dropped = false;
+                            state.failures = 0;
                         }
-                        let _ = tx.send(Discovery::SearchEnded).await;
-                    });
+                    }
+                    for cid in [manifest_cid, tree] {
+                        let mut rx = self.net.find_providers(&cid).await?;
+                        let tx = found_tx.clone();
+                        searching += 1;
+                        tokio::spawn(async move {
+                            while let Some(p) = rx.recv().await {
+                                if tx.send(Discovery::Found(p)).await.is_err() {
+                                    return;
+                                }
+                            }
+                            let _ = tx.send(Discovery::SearchEnded).await;
+                        });
+                    }
                 }
             }
 
             // Fill the window, spreading ranges over the peers with the fewest requests out.
-            while in_flight.len() < WINDOW {
+            while requests.outstanding.len() < WINDOW {
                 let Some(peer) = order
                     .iter()
-                    .filter(|p| peers.get(p).is_some_and(|s| !s.dropped && s.in_flight < PER_PEER))
+                    .filter(|p| peers.get(p).is_some_and(|s| !s.dropped && s.in_flight < s.window()))
                     .min_by_key(|p| peers.get(p).map_or(usize::MAX, |s| s.in_flight))
                     .copied()
                 else {
                     break;
                 };
-                let Some((start, count)) = pending.pop_front() else { break };
+                let Some((start, count)) = requests.pending.pop_front() else { break };
                 if let Some(s) = peers.get_mut(&peer) {
-                    s.in_flight += 1;
+                    s.asked();
                 }
-                let net = self.net.clone();
                 let request = Request {
                     kind: Some(RequestKind::Blocks(BlocksRequest {
                         tree_cid: tree.to_bytes(),
@@ -364,7 +397,12 @@ impl Fetcher {
                         count: count as u32,
                     })),
                 };
-                in_flight.push(async move { (peer, start, count, net.request(peer, request).await) });
+                let net = self.net.clone();
+                let (answer, abort) = futures::future::abortable(async move { net.request(peer, request).await });
+                let id = next_id;
+                next_id += 1;
+                requests.outstanding.insert(id, Outstanding { peer, start, count, abort });
+                in_flight.push(async move { (id, answer.await) });
             }
 
             tokio::select! {
@@ -373,30 +411,35 @@ impl Fetcher {
                     Discovery::Found(peer) => {
                         if !banned.contains(&peer) && !peers.contains_key(&peer) {
                             debug!(target: LOG, %peer, "provider found");
-                            peers.insert(peer, PeerState::default());
+                            peers.insert(peer, PeerState::new());
                             order.push(peer);
                         }
                     }
                 },
-                Some((peer, start, count, result)) = in_flight.next(), if !in_flight.is_empty() => {
-                    let state = peers.entry(peer).or_default();
-                    state.in_flight = state.in_flight.saturating_sub(1);
+                Some((id, answer)) = in_flight.next(), if !in_flight.is_empty() => {
+                    // An abandoned request was aborted, and its blocks asked of others already.
+                    let (Some(asked), Ok(result)) = (requests.outstanding.remove(&id), answer) else { continue };
+                    let peer = asked.peer;
                     let outcome = match result {
                         Ok(resp) => match resp.kind {
                             Some(ResponseKind::Blocks(batch)) => {
-                                self.accept(&mut partial, &root, manifest, start, count, batch.blocks)
+                                self.accept(&mut partial, &root, manifest, asked.start, asked.count, batch.blocks)
                             }
                             Some(ResponseKind::Status(s)) if s == Status::Busy as i32 => Outcome::Busy,
                             _ => Outcome::Failed,
                         },
-                        Err(e) => {
-                            debug!(target: LOG, %peer, error = %e, "block request failed");
-                            Outcome::Failed
-                        }
+                        Err(e) => Outcome::Gone(e.to_string()),
                     };
-                    let state = peers.entry(peer).or_default();
+                    let state = peers.entry(peer).or_insert_with(PeerState::new);
+                    state.answered();
+                    requests.requeue(&partial, asked.start, asked.count);
                     match outcome {
-                        Outcome::Good => state.failures = 0,
+                        Outcome::Good => {
+                            state.failures = 0;
+                            state.delivered = true;
+                            searches = 0;
+                            stranded = None;
+                        }
                         Outcome::Busy => tokio::time::sleep(Duration::from_millis(20)).await,
                         Outcome::Failed => {
                             state.failures += 1;
@@ -404,24 +447,18 @@ impl Fetcher {
                                 state.dropped = true;
                             }
                         }
+                        Outcome::Gone(reason) => {
+                            // A closed connection or a failed dial: its other requests are lost too.
+                            state.drop_out();
+                            let requeued = requests.abandon(&partial, peer);
+                            warn!(target: LOG, %peer, %reason, requeued, "provider dropped: request failed; its blocks go to others");
+                        }
                         Outcome::Corrupt(n) => {
                             self.metrics.blocks_rejected.inc_by(n);
                             warn!(target: LOG, %peer, rejected = n, "peer sent blocks that fail their proofs; dropping it");
-                            state.dropped = true;
+                            state.drop_out();
+                            requests.abandon(&partial, peer);
                             banned.insert(peer);
-                        }
-                    }
-                    // Whatever did not arrive goes back to the front of the queue.
-                    let mut i = start + count;
-                    while i > start {
-                        i -= 1;
-                        if !partial.has(i) {
-                            let mut j = i;
-                            while j > start && !partial.has(j - 1) {
-                                j -= 1;
-                            }
-                            pending.push_front((j, i + 1 - j));
-                            i = j;
                         }
                     }
                     while contiguous < blocks && partial.has(contiguous) {
@@ -429,7 +466,14 @@ impl Fetcher {
                     }
                     let _ = progress.send(FetchState::Running(contiguous));
                 }
-                else => {}
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    for (peer, state) in peers.iter_mut().filter(|(_, s)| s.stalled(now, stall)) {
+                        state.drop_out();
+                        let requeued = requests.abandon(&partial, *peer);
+                        warn!(target: LOG, %peer, requeued, "provider dropped: no answer within {stall:?}; its blocks go to others");
+                    }
+                }
             }
         }
         let secs = started.elapsed().as_secs_f64();
@@ -484,11 +528,100 @@ impl Fetcher {
     }
 }
 
-#[derive(Debug, Default)]
+/// A job's block ranges: those waiting for a peer, in order, and those asked of one.
+struct Requests {
+    pending: VecDeque<(u64, u64)>,
+    outstanding: HashMap<u64, Outstanding>,
+}
+
+/// A range asked of a peer; aborting it ends the request at once.
+struct Outstanding {
+    peer: PeerId,
+    start: u64,
+    count: u64,
+    abort: AbortHandle,
+}
+
+impl Requests {
+    /// Queues again whatever of a range has not arrived, in block order (so a reader following
+    /// the job waits on the earliest blocks first).
+    fn requeue(&mut self, partial: &PartialDataset, start: u64, count: u64) {
+        let mut i = start;
+        while i < start + count {
+            if partial.has(i) {
+                i += 1;
+                continue;
+            }
+            let mut j = i + 1;
+            while j < start + count && !partial.has(j) {
+                j += 1;
+            }
+            let at = self.pending.partition_point(|&(s, _)| s < i);
+            self.pending.insert(at, (i, j - i));
+            i = j;
+        }
+    }
+
+    /// Aborts every request out to `peer` and queues its blocks again; returns how many.
+    fn abandon(&mut self, partial: &PartialDataset, peer: PeerId) -> u64 {
+        let ids: Vec<u64> = self.outstanding.iter().filter(|(_, o)| o.peer == peer).map(|(id, _)| *id).collect();
+        let mut blocks = 0;
+        for id in ids {
+            if let Some(o) = self.outstanding.remove(&id) {
+                o.abort.abort();
+                self.requeue(partial, o.start, o.count);
+                blocks += o.count;
+            }
+        }
+        blocks
+    }
+}
+
+#[derive(Debug)]
 struct PeerState {
     in_flight: usize,
     failures: u32,
     dropped: bool,
+    /// Whether it has delivered blocks to this job (until dropped): it may then have
+    /// [`PER_PEER`] requests out instead of [`FIRST_WINDOW`].
+    delivered: bool,
+    /// Since when it has been expected to answer: its last answer, or the request that found it
+    /// with none out.
+    waiting_since: Instant,
+}
+
+impl PeerState {
+    fn new() -> Self {
+        Self { in_flight: 0, failures: 0, dropped: false, delivered: false, waiting_since: Instant::now() }
+    }
+
+    fn window(&self) -> usize {
+        if self.delivered { PER_PEER } else { FIRST_WINDOW }
+    }
+
+    fn asked(&mut self) {
+        if self.in_flight == 0 {
+            self.waiting_since = Instant::now();
+        }
+        self.in_flight += 1;
+    }
+
+    fn answered(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.waiting_since = Instant::now();
+    }
+
+    /// Whether it has requests out and has answered none of them for `stall`.
+    fn stalled(&self, now: Instant, stall: Duration) -> bool {
+        !self.dropped && self.in_flight > 0 && now.duration_since(self.waiting_since) > stall
+    }
+
+    /// Takes it off the job (its requests out are abandoned by the caller).
+    fn drop_out(&mut self) {
+        self.dropped = true;
+        self.delivered = false;
+        self.in_flight = 0;
+    }
 }
 
 enum Discovery {
@@ -500,6 +633,8 @@ enum Outcome {
     Good,
     Busy,
     Failed,
+    /// The request did not reach the peer or its answer did not come back.
+    Gone(String),
     Corrupt(u64),
 }
 

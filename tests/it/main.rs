@@ -9,6 +9,7 @@ mod corrupt_peer;
 mod crash_recovery;
 mod deploy;
 mod devnet;
+mod download_failover;
 mod lazy_repair;
 mod offchain_proofs;
 mod openapi_conformance;
