@@ -151,6 +151,28 @@ pub struct NodeArgs {
     /// Address the REST API binds to; keep it on loopback unless the API must be reachable.
     #[arg(long, env = "VELLUM_API_BINDADDR", default_value = "127.0.0.1")]
     pub api_bindaddr: IpAddr,
+    /// A browser origin allowed to use the REST API (`https://app.example`, or `*` for any);
+    /// repeatable. Without one, requests from web pages of other origins are refused.
+    #[arg(long, env = "VELLUM_API_CORS_ORIGIN", value_delimiter = ',')]
+    pub api_cors_origin: Vec<String>,
+    /// A host name the REST API answers to besides loopback and its bound address (the `Host`
+    /// header of other names is refused, against DNS rebinding); repeatable.
+    #[arg(long, env = "VELLUM_API_ALLOWED_HOST", value_delimiter = ',')]
+    pub api_allowed_host: Vec<String>,
+    /// REST API connections served at once (more get 503 with Retry-After); at most half the
+    /// open-file limit.
+    #[arg(long, env = "VELLUM_API_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub api_max_connections: usize,
+    /// Uploads accepted at once (more get 503 with Retry-After).
+    #[arg(long, env = "VELLUM_API_MAX_UPLOADS", default_value_t = 64)]
+    pub api_max_uploads: usize,
+    /// Seconds an upload may take to send each 64 KiB of its body before it is cut (408).
+    #[arg(long, env = "VELLUM_API_UPLOAD_BLOCK_TIMEOUT", default_value_t = 30, hide = true)]
+    pub api_upload_block_timeout: u64,
+    /// Seconds a client may take to send a request's headers (and the longest a kept-alive
+    /// connection may sit idle).
+    #[arg(long, env = "VELLUM_API_HEADER_TIMEOUT", default_value_t = 10, hide = true)]
+    pub api_header_timeout: u64,
     /// UDP port for QUIC and discovery (0 picks a free one).
     #[arg(long, env = "VELLUM_UDP_PORT", default_value_t = 8090)]
     pub udp_port: u16,
@@ -176,6 +198,10 @@ pub struct NodeArgs {
     /// Storage quota, e.g. `20GiB`.
     #[arg(long, env = "VELLUM_STORAGE_QUOTA", default_value = "20GiB", value_parser = parse_size)]
     pub storage_quota: u64,
+    /// Space left free on the data dir's disk whatever the quota; uploads and fetches that would
+    /// use it are refused (507), keeping room for the metadata database.
+    #[arg(long, env = "VELLUM_STORAGE_MIN_FREE", default_value = "1MiB", value_parser = parse_size)]
+    pub storage_min_free: u64,
     /// Sales a host takes from reservation to fill at once (each waits on its own fetch,
     /// hand-off and fill; proofs are made one at a time whatever this is).
     #[arg(long, env = "VELLUM_MAX_CONCURRENT_SALES", value_name = "N", default_value_t = node::market::DEFAULT_CONCURRENT_SALES)]
@@ -340,7 +366,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().max_blocking_threads(16).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().max_blocking_threads(64).enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("vellum: cannot start the async runtime: {e}");
@@ -373,6 +399,7 @@ pub fn main() -> ExitCode {
 }
 
 async fn run_validator(args: ValidatorArgs) -> anyhow::Result<()> {
+    service::private_umask();
     logging::init(&args.log_level)?;
     std::fs::create_dir_all(&args.data_dir)?;
     let (marketplace, start_block) = deploy::marketplace(
@@ -448,6 +475,7 @@ fn validator_address<N: validator::ProofNet>(v: &validator::Validator<contracts:
 }
 
 async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
+    service::private_umask();
     let control = logging::init(&args.log_level)?;
     let market = args.market().await?;
     let config = NodeConfig {
@@ -460,8 +488,20 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         bootstrap: args.bootstrap_node,
         metrics: args.metrics.then_some(std::net::SocketAddr::new(args.metrics_address, args.metrics_port)),
         quota: args.storage_quota,
+        min_free_bytes: args.storage_min_free,
         corrupt_served_blocks: args.fault_corrupt_served_blocks,
         market,
+        api_policy: node::server::guard::ApiPolicyConfig {
+            allowed_hosts: args.api_allowed_host,
+            cors_origins: args.api_cors_origin,
+            max_uploads: args.api_max_uploads,
+            upload_block_timeout: std::time::Duration::from_secs(args.api_upload_block_timeout.max(1)),
+            ..Default::default()
+        },
+        api_limits: node::server::ServerLimits {
+            max_connections: args.api_max_connections.max(1),
+            header_timeout: std::time::Duration::from_secs(args.api_header_timeout.max(1)),
+        },
     };
     let node = service::start(config, Some(control)).await?;
     println!("Vellum node {}", node.net.peer_id());

@@ -44,6 +44,7 @@ pub mod market;
 pub mod metrics;
 pub mod net;
 pub mod repair;
+pub mod server;
 pub mod service;
 pub mod slots;
 pub mod store;

@@ -12,6 +12,8 @@ use crate::fetch::Fetcher;
 use crate::metrics::{self, Metrics};
 use crate::net::serve::BlockServer;
 use crate::net::{self, NetworkConfig, NetworkHandle, spr};
+use crate::server::guard::{self, ApiPolicy, ApiPolicyConfig};
+use crate::server::{self as http, ServerLimits, fd_limit};
 use crate::store::BlockStore;
 
 const LOG: &str = "vellum::node";
@@ -37,10 +39,17 @@ pub struct NodeConfig {
     pub metrics: Option<SocketAddr>,
     /// Storage quota in bytes.
     pub quota: u64,
+    /// Bytes left free on the data dir's file system whatever the quota (transfers that would
+    /// eat into them are refused with 507).
+    pub min_free_bytes: u64,
     /// Fault injection: serve corrupted blocks (tests only).
     pub corrupt_served_blocks: bool,
     /// Persistence mode: the marketplace, the wallet and the prover key.
     pub market: Option<crate::market::MarketConfig>,
+    /// The API's cross-site and upload policy.
+    pub api_policy: ApiPolicyConfig,
+    /// The API server's connection bound and timeouts.
+    pub api_limits: ServerLimits,
 }
 
 /// A started node.
@@ -79,6 +88,14 @@ pub enum StartError {
     /// The node key is unreadable.
     #[error("node key {0}: not a valid key file")]
     Key(PathBuf),
+    /// The node key may be read by others than its owner.
+    #[error("node key {path} may be read by others (mode {mode:o}); run `chmod 600 {path}`")]
+    KeyExposed {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// A bootstrap entry is invalid.
     #[error(transparent)]
     Bootstrap(#[from] spr::SprError),
@@ -101,13 +118,20 @@ pub enum StartError {
     },
 }
 
-/// Loads the node's key from `data_dir/key`, creating it (mode 0600) on first start.
+/// Loads the node's key from `data_dir/key`, creating it (mode 0600) on first start; a key that
+/// others than its owner may read is refused (as the wallet key is).
 pub fn load_or_create_key(data_dir: &Path) -> Result<Keypair, StartError> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let path = data_dir.join("key");
     let io = |source| StartError::DataDir { path: path.clone(), source };
     match std::fs::read(&path) {
-        Ok(bytes) => Keypair::from_protobuf_encoding(&bytes).map_err(|_| StartError::Key(path.clone())),
+        Ok(bytes) => {
+            let mode = std::fs::metadata(&path).map_err(io)?.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(StartError::KeyExposed { path: path.clone(), mode });
+            }
+            Keypair::from_protobuf_encoding(&bytes).map_err(|_| StartError::Key(path.clone()))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = Keypair::generate_ed25519();
             let bytes = key.to_protobuf_encoding().map_err(|_| StartError::Key(path.clone()))?;
@@ -128,18 +152,39 @@ pub fn load_or_create_key(data_dir: &Path) -> Result<Keypair, StartError> {
     }
 }
 
+/// Makes every file and directory the process creates from now on private to its owner (umask
+/// 077): the data dir holds keys, records and users' data. Process-wide; the node's and the
+/// validator's binaries call it first thing.
+pub fn private_umask() {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+}
+
+/// Creates the data directory (mode 0700) or takes an existing one private; returns its
+/// canonical path.
+fn private_dir(dir: &Path) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let dir = std::fs::canonicalize(dir)?;
+    let mode = std::fs::metadata(&dir)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        warn!(target: LOG, dir = %dir.display(), mode = format!("{mode:o}"), "data dir was readable by others; now 0700");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(dir)
+}
+
 /// Starts a node and returns once its API and network listen.
 pub async fn start(config: NodeConfig, log_control: Option<LogControl>) -> Result<RunningNode, StartError> {
     let dir_err = |source| StartError::DataDir { path: config.data_dir.clone(), source };
-    std::fs::create_dir_all(&config.data_dir).map_err(dir_err)?;
-    let data_dir = std::fs::canonicalize(&config.data_dir).map_err(dir_err)?;
+    let data_dir = private_dir(&config.data_dir).map_err(dir_err)?;
+    let fd_limit = fd_limit::raise();
     let keypair = load_or_create_key(&data_dir)?;
     let bootstrap = config.bootstrap.iter().map(|b| spr::parse_bootstrap(b)).collect::<Result<Vec<_>, _>>()?;
 
     let store = {
         let dir = data_dir.clone();
-        let quota = config.quota;
-        tokio::task::spawn_blocking(move || BlockStore::open(&dir, quota))
+        let options = crate::store::StoreOptions { quota: config.quota, min_free_bytes: config.min_free_bytes };
+        tokio::task::spawn_blocking(move || BlockStore::open_with(&dir, options))
             .await
             .map_err(|e| dir_err(std::io::Error::other(e)))??
     };
@@ -198,8 +243,11 @@ pub async fn start(config: NodeConfig, log_control: Option<LogControl>) -> Resul
     if !config.api_bindaddr.is_loopback() {
         warn!(target: LOG, %api_addr, "the REST API is reachable from the network");
     }
-    let app = api::router(state);
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let policy = Arc::new(ApiPolicy::new(config.api_bindaddr, config.api_policy.clone()));
+    let app = api::router(state).layer(axum::middleware::from_fn_with_state(policy, guard::check));
+    let mut limits = config.api_limits.clone();
+    limits.max_connections = fd_limit::connection_bound(limits.max_connections, fd_limit);
+    let server = tokio::spawn(http::serve(listener, app, limits));
 
     // Wait briefly for the listeners so that /info has addresses and an SPR from the start.
     for _ in 0..100 {

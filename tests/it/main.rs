@@ -2,6 +2,7 @@
 //! Each starts real `vellum node` processes on loopback with free ports.
 
 mod adversarial_host;
+mod api_hardening;
 mod api_surface;
 mod bad_input;
 mod chain;
@@ -9,6 +10,7 @@ mod corrupt_peer;
 mod crash_recovery;
 mod deploy;
 mod devnet;
+mod disk_full;
 mod download_failover;
 mod lazy_repair;
 mod offchain_proofs;

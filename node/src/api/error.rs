@@ -49,7 +49,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // A disabled feature or a node still starting: the caller is told; not the operator's problem.
+            tracing::debug!(target: "vellum::api", status = %self.status, message = %self.message, "request refused");
+        } else if self.status.is_server_error() {
             tracing::warn!(target: "vellum::api", status = %self.status, message = %self.message, "request failed");
         }
         (self.status, Json(ErrorBody { message: self.message })).into_response()
@@ -66,7 +69,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => Self::not_found("not found"),
-            StoreError::QuotaExceeded { .. } => Self::new(StatusCode::INSUFFICIENT_STORAGE, e.to_string()),
+            StoreError::QuotaExceeded { .. } | StoreError::NoSpace { .. } => {
+                Self::new(StatusCode::INSUFFICIENT_STORAGE, e.to_string())
+            }
             other => Self::internal(other.to_string()),
         }
     }

@@ -106,6 +106,7 @@ pub fn spawn(config: NetworkConfig, server: Option<BlockServer>) -> Result<Netwo
         published,
         serve_tx,
         pending_dials: HashMap::new(),
+        bootstrap_unreached: config.bootstrap.iter().map(|(peer, _)| *peer).collect(),
         pending_requests: HashMap::new(),
         provider_searches: HashMap::new(),
         peer_searches: HashMap::new(),
@@ -130,6 +131,8 @@ struct Driver {
     published: Arc<RwLock<Published>>,
     serve_tx: mpsc::Sender<InboundRequest>,
     pending_dials: HashMap<PeerId, Vec<oneshot::Sender<Result<(), String>>>>,
+    /// Bootstrap nodes not reached yet: the first failure or success of each is logged.
+    bootstrap_unreached: HashSet<PeerId>,
     pending_requests: HashMap<request_response::OutboundRequestId, oneshot::Sender<Result<Response, String>>>,
     provider_searches: HashMap<kad::QueryId, (mpsc::Sender<PeerId>, HashSet<PeerId>)>,
     peer_searches: HashMap<kad::QueryId, PeerId>,
@@ -387,6 +390,9 @@ impl Driver {
             }
             SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
                 debug!(target: LOG, peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
+                if self.bootstrap_unreached.remove(&peer_id) {
+                    info!(target: LOG, peer = %peer_id, addr = %endpoint.get_remote_address(), "connected to bootstrap node");
+                }
                 self.resolve_dial(peer_id, Ok(()));
             }
             SwarmEvent::ConnectionClosed { peer_id, cause, .. } => {
@@ -395,7 +401,11 @@ impl Driver {
             SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. }
                 if !self.swarm.is_connected(&peer) =>
             {
-                debug!(target: LOG, %peer, %error, "dial failed");
+                if self.bootstrap_unreached.remove(&peer) {
+                    warn!(target: LOG, %peer, %error, "cannot reach bootstrap node; check its address and peer id");
+                } else {
+                    debug!(target: LOG, %peer, %error, "dial failed");
+                }
                 self.resolve_dial(peer, Err(error.to_string()));
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }))
