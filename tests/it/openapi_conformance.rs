@@ -349,6 +349,32 @@ fn openapi_document_conforms_to_the_reference() -> anyhow::Result<()> {
 }
 
 #[test]
+fn vellum_document_is_well_formed() -> anyhow::Result<()> {
+    // What a client generator needs beyond the reference's operations: an operation id for every
+    // operation, none twice, and path parameters that are exactly the path's placeholders.
+    let doc = vellum()?;
+    let mut ids = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().context("no paths")? {
+        let placeholders: BTreeSet<&str> =
+            path.split('/').filter_map(|part| part.strip_prefix('{')?.strip_suffix('}')).collect();
+        for method in METHODS {
+            let Some(op) = item.get(method) else { continue };
+            let id = op["operationId"].as_str().with_context(|| format!("{method} {path}: no operationId"))?;
+            anyhow::ensure!(ids.insert(id.to_owned()), "operationId {id} is used twice");
+            let in_path: BTreeSet<&str> = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "path")
+                .filter_map(|p| p["name"].as_str())
+                .collect();
+            anyhow::ensure!(in_path == placeholders, "{method} {path}: path parameters {in_path:?}");
+        }
+    }
+    Ok(())
+}
+
+#[test]
 fn openapi_comparison_sees_what_it_is_meant_to_see() -> anyhow::Result<()> {
     // The checker itself, on a small document against altered copies of it.
     let base: Value = serde_json::json!({

@@ -116,8 +116,9 @@ async fn store_upload(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
 
 /// Upload a file (the whitepaper's endpoint); answers its CID as text.
 #[utoipa::path(post, path = "/upload", tag = "Data", operation_id = "uploadFile",
-    params(("content-type" = Option<String>, Header, description = "The file's media type", example = "image/png"),
-           ("content-disposition" = Option<String>, Header, description = "The file's name",
+    params(("content-type" = Option<String>, Header, nullable = false, description = "The file's media type",
+            example = "image/png"),
+           ("content-disposition" = Option<String>, Header, nullable = false, description = "The file's name",
             example = "attachment; filename=\"codex.png\"")),
     request_body(content = inline(super::schema::Binary), content_type = "application/octet-stream"),
     responses((status = 200, description = "CID of the uploaded file", body = String, content_type = "text/plain"),
@@ -133,8 +134,9 @@ pub(super) async fn upload(State(state): State<AppState>, headers: HeaderMap, bo
 
 /// Upload a file in a streaming manner; answers its CID as text.
 #[utoipa::path(post, path = "/data", tag = "Data", operation_id = "upload",
-    params(("content-type" = Option<String>, Header, description = "The file's media type", example = "image/png"),
-           ("content-disposition" = Option<String>, Header, description = "The file's name",
+    params(("content-type" = Option<String>, Header, nullable = false, description = "The file's media type",
+            example = "image/png"),
+           ("content-disposition" = Option<String>, Header, nullable = false, description = "The file's name",
             example = "attachment; filename=\"codex.png\"")),
     request_body(content = inline(super::schema::Binary), content_type = "application/octet-stream"),
     responses((status = 200, description = "CID of the uploaded file", body = String, content_type = "text/plain"),
@@ -313,6 +315,7 @@ impl std::io::Write for ChannelWriter {
 /// Query of `POST /data/{cid}/protect`.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub(super) struct ProtectQuery {
     /// Slots in all (K + M), as in a storage request; default 3.
     nodes: Option<usize>,
@@ -393,7 +396,8 @@ pub(super) async fn protect(
 /// Download a dataset by CID (the whitepaper's endpoint); fetched from the network if not local.
 #[utoipa::path(get, path = "/download/{cid}", tag = "Data", operation_id = "downloadFile",
     params(("cid" = String, Path, description = "Manifest CID")),
-    responses((status = 200, description = "The content", body = inline(super::schema::Binary), content_type = "application/octet-stream"),
+    responses((status = 200, description = "The content, of the media type it was uploaded with (else application/octet-stream)",
+               content((inline(super::schema::Binary) = "application/octet-stream"), (inline(super::schema::Binary) = "*/*"))),
               (status = 400, description = "Invalid CID", body = ErrorBody),
               (status = 404, description = "Not found locally or in the network", body = ErrorBody)))]
 pub(super) async fn download(State(state): State<AppState>, Path(cid): Path<String>) -> Result<Response, ApiError> {
@@ -403,7 +407,8 @@ pub(super) async fn download(State(state): State<AppState>, Path(cid): Path<Stri
 /// Download a dataset from the network in a streaming manner.
 #[utoipa::path(get, path = "/data/{cid}/network/stream", tag = "Data", operation_id = "downloadNetworkStream",
     params(("cid" = String, Path, description = "Manifest CID")),
-    responses((status = 200, description = "The content", body = inline(super::schema::Binary), content_type = "application/octet-stream"),
+    responses((status = 200, description = "The content, of the media type it was uploaded with (else application/octet-stream)",
+               content((inline(super::schema::Binary) = "application/octet-stream"), (inline(super::schema::Binary) = "*/*"))),
               (status = 400, description = "Invalid CID", body = ErrorBody),
               (status = 404, description = "Not found", body = ErrorBody),
               (status = 500, description = "The store failed", body = ErrorBody),
@@ -418,7 +423,8 @@ pub(super) async fn download_network_stream(
 /// Download a dataset held locally; 404 if it is not.
 #[utoipa::path(get, path = "/data/{cid}", tag = "Data", operation_id = "downloadLocal",
     params(("cid" = String, Path, description = "Manifest or tree CID")),
-    responses((status = 200, description = "The content", body = inline(super::schema::Binary), content_type = "application/octet-stream"),
+    responses((status = 200, description = "The content, of the media type it was uploaded with (else application/octet-stream)",
+               content((inline(super::schema::Binary) = "application/octet-stream"), (inline(super::schema::Binary) = "*/*"))),
               (status = 400, description = "Invalid CID", body = ErrorBody),
               (status = 404, description = "Not held locally", body = ErrorBody),
               (status = 500, description = "The store failed", body = ErrorBody)))]
