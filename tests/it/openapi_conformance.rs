@@ -8,6 +8,9 @@
 //! The differences Vellum keeps are listed, each with its reason, in `docs/openapi-differences.md`
 //! as lines `- METHOD /path aspect: reason`. A difference not listed fails the test, and so does
 //! a listed one that no longer occurs, so that the list stays true.
+//!
+//! Also here, the reference's behaviour beyond its document: the log level takes the reference's
+//! chronicles syntax on a running node, and one it cannot read is refused, not installed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -443,4 +446,48 @@ fn openapi_comparison_sees_what_it_is_meant_to_see() -> anyhow::Result<()> {
         .is_empty()
     );
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_level_takes_the_reference_syntax_and_refuses_junk() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("node.log");
+    let node = vellum_testkit::TestNode::start_logged(&dir.path().join("node"), &[], Some(&log))?;
+    let set = |level: &str| {
+        let encoded: String = level
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        let request = node.http.post(node.url(&format!("/debug/chronicles/loglevel?level={encoded}")));
+        async move {
+            let resp = request.send().await?;
+            anyhow::Ok((resp.status().as_u16(), resp.text().await?))
+        }
+    };
+    for junk in ["loud", "INFO;", ";", "TRACE:", ""] {
+        let (status, text) = set(junk).await?;
+        assert_eq!(status, 400, "{junk:?}: {text}");
+        assert!(text.contains("invalid log level"), "{junk:?}: {text}");
+    }
+    for good in ["info,vellum::net=debug", "notice", "INFO;TRACE:blockexcnetwork,restapi;DEBUG:libp2p_kad"] {
+        let (status, text) = set(good).await?;
+        assert_eq!(status, 200, "{good:?}: {text}");
+    }
+    // The node still logs at INFO after all of these (junk used to leave it logging nothing).
+    let before = std::fs::read_to_string(&log)?.lines().count();
+    node.upload(vellum_testkit::test_bytes(1000, 3)).await?;
+    vellum_testkit::logs::wait_for("an INFO line after the upload", std::time::Duration::from_secs(10), || {
+        let log = log.clone();
+        async move {
+            let text = std::fs::read_to_string(&log)?;
+            Ok(text.lines().skip(before).any(|l| l.contains(" INFO ")))
+        }
+    })
+    .await
 }
