@@ -84,3 +84,26 @@ pub async fn json(resp: reqwest::Response) -> anyhow::Result<serde_json::Value> 
 pub fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
+
+/// Checks that `dir` is 0700 and that every file and directory under it has no group or other
+/// permission bits; returns how many entries were checked.
+pub fn check_private(dir: &Path) -> anyhow::Result<usize> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+    anyhow::ensure!(mode == 0o700, "{} has mode {mode:o}", dir.display());
+    let mut seen = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let path = entry?.path();
+            let meta = std::fs::symlink_metadata(&path)?;
+            let mode = meta.permissions().mode() & 0o777;
+            anyhow::ensure!(mode & 0o077 == 0, "{} has mode {mode:o}", path.display());
+            if meta.is_dir() {
+                stack.push(path);
+            }
+            seen += 1;
+        }
+    }
+    Ok(seen)
+}

@@ -4,12 +4,11 @@
 //! allowed origins work, and everything the node writes is private to its owner.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use vellum_testkit::{TestNode, test_bytes};
+use vellum_testkit::{TestNode, check_private, test_bytes};
 
 const API: &str = "/api/codex/v1";
 
@@ -230,27 +229,6 @@ async fn cross_site_requests_are_refused_and_allowed_origins_served() -> anyhow:
     Ok(())
 }
 
-/// Every file under `dir` is 0600 and every directory 0700 (no group or other bits).
-fn assert_private(dir: &Path) -> anyhow::Result<usize> {
-    let mut seen = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d)? {
-            let path = entry?.path();
-            let meta = std::fs::symlink_metadata(&path)?;
-            let mode = meta.permissions().mode() & 0o777;
-            assert_eq!(mode & 0o077, 0, "{} has mode {mode:o}", path.display());
-            if meta.is_dir() {
-                stack.push(path);
-            }
-            seen += 1;
-        }
-    }
-    let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
-    assert_eq!(mode, 0o700, "{} has mode {mode:o}", dir.display());
-    Ok(seen)
-}
-
 #[tokio::test]
 async fn data_dirs_are_private_exposed_keys_refused_and_bootstrap_failures_logged() -> anyhow::Result<()> {
     let dirs = (tempfile::tempdir()?, tempfile::tempdir()?);
@@ -262,8 +240,8 @@ async fn data_dirs_are_private_exposed_keys_refused_and_bootstrap_failures_logge
     let cid = a.upload(data.clone()).await?;
     let (_, hash) = b.download_hash(&format!("/data/{cid}/network/stream")).await?;
     assert_eq!(hash, blake3::hash(&data));
-    assert!(assert_private(dirs.0.path())? >= 4);
-    assert!(assert_private(dirs.1.path())? >= 4);
+    assert!(check_private(dirs.0.path())? >= 4);
+    assert!(check_private(dirs.1.path())? >= 4);
 
     // A node key others may read is refused, with the command that fixes it.
     a.kill();

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use futures::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vellum_testkit::{TestNode, test_bytes, vellum_binary};
 
 const TMPFS_MIB: u64 = 24;
@@ -60,12 +60,46 @@ async fn used(node: &TestNode) -> anyhow::Result<u64> {
     space["quotaUsedBytes"].as_u64().ok_or_else(|| anyhow::anyhow!("no quotaUsedBytes in {space}"))
 }
 
-/// Uploads `data` as a chunked body (no declared size); returns the status and the answer.
+/// Uploads `data` as a chunked body (no declared size), or with its Content-Length when
+/// `declare`; returns the status and the answer. The body is written beside reading the answer,
+/// since a node refusing an upload answers (and closes) before the client has sent it all.
+async fn upload_raw(node: &TestNode, data: Vec<u8>, declare: bool) -> anyhow::Result<(u16, String)> {
+    let authority = node.process.api.trim_start_matches("http://").split('/').next().unwrap_or_default().to_owned();
+    let stream = tokio::net::TcpStream::connect(&authority).await?;
+    let (mut reader, mut writer) = stream.into_split();
+    let framing = if declare { format!("Content-Length: {}", data.len()) } else { "Transfer-Encoding: chunked".into() };
+    let head =
+        format!("POST /api/codex/v1/data HTTP/1.1\r\nHost: {authority}\r\n{framing}\r\nConnection: close\r\n\r\n");
+    let send = tokio::spawn(async move {
+        writer.write_all(head.as_bytes()).await?;
+        for piece in data.chunks(256 * 1024) {
+            if declare {
+                writer.write_all(piece).await?;
+            } else {
+                writer.write_all(format!("{:x}\r\n", piece.len()).as_bytes()).await?;
+                writer.write_all(piece).await?;
+                writer.write_all(b"\r\n").await?;
+            }
+        }
+        if !declare {
+            writer.write_all(b"0\r\n\r\n").await?;
+        }
+        // Dropping the write half would send FIN, which the server takes for a client gone.
+        std::future::pending::<()>().await;
+        Ok::<_, std::io::Error>(())
+    });
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), reader.read_to_end(&mut answer)).await??;
+    send.abort();
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status =
+        text.get(9..12).and_then(|c| c.parse().ok()).ok_or_else(|| anyhow::anyhow!("no status in {text:?}"))?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Ok((status, body))
+}
+
 async fn upload_chunked(node: &TestNode, data: Vec<u8>) -> anyhow::Result<(u16, String)> {
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = data.chunks(256 * 1024).map(|c| Ok(c.to_vec())).collect();
-    let body = reqwest::Body::wrap_stream(futures::stream::iter(chunks).boxed());
-    let r = node.http.post(node.url("/data")).body(body).send().await?;
-    Ok((r.status().as_u16(), r.text().await?))
+    upload_raw(node, data, false).await
 }
 
 #[tokio::test]
@@ -93,18 +127,9 @@ async fn a_full_disk_answers_507_loses_nothing_and_recovers_without_a_restart() 
     assert!(names(&inside(&node, "tmp"))?.is_empty(), "nothing left in tmp/");
 
     // Declared larger than the free space: refused before the body.
-    let r = node
-        .http
-        .post(node.url("/data"))
-        .header("content-length", (30u64 << 20).to_string())
-        .body(vec![0u8; 30 << 20])
-        .send()
-        .await;
-    match r {
-        Ok(r) => assert_eq!(r.status(), 507),
-        // The node may answer and close before the client has sent everything.
-        Err(e) => assert!(e.is_request() || e.is_body(), "{e}"),
-    }
+    let (status, text) = upload_raw(&node, vec![0u8; 30 << 20], true).await?;
+    assert_eq!(status, 507, "{text}");
+    assert!(text.contains("not enough disk space"), "{text}");
     assert_eq!(used(&node).await?, after_first);
 
     // Reads still work, and after freeing space writes work again, without a restart.

@@ -212,6 +212,11 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
         let key = net.anvil.keys()[2 + i].trim_start_matches("0x").to_owned();
         anyhow::ensure!(!file_contains(log, &key), "host {i}'s log holds its private key");
     }
+    // Records, slots, keys and the database are the operator's alone.
+    for i in 0..4 {
+        vellum_testkit::check_private(&net.node_dir(&format!("host{i}")))?;
+    }
+    vellum_testkit::check_private(&net.node_dir("client"))?;
     let log0 = std::fs::read_to_string(&logs[0])?;
     let second_run = log0.rfind("persistence mode").map_or("", |at| &log0[at..]);
     anyhow::ensure!(log0.contains("slot fetched and checked"), "host 0 fetched its slot before the restart");

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -16,13 +16,16 @@ use super::{ApiError, AppState, ErrorBody};
 use crate::content::{ContentId, ContentKind, DEFAULT_BLOCK_SIZE, Manifest};
 use crate::download::DatasetStream;
 use crate::fetch::blocking;
-use crate::store::StoreError;
+use crate::server::UploadPolicy;
+use crate::store::{DatasetWriter, StoreError};
 
 const LOG: &str = "vellum::api";
 /// Pieces queued between a slot rebuild and the HTTP body.
 const REBUILD_QUEUE: usize = 4;
-/// Body chunks queued between the HTTP connection and the disk writer.
-const UPLOAD_QUEUE: usize = 4;
+/// Body bytes gathered before they go to the disk writer (one blocking task per batch).
+const UPLOAD_BATCH: usize = 512 * 1024;
+/// The block timeout of an upload when no policy was attached (a router used without the guard).
+const DEFAULT_UPLOAD_BLOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn parse_cid(text: &str) -> Result<ContentId, ApiError> {
     Ok(text.parse::<ContentId>()?)
@@ -61,44 +64,131 @@ fn mimetype_from(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok((essence != "application/octet-stream").then_some(essence))
 }
 
-async fn store_upload(state: &AppState, headers: &HeaderMap, body: Body) -> Result<(ContentId, Manifest), ApiError> {
+/// The length the client declared for its body, if any.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// Batches written at once by all uploads together: the API's share of the blocking pool (peers
+/// are served with a share of their own, see `net::serve`).
+static DISK_WRITES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(16);
+
+/// A batch being written on the blocking pool; it gives the writer and the emptied buffer back.
+type Write = tokio::task::JoinHandle<Result<(DatasetWriter, Vec<u8>), StoreError>>;
+
+/// Starts writing `batch` (waits for a share of the blocking pool first).
+async fn start_write(mut writer: DatasetWriter, mut batch: Vec<u8>) -> Result<Write, ApiError> {
+    let permit = DISK_WRITES.acquire().await.map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let result = writer.write(&batch);
+        batch.clear();
+        result.map(|()| (writer, batch))
+    }))
+}
+
+async fn finish_write(write: Write) -> Result<(DatasetWriter, Vec<u8>), ApiError> {
+    Ok(write.await.map_err(|e| ApiError::internal(e.to_string()))??)
+}
+
+/// Drops a writer (which removes its files) off the async threads.
+fn discard(writer: DatasetWriter) {
+    drop(tokio::task::spawn_blocking(move || drop(writer)));
+}
+
+/// Stores an upload's body. The body is read here, on the async side, and handed to the disk a
+/// batch at a time, so no blocking thread ever waits on a slow client; each 64 KiB must arrive
+/// within the policy's block timeout or the upload is cut (408) and everything it wrote and
+/// claimed is released.
+async fn store_upload(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    policy: UploadPolicy,
+) -> Result<(ContentId, Manifest), ApiError> {
     let filename = filename_from(headers)?;
     let mimetype = mimetype_from(headers)?;
-    let mut writer = state.store.begin_upload(DEFAULT_BLOCK_SIZE)?;
-    // The disk side runs on the blocking pool; a bounded queue carries the body to it, so a fast
-    // client waits for the disk instead of filling memory.
-    let (tx, mut rx) = mpsc::channel::<Bytes>(UPLOAD_QUEUE);
-    let disk = tokio::task::spawn_blocking(move || {
-        while let Some(chunk) = rx.blocking_recv() {
-            writer.write(&chunk)?;
-        }
-        Ok::<_, crate::store::StoreError>(writer)
-    });
+    let declared = declared_length(headers);
+    let store = Arc::clone(&state.store);
+    // Refused before any byte is read when the disk cannot hold what the client declares.
+    let mut writer = Some(
+        blocking(move || {
+            store.check_free_space(declared)?;
+            store.begin_upload(DEFAULT_BLOCK_SIZE)
+        })
+        .await?,
+    );
+    let mut batch = Vec::with_capacity(UPLOAD_BATCH);
+    // One batch is written while the next one is read (two buffers per upload at most).
+    let mut in_flight: Option<Write> = None;
+    let mut spare: Option<Vec<u8>> = None;
     let mut stream = body.into_data_stream();
     let mut received = 0u64;
-    let mut failure = None;
-    while let Some(chunk) = stream.next().await {
-        match chunk {
-            Ok(bytes) => {
-                received += bytes.len() as u64;
-                if tx.send(bytes).await.is_err() {
-                    break; // the writer failed; its error is reported below
-                }
+    let mut mark = 0u64;
+    let mut deadline = tokio::time::Instant::now() + policy.block_timeout;
+    let outcome: Result<(), ApiError> = loop {
+        let chunk = match tokio::time::timeout_at(deadline, stream.next()).await {
+            Err(_) => {
+                break Err(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "upload cut after {received} bytes: no {} KiB within {} s",
+                        DEFAULT_BLOCK_SIZE / 1024,
+                        policy.block_timeout.as_secs()
+                    ),
+                ));
             }
-            Err(e) => {
-                failure = Some(ApiError::bad_request(format!("upload interrupted after {received} bytes: {e}")));
-                break;
+            Ok(None) => break Ok(()),
+            Ok(Some(Err(e))) => {
+                break Err(ApiError::bad_request(format!("upload interrupted after {received} bytes: {e}")));
+            }
+            Ok(Some(Ok(bytes))) => bytes,
+        };
+        received += chunk.len() as u64;
+        if declared.is_some_and(|d| received > d) {
+            break Err(ApiError::bad_request("upload longer than its Content-Length"));
+        }
+        if received - mark >= u64::from(DEFAULT_BLOCK_SIZE) {
+            mark = received;
+            deadline = tokio::time::Instant::now() + policy.block_timeout;
+        }
+        batch.extend_from_slice(&chunk);
+        if batch.len() >= UPLOAD_BATCH {
+            let w = match (in_flight.take(), writer.take()) {
+                (Some(write), _) => match finish_write(write).await {
+                    Ok((w, emptied)) => {
+                        spare = Some(emptied);
+                        w
+                    }
+                    Err(e) => break Err(e),
+                },
+                (None, Some(w)) => w,
+                (None, None) => break Err(ApiError::internal("upload writer lost")),
+            };
+            let full = std::mem::replace(&mut batch, spare.take().unwrap_or_default());
+            match start_write(w, full).await {
+                Ok(write) => in_flight = Some(write),
+                Err(e) => break Err(e),
             }
         }
-    }
-    drop(tx);
-    let writer = disk.await.map_err(|e| ApiError::internal(e.to_string()))??;
-    if let Some(f) = failure {
-        // Dropping the writer discards the partial upload.
-        drop(writer);
-        return Err(f);
-    }
-    let (cid, manifest) = tokio::task::spawn_blocking(move || writer.finish(filename, mimetype))
+    };
+    let w = match (in_flight.take(), writer.take()) {
+        (Some(write), _) => finish_write(write).await.map(|(w, _)| w),
+        (None, Some(w)) => Ok(w),
+        (None, None) => Err(ApiError::internal("upload writer lost")),
+    };
+    let w = match (outcome, w) {
+        (Ok(()), Ok(w)) => w,
+        (Err(e), Ok(w)) => {
+            discard(w);
+            return Err(e);
+        }
+        // The loop stopped for the writer's own error (a full disk, say), or for another cause
+        // while a write was failing: the first error seen is the answer.
+        (Err(e), Err(_)) | (Ok(()), Err(e)) => return Err(e),
+    };
+    let (w, _) = finish_write(start_write(w, batch).await?).await?;
+    let (cid, manifest) = tokio::task::spawn_blocking(move || w.finish(filename, mimetype))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
     state.metrics.uploads.inc();
@@ -127,8 +217,14 @@ async fn store_upload(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
               (status = 422, description = "Invalid filename or content type", body = ErrorBody),
               (status = 500, description = "The upload could not be stored", body = ErrorBody),
               (status = 507, description = "Storage quota exceeded", body = ErrorBody)))]
-pub(super) async fn upload(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<String, ApiError> {
-    let (cid, _) = store_upload(&state, &headers, body).await?;
+pub(super) async fn upload(
+    State(state): State<AppState>,
+    policy: Option<Extension<UploadPolicy>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<String, ApiError> {
+    let policy = policy.map_or(UploadPolicy { block_timeout: DEFAULT_UPLOAD_BLOCK_TIMEOUT }, |Extension(p)| p);
+    let (cid, _) = store_upload(&state, &headers, body, policy).await?;
     Ok(cid.to_string())
 }
 
@@ -147,10 +243,11 @@ pub(super) async fn upload(State(state): State<AppState>, headers: HeaderMap, bo
               (status = 507, description = "Storage quota exceeded", body = ErrorBody)))]
 pub(super) async fn upload_data(
     State(state): State<AppState>,
+    policy: Option<Extension<UploadPolicy>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<String, ApiError> {
-    upload(State(state), headers, body).await
+    upload(State(state), policy, headers, body).await
 }
 
 /// List the datasets held completely by this node.
@@ -163,6 +260,30 @@ pub(super) async fn list(State(state): State<AppState>) -> Result<Json<DataList>
     Ok(Json(DataList { content: items.iter().map(|(c, m)| DataItem::new(c, m)).collect() }))
 }
 
+/// `attachment` with the file's name: quoted-string escaped, and for a name that is not plain
+/// ASCII an RFC 5987 `filename*` beside an ASCII fallback.
+fn content_disposition(name: &str) -> String {
+    let fallback: String = name
+        .chars()
+        .map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { '_' })
+        .flat_map(|c| if c == '"' || c == '\\' { vec!['\\', c] } else { vec![c] })
+        .collect();
+    if name.is_ascii() && !name.chars().any(|c| c.is_ascii_control()) {
+        return format!("attachment; filename=\"{fallback}\"");
+    }
+    let encoded: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+}
+
 fn stream_response(manifest: &Manifest, stream: DatasetStream) -> Response {
     let mut headers = HeaderMap::new();
     let ctype = manifest.mimetype.as_deref().unwrap_or("application/octet-stream");
@@ -172,7 +293,7 @@ fn stream_response(manifest: &Manifest, stream: DatasetStream) -> Response {
     );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(manifest.dataset_size));
     if let Some(name) = &manifest.filename
-        && let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+        && let Ok(v) = HeaderValue::from_str(&content_disposition(name))
     {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
@@ -518,4 +639,22 @@ pub(super) async fn space(State(state): State<AppState>) -> Result<Json<Space>, 
         quota_used_bytes: s.quota_used_bytes,
         quota_reserved_bytes: s.quota_reserved_bytes,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_escaped_in_content_disposition() {
+        assert_eq!(content_disposition("a.txt"), "attachment; filename=\"a.txt\"");
+        assert_eq!(content_disposition("a\"b\\c.txt"), "attachment; filename=\"a\\\"b\\\\c.txt\"");
+        assert_eq!(
+            content_disposition("résumé \".pdf"),
+            "attachment; filename=\"r_sum_ \\\".pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9%20%22.pdf"
+        );
+        for name in ["x\"; filename=evil.sh", "ünï\u{7f}"] {
+            assert!(HeaderValue::from_str(&content_disposition(name)).is_ok(), "{name}");
+        }
+    }
 }
