@@ -10,7 +10,9 @@
 //! a listed one that no longer occurs, so that the list stays true.
 //!
 //! Also here, the reference's behaviour beyond its document: the log level takes the reference's
-//! chronicles syntax on a running node, and one it cannot read is refused, not installed.
+//! chronicles syntax on a running node, and one it cannot read is refused, not installed; an
+//! availability's reservations are listed (an unknown availability is not found, and without
+//! persistence mode the endpoint says so).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -490,4 +492,29 @@ async fn log_level_takes_the_reference_syntax_and_refuses_junk() -> anyhow::Resu
         }
     })
     .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reservations_are_listed_per_availability() -> anyhow::Result<()> {
+    use vellum_testkit::{MarketNet, TestNode, json, strs};
+    let net = MarketNet::start().await?;
+    let host = TestNode::start(&net.node_dir("host"), &strs(&net.node_flags(1, &net.anvil.endpoint())?))?;
+    let body = serde_json::json!({
+        "totalSize": 8192, "duration": 60, "minPricePerBytePerSecond": "1", "totalCollateral": "10",
+    });
+    let created = json(host.http.post(host.url("/sales/availability")).json(&body).send().await?).await?;
+    let id = created["id"].as_str().context("an availability id")?.to_owned();
+    // No request was served: nothing is reserved.
+    let listed = host.get_json(&format!("/sales/availability/{id}/reservations")).await?;
+    assert_eq!(listed, serde_json::json!([]));
+    let bare = id.trim_start_matches("0x");
+    assert_eq!(host.get_json(&format!("/sales/availability/{bare}/reservations")).await?, listed);
+    let unknown = host.get(&format!("/sales/availability/0x{}/reservations", "ab".repeat(32))).await?;
+    assert_eq!(unknown.status(), 404);
+    let invalid = host.get("/sales/availability/0x12/reservations").await?;
+    assert_eq!(invalid.status(), 400);
+    let plain = TestNode::start(&net.node_dir("plain"), &[])?;
+    let resp = plain.get(&format!("/sales/availability/{id}/reservations")).await?;
+    assert_eq!(resp.status(), 503, "without persistence mode");
+    Ok(())
 }
