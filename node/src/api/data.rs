@@ -517,8 +517,9 @@ pub(super) async fn protect(
 /// Download a dataset by CID (the whitepaper's endpoint); fetched from the network if not local.
 #[utoipa::path(get, path = "/download/{cid}", tag = "Data", operation_id = "downloadFile",
     params(("cid" = String, Path, description = "Manifest CID")),
-    responses((status = 200, description = "The content, of the media type it was uploaded with (else application/octet-stream)",
-               content((inline(super::schema::Binary) = "application/octet-stream"), (inline(super::schema::Binary) = "*/*"))),
+    responses((status = 200, description = "The content, in the media type it was uploaded with, else octet-stream",
+               content((inline(super::schema::Binary) = "application/octet-stream"),
+                       (inline(super::schema::Binary) = "*/*"))),
               (status = 400, description = "Invalid CID", body = ErrorBody),
               (status = 404, description = "Not found locally or in the network", body = ErrorBody)))]
 pub(super) async fn download(State(state): State<AppState>, Path(cid): Path<String>) -> Result<Response, ApiError> {
@@ -528,8 +529,9 @@ pub(super) async fn download(State(state): State<AppState>, Path(cid): Path<Stri
 /// Download a dataset from the network in a streaming manner.
 #[utoipa::path(get, path = "/data/{cid}/network/stream", tag = "Data", operation_id = "downloadNetworkStream",
     params(("cid" = String, Path, description = "Manifest CID")),
-    responses((status = 200, description = "The content, of the media type it was uploaded with (else application/octet-stream)",
-               content((inline(super::schema::Binary) = "application/octet-stream"), (inline(super::schema::Binary) = "*/*"))),
+    responses((status = 200, description = "The content, in the media type it was uploaded with, else octet-stream",
+               content((inline(super::schema::Binary) = "application/octet-stream"),
+                       (inline(super::schema::Binary) = "*/*"))),
               (status = 400, description = "Invalid CID", body = ErrorBody),
               (status = 404, description = "Not found", body = ErrorBody),
               (status = 500, description = "The store failed", body = ErrorBody),
@@ -544,8 +546,9 @@ pub(super) async fn download_network_stream(
 /// Download a dataset held locally; 404 if it is not.
 #[utoipa::path(get, path = "/data/{cid}", tag = "Data", operation_id = "downloadLocal",
     params(("cid" = String, Path, description = "Manifest or tree CID")),
-    responses((status = 200, description = "The content, of the media type it was uploaded with (else application/octet-stream)",
-               content((inline(super::schema::Binary) = "application/octet-stream"), (inline(super::schema::Binary) = "*/*"))),
+    responses((status = 200, description = "The content, in the media type it was uploaded with, else octet-stream",
+               content((inline(super::schema::Binary) = "application/octet-stream"),
+                       (inline(super::schema::Binary) = "*/*"))),
               (status = 400, description = "Invalid CID", body = ErrorBody),
               (status = 404, description = "Not held locally", body = ErrorBody),
               (status = 500, description = "The store failed", body = ErrorBody)))]
