@@ -108,11 +108,23 @@ pub struct FetchJob {
 impl FetchJob {
     /// Waits until the job has committed the dataset, or failed.
     pub async fn finished(&self) -> Result<(), String> {
+        self.reached(|_| false).await
+    }
+
+    /// Waits until the dataset's first block is in (or the job is done), or the job failed.
+    pub async fn started(&self) -> Result<(), String> {
+        self.reached(|blocks| blocks > 0).await
+    }
+
+    /// Waits until the count of leading blocks in place passes `enough`, the job is done, or it
+    /// failed.
+    async fn reached(&self, enough: impl Fn(u64) -> bool) -> Result<(), String> {
         let mut rx = self.state.clone();
         loop {
             match &*rx.borrow_and_update() {
                 FetchState::Done => return Ok(()),
                 FetchState::Failed(reason) => return Err(reason.clone()),
+                FetchState::Running(blocks) if enough(*blocks) => return Ok(()),
                 FetchState::Running(_) => {}
             }
             if rx.changed().await.is_err() {
@@ -432,7 +444,7 @@ impl Fetcher {
                     };
                     let state = peers.entry(peer).or_insert_with(PeerState::new);
                     state.answered();
-                    requests.requeue(&partial, asked.start, asked.count);
+                    requests.requeue(|i| partial.has(i), asked.start, asked.count);
                     match outcome {
                         Outcome::Good => {
                             state.failures = 0;
@@ -450,14 +462,14 @@ impl Fetcher {
                         Outcome::Gone(reason) => {
                             // A closed connection or a failed dial: its other requests are lost too.
                             state.drop_out();
-                            let requeued = requests.abandon(&partial, peer);
+                            let requeued = requests.abandon(|i| partial.has(i), peer);
                             warn!(target: LOG, %peer, %reason, requeued, "provider dropped: request failed; its blocks go to others");
                         }
                         Outcome::Corrupt(n) => {
                             self.metrics.blocks_rejected.inc_by(n);
                             warn!(target: LOG, %peer, rejected = n, "peer sent blocks that fail their proofs; dropping it");
                             state.drop_out();
-                            requests.abandon(&partial, peer);
+                            requests.abandon(|i| partial.has(i), peer);
                             banned.insert(peer);
                         }
                     }
@@ -470,7 +482,7 @@ impl Fetcher {
                     let now = Instant::now();
                     for (peer, state) in peers.iter_mut().filter(|(_, s)| s.stalled(now, stall)) {
                         state.drop_out();
-                        let requeued = requests.abandon(&partial, *peer);
+                        let requeued = requests.abandon(|i| partial.has(i), *peer);
                         warn!(target: LOG, %peer, requeued, "provider dropped: no answer within {stall:?}; its blocks go to others");
                     }
                 }
@@ -545,15 +557,15 @@ struct Outstanding {
 impl Requests {
     /// Queues again whatever of a range has not arrived, in block order (so a reader following
     /// the job waits on the earliest blocks first).
-    fn requeue(&mut self, partial: &PartialDataset, start: u64, count: u64) {
+    fn requeue(&mut self, has: impl Fn(u64) -> bool, start: u64, count: u64) {
         let mut i = start;
         while i < start + count {
-            if partial.has(i) {
+            if has(i) {
                 i += 1;
                 continue;
             }
             let mut j = i + 1;
-            while j < start + count && !partial.has(j) {
+            while j < start + count && !has(j) {
                 j += 1;
             }
             let at = self.pending.partition_point(|&(s, _)| s < i);
@@ -563,13 +575,13 @@ impl Requests {
     }
 
     /// Aborts every request out to `peer` and queues its blocks again; returns how many.
-    fn abandon(&mut self, partial: &PartialDataset, peer: PeerId) -> u64 {
+    fn abandon(&mut self, has: impl Fn(u64) -> bool, peer: PeerId) -> u64 {
         let ids: Vec<u64> = self.outstanding.iter().filter(|(_, o)| o.peer == peer).map(|(id, _)| *id).collect();
         let mut blocks = 0;
         for id in ids {
             if let Some(o) = self.outstanding.remove(&id) {
                 o.abort.abort();
-                self.requeue(partial, o.start, o.count);
+                self.requeue(&has, o.start, o.count);
                 blocks += o.count;
             }
         }
@@ -643,4 +655,37 @@ pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| StoreError::Db(format!("blocking task failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn requests(pending: &[(u64, u64)]) -> Requests {
+        Requests { pending: pending.iter().copied().collect(), outstanding: HashMap::new() }
+    }
+
+    #[test]
+    fn requeued_ranges_skip_what_arrived_and_keep_block_order() {
+        let mut r = requests(&[(48, 16)]);
+        r.requeue(|i| [18, 19, 25].contains(&i), 16, 16);
+        r.requeue(|_| false, 0, 4);
+        assert_eq!(Vec::from(r.pending), [(0, 4), (16, 2), (20, 5), (26, 6), (48, 16)]);
+    }
+
+    #[test]
+    fn abandoning_a_peer_aborts_its_requests_and_queues_their_blocks_again() {
+        let (gone, other) = (PeerId::random(), PeerId::random());
+        let mut r = requests(&[(64, 16)]);
+        let mut handles = Vec::new();
+        for (id, (peer, start)) in [(gone, 0), (other, 16), (gone, 32)].into_iter().enumerate() {
+            let (abort, _) = AbortHandle::new_pair();
+            handles.push(abort.clone());
+            r.outstanding.insert(id as u64, Outstanding { peer, start, count: 16, abort });
+        }
+        assert_eq!(r.abandon(|i| i == 33, gone), 32);
+        assert_eq!(Vec::from(r.pending), [(0, 16), (32, 1), (34, 14), (64, 16)]);
+        assert_eq!(handles.iter().map(AbortHandle::is_aborted).collect::<Vec<_>>(), [true, false, true]);
+        assert_eq!(r.outstanding.len(), 1);
+    }
 }

@@ -356,6 +356,9 @@ async fn serve_dataset(state: &AppState, cid_text: &str, network: bool) -> Resul
     }
     match state.fetcher.fetch(cid, manifest.clone())? {
         Some(job) => {
+            // A fetch that fails before its first block is an error status; once bytes are
+            // out, only an aborted body can tell the client (the stream ends with the error).
+            job.started().await.map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, e))?;
             if manifest.dataset_size == 0 {
                 // An empty body is never polled, so wait for the commit here.
                 job.finished().await.map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, e))?;
