@@ -12,6 +12,7 @@
 # default 1), well under 3 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$PWD
 
 SCHEMATHESIS_VERSION=4.32.5
 VENV=target/api-fuzz-venv
@@ -46,7 +47,7 @@ trap stop EXIT INT TERM
 NODE_PID=$!
 BASE=
 for _ in $(seq 1 300); do
-  BASE=$(sed -n 's/.*REST API at \(http[^ ]*\).*/\1/p' "$WORK/stdout" | head -n 1)
+  BASE=$(sed -n 's/.*REST API at \(http[^ ]*\).*/\1/p' "$WORK/stdout" 2>/dev/null | head -n 1 || true)
   [ -n "$BASE" ] && break
   if ! kill -0 "$NODE_PID" 2>/dev/null; then
     echo "api-fuzz: the node stopped:" >&2
@@ -87,7 +88,8 @@ fuzz() {
   echo "== api-fuzz: schemathesis with $what"
   # Valid CIDs and peer ids are rare among generated strings; the ones the documents give as
   # examples are asked of the network, which has no peers here: a bounded wait each.
-  "$VENV/bin/schemathesis" --config-file "$config" run "$schema" --url "$BASE" \
+  # Run from the temporary directory: schemathesis keeps a cache in its working directory.
+  (cd "$WORK" && "$ROOT/$VENV/bin/schemathesis" --config-file "$config" run "$schema" --url "$BASE" \
     --phases examples,coverage,fuzzing \
     --max-examples "$EXAMPLES" \
     --seed "$SEED" \
@@ -97,11 +99,11 @@ fuzz() {
     --suppress-health-check all \
     --no-shrink \
     --warnings off \
-    --output-truncate true
+    --output-truncate true)
 }
 
 status=0
-fuzz "the reference document" "$WORK/reference.toml" docs/reference/codex-openapi.yaml || status=1
+fuzz "the reference document" "$WORK/reference.toml" "$ROOT/docs/reference/codex-openapi.yaml" || status=1
 fuzz "Vellum's own document" "$WORK/vellum.toml" "$BASE/openapi.json" || status=1
 if [ "$status" -ne 0 ]; then
   echo "== api-fuzz: failures above; the node's log:" >&2
