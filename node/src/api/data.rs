@@ -216,6 +216,8 @@ async fn store_upload(
               (status = 408, description = "The body stalled", body = ErrorBody),
               (status = 422, description = "Invalid filename or content type", body = ErrorBody),
               (status = 500, description = "The upload could not be stored", body = ErrorBody),
+              (status = 503, description = "Too many uploads at once; retry after the Retry-After seconds",
+               body = ErrorBody),
               (status = 507, description = "Storage quota exceeded", body = ErrorBody)))]
 pub(super) async fn upload(
     State(state): State<AppState>,
@@ -240,6 +242,8 @@ pub(super) async fn upload(
               (status = 408, description = "The body stalled", body = ErrorBody),
               (status = 422, description = "Invalid filename or content type", body = ErrorBody),
               (status = 500, description = "The upload could not be stored", body = ErrorBody),
+              (status = 503, description = "Too many uploads at once; retry after the Retry-After seconds",
+               body = ErrorBody),
               (status = 507, description = "Storage quota exceeded", body = ErrorBody)))]
 pub(super) async fn upload_data(
     State(state): State<AppState>,

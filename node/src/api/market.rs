@@ -52,6 +52,7 @@ fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     responses((status = 200, description = "The request id (0x hex)", body = String, content_type = "text/plain"),
               (status = 400, description = "Malformed body", body = ErrorBody),
               (status = 404, description = "Dataset not held here", body = ErrorBody),
+              (status = 415, description = "The body is not application/json", body = ErrorBody),
               (status = 422, description = "Parameters not valid", body = ErrorBody),
               (status = 500, description = "Local failure (disk, erasure coding)", body = ErrorBody),
               (status = 502, description = "The chain refused the request", body = ErrorBody),
@@ -107,6 +108,7 @@ pub(super) async fn availabilities(State(state): State<AppState>) -> Result<Json
     request_body = AvailabilityInput,
     responses((status = 201, description = "Created", body = Availability),
               (status = 400, description = "Malformed body", body = ErrorBody),
+              (status = 415, description = "The body is not application/json", body = ErrorBody),
               (status = 422, description = "Not valid, or not enough quota", body = ErrorBody),
               (status = 500, description = "The availability could not be recorded", body = ErrorBody),
               (status = 503, description = "Persistence not enabled", body = ErrorBody)))]
@@ -124,6 +126,7 @@ pub(super) async fn add_availability(State(state): State<AppState>, body: Bytes)
     responses((status = 204, description = "Updated"),
               (status = 400, description = "Malformed body or id", body = ErrorBody),
               (status = 404, description = "No such availability", body = ErrorBody),
+              (status = 415, description = "The body is not application/json", body = ErrorBody),
               (status = 422, description = "Not valid", body = ErrorBody),
               (status = 500, description = "The change could not be recorded", body = ErrorBody),
               (status = 503, description = "Persistence not enabled", body = ErrorBody)))]
