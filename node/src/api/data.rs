@@ -528,7 +528,9 @@ pub(super) async fn protect(
                content((inline(super::schema::Binary) = "application/octet-stream"),
                        (inline(super::schema::Binary) = "*/*"))),
               (status = 400, description = "Invalid CID", body = ErrorBody),
-              (status = 404, description = "Not found locally or in the network", body = ErrorBody)))]
+              (status = 404, description = "Not found locally or in the network", body = ErrorBody),
+              (status = 500, description = "The store failed", body = ErrorBody),
+              (status = 502, description = "Peers failed to deliver it", body = ErrorBody)))]
 pub(super) async fn download(State(state): State<AppState>, Path(cid): Path<String>) -> Result<Response, ApiError> {
     serve_dataset(&state, &cid, true).await
 }
