@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, the Solidity contracts, unit tests and the end-to-end
-# scenarios. Works on a fresh machine with a Rust toolchain and Node.js with npm; the
+# scenarios. Works on a fresh machine with a Rust toolchain, Node.js with npm and Python 3 with pip; the
 # contracts' script installs the pinned forge, anvil and solcjs into contracts/node_modules.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +13,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== build the vellum binary (the end-to-end tests run it as a child process)"
 cargo build --workspace --bins --locked
+
+echo "== API fuzzing: schemathesis against the reference's OpenAPI document and Vellum's own"
+echo "   (installs schemathesis into target/api-fuzz-venv with pip on first use)"
+scripts/api-fuzz.sh
 
 echo "== contracts: forge build and test (pinned forge, anvil and solcjs, installed by npm ci;"
 echo "   the Rust tests below start that anvil)"

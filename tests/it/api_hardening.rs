@@ -216,6 +216,10 @@ async fn cross_site_requests_are_refused_and_allowed_origins_served() -> anyhow:
         .output()?;
     assert!(out.status.success(), "vellum upload: {}", String::from_utf8_lossy(&out.stderr));
 
+    // An absurd slot count is refused before any slot file is opened.
+    let r = http.post(node.url(&format!("/data/{cid}/protect?nodes=28187&tolerance=1"))).send().await?;
+    assert_eq!(r.status(), 422, "{}", r.text().await?);
+
     // A quoted file name comes back escaped.
     let r = http
         .post(node.url("/data"))

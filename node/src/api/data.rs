@@ -440,6 +440,9 @@ impl std::io::Write for ChannelWriter {
     }
 }
 
+/// Most slots `POST /data/{cid}/protect` encodes into (each is a file open while encoding).
+const MAX_PROTECT_SLOTS: usize = 256;
+
 /// Query of `POST /data/{cid}/protect`.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
@@ -476,6 +479,12 @@ pub(super) async fn protect(
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("nodes ({nodes}) must exceed tolerance ({tolerance}), and tolerance must be at least 1"),
+        ));
+    }
+    if nodes > MAX_PROTECT_SLOTS {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("nodes ({nodes}) is more than the {MAX_PROTECT_SLOTS} slots a dataset may be encoded into"),
         ));
     }
     let store = Arc::clone(&state.store);

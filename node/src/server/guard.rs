@@ -7,8 +7,8 @@
 //! - a request with a foreign `Origin` (or, without one, a browser's `Sec-Fetch-Site` saying it
 //!   comes from another site) is refused unless `--api-cors-origin` allows that origin; allowed
 //!   origins get CORS headers and their preflights are answered;
-//! - a request body other than an upload must be `application/json` (a cross-site form or
-//!   `text/plain` post cannot pass for JSON);
+//! - a request body other than an upload must be declared `application/json` or not declared
+//!   at all (a cross-site form or `text/plain` post cannot pass for JSON);
 //! - uploads at once are bounded (503 with `Retry-After` beyond), and each carries its
 //!   [`UploadPolicy`]; any other handler must answer within [`ApiPolicy::request_timeout`].
 //!
@@ -153,8 +153,10 @@ fn has_body(headers: &HeaderMap) -> bool {
         || text(headers, header::CONTENT_LENGTH).is_some_and(|l| l.trim() != "0")
 }
 
+/// Whether a body's declared type may be JSON: `application/json`, `application/*+json`, or
+/// none at all (a browser always declares one, so an undeclared body is not a cross-site form).
 fn is_json(headers: &HeaderMap) -> bool {
-    text(headers, header::CONTENT_TYPE).is_some_and(|t| {
+    text(headers, header::CONTENT_TYPE).is_none_or(|t| {
         let essence = t.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
         essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
     })
@@ -313,6 +315,7 @@ mod tests {
         assert!(!is_upload(&Method::GET, "/api/codex/v1/data"));
         assert!(!is_upload(&Method::POST, "/api/codex/v1/storage/request/x"));
         let mut h = HeaderMap::new();
+        assert!(is_json(&h), "no declared type: not a browser's form");
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         assert!(!is_json(&h));
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
