@@ -590,6 +590,83 @@ mod tests {
         assert_eq!(g, p(&grid, 20_000));
     }
 
+    /// p_loss of the (l, f) chain of the module documentation (max_missed = 1, no domains) at
+    /// the horizon, by uniformisation in chunks short enough for the Poisson weights.
+    fn chain_p_loss(q: &SimParams) -> f64 {
+        let (n, m) = (f64::from(q.slots()), q.m as usize);
+        let mut states = Vec::new();
+        for l in 0..=m {
+            for f in 0..=l {
+                states.push((l, f));
+            }
+        }
+        let lost = states.len();
+        let index = |l: usize, f: usize| states.iter().position(|&s| s == (l, f));
+        // Rows of (target, rate).
+        let mut out: Vec<Vec<(usize, f64)>> = vec![Vec::new(); lost + 1];
+        for (i, &(l, f)) in states.iter().enumerate() {
+            let fail = (n - l as f64) / q.mttf_hours;
+            out[i].push((index(l + 1, f).unwrap_or(lost), fail));
+            if l > f {
+                out[i].push((index(l, f + 1).expect("state"), (l - f) as f64 / q.mtbp_hours));
+            }
+            if f >= q.repair_threshold as usize {
+                out[i].push((0, 1.0 / q.mttr_hours));
+            }
+        }
+        let exit = |i: usize| out[i].iter().map(|&(_, r)| r).sum::<f64>();
+        let rate = (0..=lost).map(exit).fold(0.0, f64::max) * 1.01;
+        let chunks = (rate * q.horizon_hours / 20.0).ceil().max(1.0);
+        let lh = rate * q.horizon_hours / chunks;
+        let step = |v: &[f64]| {
+            let mut w = vec![0.0; v.len()];
+            for (i, &x) in v.iter().enumerate() {
+                w[i] += x * (1.0 - exit(i) / rate);
+                for &(j, r) in &out[i] {
+                    w[j] += x * r / rate;
+                }
+            }
+            w
+        };
+        let mut v = vec![0.0; lost + 1];
+        v[0] = 1.0;
+        for _ in 0..chunks as u64 {
+            let mut term = v.clone();
+            let mut weight = (-lh).exp();
+            let mut acc: Vec<f64> = term.iter().map(|x| x * weight).collect();
+            let mut total = weight;
+            let mut k = 0.0;
+            while total < 1.0 - 1e-14 && k < 500.0 {
+                k += 1.0;
+                term = step(&term);
+                weight *= lh / k;
+                total += weight;
+                for (a, t) in acc.iter_mut().zip(&term) {
+                    *a += t * weight;
+                }
+            }
+            v = acc;
+        }
+        v[lost]
+    }
+
+    #[test]
+    fn agrees_with_the_chain() {
+        let sets = [
+            base(),
+            SimParams { repair_threshold: 2, ..base() },
+            SimParams { k: 3, m: 3, mttf_hours: HOURS_PER_YEAR / 4.0, mttr_hours: 48.0, repair_threshold: 2, ..base() },
+        ];
+        for q in sets {
+            let exact = chain_p_loss(&q);
+            let o = simulate_parallel(&q, 100_000, 11, 2).expect("valid");
+            let half = (o.ci95.1 - o.ci95.0) / 2.0;
+            eprintln!("chain {exact:.5}, simulated {:.5} {:?}", o.p_loss, o.ci95);
+            assert!((o.p_loss - exact).abs() < 1.5 * half, "{q:?}: simulated {} {:?}, chain {exact}", o.p_loss, o.ci95);
+            assert!(exact > 1e-3 && exact < 0.5, "{exact}");
+        }
+    }
+
     #[test]
     fn wilson_interval_contains_estimate() {
         for (s, n) in [(0, 10), (1, 10), (5, 10), (10, 10), (3, 100_000), (500, 1000)] {
