@@ -138,10 +138,12 @@ pub struct Solution {
 }
 
 /// The uniformised chain: for each transient state its self-loop probability and its
-/// outgoing (target, probability) pairs; the absorbing state is the last index.
+/// outgoing (target, probability) pairs, in one flat array (state i's pairs are
+/// `out[start[i]..start[i + 1]]`); the absorbing state is the last index.
 struct Chain {
     stay: Vec<f64>,
-    out: Vec<Vec<(usize, f64)>>,
+    start: Vec<usize>,
+    out: Vec<(usize, f64)>,
     rate: f64,
 }
 
@@ -199,13 +201,16 @@ fn build(p: &Params) -> Chain {
     let absorbing = states.len();
     let rate = edges.iter().map(|row| row.iter().map(|&(_, r)| r).sum::<f64>()).fold(0.0, f64::max);
     let mut stay = Vec::with_capacity(edges.len());
-    let mut outs = Vec::with_capacity(edges.len());
+    let mut start = Vec::with_capacity(edges.len() + 1);
+    let mut outs = Vec::new();
+    start.push(0);
     for row in edges {
         let total: f64 = row.iter().map(|&(_, r)| r).sum();
         stay.push(((rate - total) / rate).max(0.0));
-        outs.push(row.into_iter().map(|(to, r)| (to.unwrap_or(absorbing), r / rate)).collect());
+        outs.extend(row.into_iter().map(|(to, r)| (to.unwrap_or(absorbing), r / rate)));
+        start.push(outs.len());
     }
-    Chain { stay, out: outs, rate }
+    Chain { stay, start, out: outs, rate }
 }
 
 /// Poisson weights from `left` on, normalised, and a bound on the mass left out.
@@ -284,13 +289,10 @@ pub fn solve(p: &Params) -> Result<Solution, ParamError> {
         }
         next.iter_mut().for_each(|x| *x = 0.0);
         next[absorbing] = pi[absorbing];
-        for (i, (&stay, row)) in chain.stay.iter().zip(&chain.out).enumerate() {
+        for (i, &stay) in chain.stay.iter().enumerate() {
             let x = pi[i];
-            if x == 0.0 {
-                continue;
-            }
             next[i] += x * stay;
-            for &(j, q) in row {
+            for &(j, q) in &chain.out[chain.start[i]..chain.start[i + 1]] {
                 next[j] += x * q;
             }
         }
