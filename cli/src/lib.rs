@@ -15,6 +15,7 @@ mod client;
 pub mod config_file;
 mod deploy;
 mod devnet;
+mod durability_cmd;
 mod logging;
 mod prover_cmd;
 mod size;
@@ -66,6 +67,9 @@ pub enum Command {
     /// Run a whole network on this machine (anvil, contracts, client, hosts, validator) through
     /// a storage request, lost hosts and lazy repair; prints a timeline and a summary.
     Devnet(devnet::DevnetArgs),
+    /// From a loss target to erasure parameters (K, M), samples per proof and repair traffic,
+    /// by Vellum's durability model; `--table` prints the reference whitepaper's Table 1.
+    Durability(durability_cmd::DurabilityArgs),
 }
 
 /// Flags of `vellum validator`.
@@ -346,6 +350,8 @@ pub enum BenchCommand {
     Prove(bench_prove::ProveArgs),
     /// A validator's wall time and RPC calls per period with thousands of filled slots on anvil.
     Validator(bench_validator::ValidatorBenchArgs),
+    /// The durability simulator: dataset-years simulated per second.
+    Durability(durability_cmd::BenchDurabilityArgs),
 }
 
 /// Runs the command line; the binary's `main`.
@@ -387,6 +393,10 @@ pub fn main() -> ExitCode {
             Command::Validator(args) => run_validator(args).await,
             Command::Deploy(args) => deploy::run(args).await,
             Command::Devnet(args) => devnet::run(args).await,
+            Command::Durability(args) => tokio::task::block_in_place(|| durability_cmd::run(args)),
+            Command::Bench(BenchCommand::Durability(args)) => {
+                tokio::task::block_in_place(|| durability_cmd::bench(args))
+            }
         }
     });
     match result {
