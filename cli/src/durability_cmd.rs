@@ -93,19 +93,7 @@ fn base(args: &DurabilityArgs) -> Params {
 
 /// Slots rebuilt and slot-sized transfers per dataset-year under `params`, simulated.
 fn repair_traffic(params: &Params) -> anyhow::Result<(f64, f64)> {
-    let sim = SimParams {
-        k: params.k,
-        m: params.m,
-        mttf_hours: params.mttf_hours,
-        mttr_hours: params.mttr_hours,
-        mtbp_hours: params.mtbp_hours,
-        repair_threshold: params.repair_threshold,
-        max_missed: params.max_missed,
-        horizon_hours: params.horizon_hours,
-        deterministic_proofs: false,
-        domains: 0,
-        domain_mttf_hours: f64::INFINITY,
-    };
+    let sim = SimParams::from(params);
     let out = sim::simulate_parallel(&sim, 20_000, 1, 2)?;
     Ok((out.rebuilt_per_year(), out.traffic_per_year()))
 }

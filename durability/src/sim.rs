@@ -99,6 +99,25 @@ pub struct SimParams {
     pub domain_mttf_hours: f64,
 }
 
+impl From<&crate::model::Params> for SimParams {
+    /// The system the Markov model describes: exponential proofs, independent failures.
+    fn from(p: &crate::model::Params) -> Self {
+        Self {
+            k: p.k,
+            m: p.m,
+            mttf_hours: p.mttf_hours,
+            mttr_hours: p.mttr_hours,
+            mtbp_hours: p.mtbp_hours,
+            repair_threshold: p.repair_threshold,
+            max_missed: p.max_missed,
+            horizon_hours: p.horizon_hours,
+            deterministic_proofs: false,
+            domains: 0,
+            domain_mttf_hours: f64::INFINITY,
+        }
+    }
+}
+
 impl Default for SimParams {
     /// The reference's setting: 7 + 7 slots, MTTF 1 year, MTTR 24 h, MTBP 24 h, l0 = 1, one
     /// missed proof, a one-year horizon, exponential proofs, no failure domains.

@@ -17,19 +17,7 @@ fn both(k: u32, m: u32, mttf: f64, mttr: f64, mtbp: f64, l0: u32, max_missed: u3
         max_missed,
         horizon_hours: horizon,
     };
-    let sim = SimParams {
-        k,
-        m,
-        mttf_hours: mttf,
-        mttr_hours: mttr,
-        mtbp_hours: mtbp,
-        repair_threshold: l0,
-        max_missed,
-        horizon_hours: horizon,
-        deterministic_proofs: false,
-        domains: 0,
-        domain_mttf_hours: f64::INFINITY,
-    };
+    let sim = SimParams::from(&model);
     (model, sim)
 }
 
