@@ -6,7 +6,7 @@ use clap::Args;
 use durability::model::{self, Params};
 use durability::sim::{self, SimParams};
 
-const HOURS_PER_YEAR: f64 = 8760.0;
+use durability::HOURS_PER_YEAR;
 
 /// Flags of `vellum durability`.
 #[derive(Debug, Args)]
@@ -57,25 +57,9 @@ pub struct BenchDurabilityArgs {
     pub threads: u32,
 }
 
-/// Parses `1y`, `180d`, `24h`, `30m` or a bare number of hours.
+/// Parses `1y`, `180d`, `24h`, `30m`, `45s` or a bare number of hours.
 pub(crate) fn parse_hours(text: &str) -> Result<f64, String> {
-    let text = text.trim();
-    let (number, unit) = match text.char_indices().last() {
-        Some((at, c)) if c.is_ascii_alphabetic() => (&text[..at], c),
-        _ => (text, 'h'),
-    };
-    let value: f64 = number.trim().parse().map_err(|_| format!("{text:?} is not a duration like 24h or 1y"))?;
-    let hours = match unit {
-        'y' => value * HOURS_PER_YEAR,
-        'd' => value * 24.0,
-        'h' => value,
-        'm' => value / 60.0,
-        other => return Err(format!("unknown unit {other:?} in {text:?} (y, d, h or m)")),
-    };
-    if !(hours.is_finite() && hours > 0.0) {
-        return Err(format!("{text:?} must be a positive duration"));
-    }
-    Ok(hours)
+    durability::parse_hours(text)
 }
 
 fn base(args: &DurabilityArgs) -> Params {

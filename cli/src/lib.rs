@@ -210,6 +210,14 @@ pub struct NodeArgs {
     /// hand-off and fill; proofs are made one at a time whatever this is).
     #[arg(long, env = "VELLUM_MAX_CONCURRENT_SALES", value_name = "N", default_value_t = node::market::DEFAULT_CONCURRENT_SALES)]
     pub max_concurrent_sales: usize,
+    /// Storage requests by target (`durability` in `POST /storage/request/{cid}`): the mean time
+    /// to failure assumed of a host (`1y`, `180d`, `24h`).
+    #[arg(long, env = "VELLUM_DURABILITY_MTTF", value_name = "DURATION", default_value = "1y", value_parser = durability::parse_hours)]
+    pub durability_mttf: f64,
+    /// Storage requests by target: the mean time assumed from repair opening to the dataset's
+    /// slots being filled again.
+    #[arg(long, env = "VELLUM_DURABILITY_MTTR", value_name = "DURATION", default_value = "24h", value_parser = durability::parse_hours)]
+    pub durability_mttr: f64,
     /// Where periodic proofs go: `off-chain` (published to validators over libp2p; on chain only
     /// to answer an accusation, so an honest host pays no gas per proof) or `on-chain`
     /// (`submitProof` every time one is required, as before).
@@ -294,6 +302,10 @@ impl NodeArgs {
             fault_withhold_proofs: self.fault_withhold_proofs,
             fault_wrong_proofs: self.fault_wrong_proofs,
             fault_flood_proofs: self.fault_flood_proofs,
+            durability: node::market::DurabilityAssumptions {
+                mttf_hours: self.durability_mttf,
+                mttr_hours: self.durability_mttr,
+            },
         }))
     }
 }

@@ -669,6 +669,7 @@ mod tests {
             proof_timeout: 5,
             response_window: 5,
             max_request_expiry: 0,
+            max_missed_proofs: 3,
             slash_percentage: u64::MAX,
             validator_reward_percentage: u64::MAX,
             reservation_deposit_percentage: 0,

@@ -96,6 +96,7 @@ impl ValidatorChain for FakeChain {
             proof_timeout: 5,
             response_window: WINDOW,
             max_request_expiry: 0,
+            max_missed_proofs: 3,
             slash_percentage: 10,
             validator_reward_percentage: 20,
             reservation_deposit_percentage: 0,

@@ -254,6 +254,8 @@ pub struct MarketParams {
     pub response_window: u64,
     /// Longest request expiry accepted.
     pub max_request_expiry: u64,
+    /// Consecutive missed proofs after which a host loses its slot.
+    pub max_missed_proofs: u64,
     /// % of a slot's collateral slashed per missed proof.
     pub slash_percentage: u64,
     /// % of a slashed amount paid to whoever accused the miss.
@@ -326,6 +328,7 @@ impl Chain {
                 proof_timeout: 1,
                 response_window: 1,
                 max_request_expiry: 0,
+                max_missed_proofs: 1,
                 slash_percentage: 0,
                 validator_reward_percentage: 0,
                 reservation_deposit_percentage: 0,
@@ -350,6 +353,7 @@ impl Chain {
             proof_timeout: u64::from(c.proofTimeout),
             response_window: u64::from(c.responseWindow),
             max_request_expiry: u64::from(c.maxRequestExpiry),
+            max_missed_proofs: u64::from(c.maxMissedProofs.max(1)),
             slash_percentage: u64::from(c.slashPercentage),
             validator_reward_percentage: u64::from(c.validatorRewardPercentage),
             reservation_deposit_percentage: u64::from(c.reservationDepositPercentage),

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 use super::{ApiError, AppState, ErrorBody};
 use crate::market::types::{
-    Availability, AvailabilityInput, Purchase, Reservation, SlotAgent, SlotInfo, StorageRequestCreation,
+    Availability, AvailabilityInput, Purchase, Reservation, SlotAgent, SlotInfo, StorageRequestByTarget, StorageRequestCreation,
 };
 use crate::market::{Market, MarketError};
 
@@ -64,8 +64,12 @@ pub(super) async fn request_storage(
 ) -> Result<Response, ApiError> {
     let market = market(&state)?;
     let body: StorageRequestCreation = json_body(&body)?;
-    let id = market.request_storage(&cid, body).await?;
-    Ok((StatusCode::OK, [(axum::http::header::CONTENT_TYPE, "text/plain")], id).into_response())
+    match market.request_storage(&cid, body).await? {
+        (id, None) => Ok((StatusCode::OK, [(axum::http::header::CONTENT_TYPE, "text/plain")], id).into_response()),
+        (request_id, Some(durability)) => {
+            Ok((StatusCode::OK, Json(StorageRequestByTarget { request_id, durability })).into_response())
+        }
+    }
 }
 
 /// Ids of this node's purchases.

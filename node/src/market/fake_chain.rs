@@ -256,6 +256,7 @@ impl FakeChain {
             proof_timeout: 5,
             response_window: 5,
             max_request_expiry: 3_600,
+            max_missed_proofs: 3,
             slash_percentage: 10,
             validator_reward_percentage: 10,
             reservation_deposit_percentage: 10,

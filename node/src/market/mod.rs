@@ -12,6 +12,7 @@
 //! joins the chain when the endpoint answers.
 
 mod availabilities;
+mod by_target;
 mod chain;
 mod chain_alloy;
 #[cfg(test)]
@@ -45,6 +46,7 @@ use self::chain::MarketChain;
 use self::chain_alloy::AlloyMarket;
 use self::host::{Host, HostConfig, SaleBook};
 use self::records::RecordDir;
+pub use self::by_target::DurabilityAssumptions;
 pub use self::sale::{SaleRecord, SaleState};
 use self::slot_work::NodeSlots;
 use self::types::{Availability, AvailabilityInput, Purchase, Reservation, SlotAgent, SlotInfo};
@@ -126,6 +128,8 @@ pub struct MarketConfig {
     /// Fault injection for tests: broadcast this many junk proofs a second on the proof topic
     /// (a hostile peer flooding it; 0: none).
     pub fault_flood_proofs: u32,
+    /// What storage requests by target assume of hosts.
+    pub durability: DurabilityAssumptions,
 }
 
 /// Where a host sends its periodic proofs.

@@ -11,7 +11,10 @@ use contracts::Marketplace::{Ask, Content, Request};
 use contracts::RequestState;
 use tracing::{debug, info, warn};
 
-use super::types::{Purchase, StorageAsk, StorageContent, StorageRequest, StorageRequestCreation};
+use super::by_target::{self, TargetContext};
+use super::types::{
+    Code, DurabilityChoice, Purchase, StorageAsk, StorageContent, StorageRequest, StorageRequestCreation,
+};
 use super::words::{fr_word, id_hex, parse_amount};
 use super::{LOG, Market, MarketError, lock};
 use crate::content::ContentId;
@@ -42,8 +45,8 @@ struct Checked {
 }
 
 impl Market {
-    fn check_request(&self, body: &StorageRequestCreation, dataset_size: u64) -> Result<Checked, MarketError> {
-        let (nodes, tolerance) = (body.nodes, body.tolerance);
+    fn check_request(&self, body: &StorageRequestCreation, code: Code, dataset_size: u64) -> Result<Checked, MarketError> {
+        let (nodes, tolerance) = (code.nodes, code.tolerance);
         if tolerance == 0 {
             return Err(invalid("tolerance must be at least 1"));
         }
@@ -101,10 +104,10 @@ impl Market {
                 body.expiry
             )));
         }
-        if body.repair_threshold == 0 || body.repair_threshold > tolerance {
+        if code.repair_threshold == 0 || code.repair_threshold > tolerance {
             return Err(invalid(format!(
                 "repairThreshold ({}) must be between 1 and tolerance ({tolerance})",
-                body.repair_threshold
+                code.repair_threshold
             )));
         }
         let ask = Ask {
@@ -113,16 +116,46 @@ impl Market {
             duration: body.duration,
             proofProbability: probability as u32,
             maxSlotLoss: tolerance as u16,
-            repairThreshold: body.repair_threshold as u16,
+            repairThreshold: code.repair_threshold as u16,
             pricePerBytePerSecond: price,
             collateralPerByte: collateral,
         };
         Ok(Checked { k, m, ask, expiry: body.expiry })
     }
 
+    /// The code a request asks for: given explicitly, or chosen by the durability model for its
+    /// target (off the async threads), with what was chosen.
+    async fn code_for(
+        &self,
+        body: &StorageRequestCreation,
+        dataset_size: u64,
+    ) -> Result<(Code, Option<DurabilityChoice>), MarketError> {
+        let params = self.chain()?.params();
+        let cx = TargetContext {
+            assumptions: self.config.durability,
+            slot_size: self.slot_size(),
+            max_slots: self.shape.max_slots(),
+            period_seconds: params.period_length,
+            max_missed_proofs: params.max_missed_proofs,
+        };
+        let Some(target) = by_target::check(body, dataset_size, &cx)? else {
+            return Ok((body.explicit_code(), None));
+        };
+        let (code, choice) = tokio::task::spawn_blocking(move || by_target::choose(&target))
+            .await
+            .map_err(|e| MarketError::Local(e.to_string()))??;
+        info!(target: LOG, nodes = code.nodes, tolerance = code.tolerance, repair_threshold = code.repair_threshold,
+            predicted_loss = choice.predicted_loss, target = choice.target, "code chosen for a durability target");
+        Ok((code, Some(choice)))
+    }
+
     /// Checks, protects, publishes, pays for and submits a storage request for the local dataset
-    /// `cid`; returns the request id.
-    pub async fn request_storage(&self, cid: &str, body: StorageRequestCreation) -> Result<String, MarketError> {
+    /// `cid`; returns the request id, and for a request by target what was chosen.
+    pub async fn request_storage(
+        &self,
+        cid: &str,
+        body: StorageRequestCreation,
+    ) -> Result<(String, Option<DurabilityChoice>), MarketError> {
         let cid: ContentId = cid.parse().map_err(|e| invalid(format!("invalid CID: {e}")))?;
         let manifest = self
             .store
@@ -134,7 +167,8 @@ impl Market {
         if !self.store.has_complete(&cid)? {
             return Err(invalid(format!("{cid} is not complete on this node; download it first")));
         }
-        let checked = self.check_request(&body, manifest.dataset_size)?;
+        let (code, durability) = self.code_for(&body, manifest.dataset_size).await?;
+        let checked = self.check_request(&body, code, manifest.dataset_size)?;
         let payment = U256::from(checked.ask.slots)
             * U256::from(checked.ask.slotSize)
             * U256::from(checked.ask.duration)
@@ -196,6 +230,7 @@ impl Market {
             request: Some(request_json(&id, &request)),
             request_id: id_hex(&id),
             refunded: None,
+            durability: durability.clone(),
         };
         self.save_purchase(&purchase)?;
         if let Err(e) = self.chain()?.send("requestStorage", market.requestStorage(request)).await {
@@ -206,7 +241,7 @@ impl Market {
             return Err(e.into());
         }
         info!(target: LOG, request = %id_hex(&id), cid = %protected_cid, slots = checked.ask.slots, "storage requested");
-        Ok(id_hex(&id))
+        Ok((id_hex(&id), durability))
     }
 
     /// Deletes the slot copies a purchase published (its request is over and its funds are

@@ -56,7 +56,7 @@ pub struct StorageRequest {
 }
 
 /// `Purchase`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Purchase {
     /// `submitted`, `started`, `finished`, `cancelled`, `failed` or `errored`.
@@ -71,9 +71,15 @@ pub struct Purchase {
     /// Tokens returned to the client when the request ended (decimal string), once withdrawn.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refunded: Option<String>,
+    /// For a request by target: the code chosen and the loss probability predicted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub durability: Option<DurabilityChoice>,
 }
 
-/// `StorageRequestCreation`: the body of `POST /storage/request/{cid}`.
+/// `StorageRequestCreation`: the body of `POST /storage/request/{cid}`. The code is given
+/// either explicitly (`nodes`, `tolerance`, `repairThreshold`, as the reference has it) or by a
+/// loss target (`durability`), never both.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StorageRequestCreation {
@@ -87,25 +93,84 @@ pub struct StorageRequestCreation {
     pub collateral_per_byte: String,
     /// Seconds from submission within which every slot must be filled (< duration).
     pub expiry: u64,
-    /// Slots the dataset is spread over (K + M).
-    #[serde(default = "default_nodes")]
+    /// Slots the dataset is spread over (K + M); 3 unless given.
+    #[schema(nullable = false, default = 3)]
+    pub nodes: Option<u64>,
+    /// Slots that may be lost (M); 1 unless given.
+    #[schema(nullable = false, default = 1)]
+    pub tolerance: Option<u64>,
+    /// Lost slots that accumulate before repair opens (1 ≤ threshold ≤ tolerance); 1 unless given.
+    #[schema(nullable = false, default = 1)]
+    pub repair_threshold: Option<u64>,
+    /// Instead of `nodes`, `tolerance` and `repairThreshold`: the largest acceptable probability
+    /// of losing the dataset within a year, in (0, 1), e.g. 1e-9. The node picks the fewest
+    /// slots, then the laziest repair, that its durability model says meet it.
+    #[schema(nullable = false)]
+    pub durability: Option<f64>,
+    /// With `durability`: the most slots the node may choose (at most what the proof
+    /// addresses), e.g. the number of hosts known to be offering storage.
+    #[schema(nullable = false)]
+    pub max_nodes: Option<u64>,
+}
+
+/// The erasure code and repair threshold of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Code {
+    /// K + M.
     pub nodes: u64,
-    /// Slots that may be lost (M).
-    #[serde(default = "default_tolerance")]
+    /// M.
     pub tolerance: u64,
-    /// Lost slots that accumulate before repair opens (1 ≤ threshold ≤ tolerance).
-    #[serde(default = "default_repair_threshold")]
+    /// Lost slots before repair opens.
     pub repair_threshold: u64,
 }
 
-fn default_nodes() -> u64 {
-    3
+impl StorageRequestCreation {
+    /// The explicit code, with the reference's defaults for what is not given.
+    pub fn explicit_code(&self) -> Code {
+        Code {
+            nodes: self.nodes.unwrap_or(3),
+            tolerance: self.tolerance.unwrap_or(1),
+            repair_threshold: self.repair_threshold.unwrap_or(1),
+        }
+    }
 }
-fn default_tolerance() -> u64 {
-    1
+
+/// What a request by target chose and why: the code, the model's prediction and what it
+/// assumed. Answered with the request id and kept in the purchase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DurabilityChoice {
+    /// The loss probability per year asked for.
+    pub target: f64,
+    /// The model's loss probability per year for the chosen code (an upper bound: detection is
+    /// modelled no faster than `detectionHours`).
+    pub predicted_loss: f64,
+    /// Slots chosen (K + M).
+    pub nodes: u64,
+    /// Parity slots chosen (M).
+    pub tolerance: u64,
+    /// Lost slots that accumulate before repair opens.
+    pub repair_threshold: u64,
+    /// Assumed mean time to failure of a host, hours.
+    pub mttf_hours: f64,
+    /// Assumed mean time to repair a dataset once repair opens, hours.
+    pub mttr_hours: f64,
+    /// Mean time between required proofs of a slot (period × proofProbability), hours.
+    pub proof_interval_hours: f64,
+    /// Consecutive missed proofs after which the marketplace frees a slot.
+    pub max_missed_proofs: u64,
+    /// Mean delay from a slot's loss to its detection as the model used it, hours.
+    pub detection_hours: f64,
 }
-fn default_repair_threshold() -> u64 {
-    1
+
+/// The answer to a storage request by target: the request id and what was chosen.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageRequestByTarget {
+    /// Request id (0x hex).
+    pub request_id: String,
+    /// What was chosen.
+    pub durability: DurabilityChoice,
 }
 
 /// `SalesAvailability`: storage offered for sale (body of POST and PATCH; all fields optional in
