@@ -1,6 +1,7 @@
-//! Storage requests end to end on anvil: a client and four hosts (K = 2, M = 2; one host offers
-//! its storage only after the request is out), six-second periods, a proof required every
-//! period. The request starts, every slot is filled and proven at least three times, the request
+//! Storage requests end to end on anvil: a client and four hosts, six-second periods, a proof
+//! required every period. The client asks by target (`durability`: lose the dataset with at
+//! most 1 % probability a year) and the node picks K = 2, M = 2 for its 6,000 bytes; one host
+//! offers its storage only after the request is out. The request starts, every slot is filled and proven at least three times, the request
 //! finishes, hosts are paid and the client refunded to the unit. Along the way one host is killed
 //! and restarted (it resumes proving its slot without fetching it again, and misses no period in
 //! which it was up), and another loses its chain endpoint for two periods (it keeps serving, logs
@@ -113,18 +114,29 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
         hosts.push(host);
     }
 
-    // The client stores 6,000 bytes: K = 2 data slots of 4 KiB (padded), M = 2 parity slots.
+    // The client stores 6,000 bytes and asks for a loss probability of at most 1 % a year: two
+    // data slots of 4 KiB (padded) are needed; one parity slot loses 1.6 % a year by the model
+    // (hosts failing once a year, a day to repair), two meet the target.
     let data = test_bytes(6_000, 42);
     let cid = client.upload(data.clone()).await?;
     let body = serde_json::json!({
         "duration": DURATION, "pricePerBytePerSecond": PRICE.to_string(), "proofProbability": "1",
-        "collateralPerByte": COLLATERAL_PER_BYTE.to_string(), "expiry": 90, "nodes": 4, "tolerance": 2,
+        "collateralPerByte": COLLATERAL_PER_BYTE.to_string(), "expiry": 90, "durability": 0.01,
     });
     let asked = Instant::now();
     let resp = client.http.post(format!("{}/storage/request/{cid}", client.process.api)).json(&body).send().await?;
     let status = resp.status();
-    let request_id = resp.text().await?;
-    anyhow::ensure!(status == 200, "storage request: {status} {request_id}");
+    let answer = resp.text().await?;
+    anyhow::ensure!(status == 200, "storage request: {status} {answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer)?;
+    let chosen = answer["durability"].clone();
+    anyhow::ensure!(chosen["nodes"] == 4 && chosen["tolerance"] == 2, "the code chosen: {answer}");
+    let threshold = chosen["repairThreshold"].as_u64().unwrap_or_default();
+    anyhow::ensure!((1..=2).contains(&threshold), "the repair threshold chosen: {answer}");
+    let predicted = chosen["predictedLoss"].as_f64().unwrap_or(1.0);
+    anyhow::ensure!(predicted > 0.0 && predicted <= 0.01, "the loss predicted: {answer}");
+    anyhow::ensure!(chosen["proofIntervalHours"].as_f64() == Some(PERIOD as f64 / 3600.0), "{answer}");
+    let request_id = answer["requestId"].as_str().unwrap_or_default().to_owned();
     tokio::time::sleep(Duration::from_secs(2)).await;
     offer(&hosts[3]).await?;
     let purchase_path = format!("/storage/purchases/{request_id}");
@@ -134,6 +146,13 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
     })
     .await?;
     let started_after = asked.elapsed();
+    let purchase = json(client.get(&purchase_path).await?).await?;
+    anyhow::ensure!(purchase["durability"] == chosen, "the purchase keeps the choice: {purchase}");
+    let ask = &purchase["request"]["ask"];
+    anyhow::ensure!(
+        ask["slots"] == 4 && ask["maxSlotLoss"] == 2 && ask["repairThreshold"] == threshold,
+        "the request asks for the chosen code: {ask}"
+    );
     anyhow::ensure!(slot_copies(&json(client.get("/data").await?).await?) == 4, "the client publishes its 4 slots");
     eprintln!("request to started: {started_after:?}");
     let ids: Vec<B256> = json(client.get("/storage/purchases").await?)
@@ -279,6 +298,15 @@ async fn bad_storage_requests_are_refused_with_a_reason() -> anyhow::Result<()> 
         b[k] = v;
         b
     };
+    let by_target = |target: serde_json::Value| {
+        let mut b = good.clone();
+        if let Some(o) = b.as_object_mut() {
+            o.remove("nodes");
+            o.remove("tolerance");
+            o.insert("durability".into(), target);
+        }
+        b
+    };
     let cases: Vec<(&str, &str, serde_json::Value, &str)> = vec![
         ("nodes ≤ tolerance", &cid, with("nodes", 2.into()), "greater than tolerance"),
         ("no tolerance", &cid, with("tolerance", 0.into()), "tolerance must be at least 1"),
@@ -289,6 +317,11 @@ async fn bad_storage_requests_are_refused_with_a_reason() -> anyhow::Result<()> 
         ("expiry after duration", &cid, with("expiry", 600.into()), "less than duration"),
         ("repair threshold above tolerance", &cid, with("repairThreshold", 3.into()), "repairThreshold"),
         ("proof probability zero", &cid, with("proofProbability", "0".into()), "proofProbability"),
+        ("a target beside an explicit code", &cid, with("durability", 0.01.into()), "not both"),
+        ("a target of 1", &cid, by_target(1.0.into()), "between 0 and 1"),
+        ("a target of 0", &cid, by_target(0.into()), "between 0 and 1"),
+        // 6,000 bytes take two data slots; the proof addresses eight: 2 + 6 is the best there is.
+        ("a target no code meets", &cid, by_target(1e-30.into()), "the best is K = 2, M = 6"),
     ];
     for (what, target, body, needle) in cases {
         let resp =

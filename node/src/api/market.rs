@@ -46,14 +46,17 @@ fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
 
 /// Create a storage request for a dataset held here: it is erasure-coded into `nodes` slots
 /// (`tolerance` of them parity), published, and offered on the marketplace with its payment.
+/// Given `durability` (a loss probability per year) instead, the node picks `nodes`,
+/// `tolerance` and `repairThreshold` by its durability model.
 #[utoipa::path(post, path = "/storage/request/{cid}", tag = "Marketplace", operation_id = "createStorageRequest",
     params(("cid" = String, Path, description = "Manifest CID of a dataset uploaded to this node")),
     request_body = StorageRequestCreation,
-    responses((status = 200, description = "The request id (0x hex)", body = String, content_type = "text/plain"),
+    responses((status = 200, description = "The request id (0x hex) as text; for a request by `durability`, JSON with the id, the code chosen and the loss predicted",
+               content((String = "text/plain"), (StorageRequestByTarget = "application/json"))),
               (status = 400, description = "Malformed body", body = ErrorBody),
               (status = 404, description = "Dataset not held here", body = ErrorBody),
               (status = 415, description = "The body is not application/json", body = ErrorBody),
-              (status = 422, description = "Parameters not valid", body = ErrorBody),
+              (status = 422, description = "Parameters not valid, or a durability target no code within the bounds meets (the best one is named)", body = ErrorBody),
               (status = 500, description = "Local failure (disk, erasure coding)", body = ErrorBody),
               (status = 502, description = "The chain refused the request", body = ErrorBody),
               (status = 503, description = "Persistence not enabled, or the chain unreachable", body = ErrorBody)))]
