@@ -246,10 +246,7 @@ mod tests {
         assert_minimal(1e-2, &a, &c);
         assert!(c.detection_hours >= 3.0 * 6.0 / 3600.0);
         assert!(c.detection_hours <= 1.0, "{c:?}");
-        let exact = Params {
-            mtbp_hours: 3.0 * 6.0 / 3600.0,
-            ..params(&a, c.k, c.m, c.repair_threshold)
-        };
+        let exact = Params { mtbp_hours: 3.0 * 6.0 / 3600.0, ..params(&a, c.k, c.m, c.repair_threshold) };
         let p = model::p_loss(&exact).expect("solvable at this size");
         assert!(p <= c.p_loss, "{p:e} > {:e}", c.p_loss);
         assert!(p > c.p_loss / 2.0, "the floor costs little here: {p:e} vs {:e}", c.p_loss);

@@ -12,7 +12,8 @@ use serde::de::DeserializeOwned;
 
 use super::{ApiError, AppState, ErrorBody};
 use crate::market::types::{
-    Availability, AvailabilityInput, Purchase, Reservation, SlotAgent, SlotInfo, StorageRequestByTarget, StorageRequestCreation,
+    Availability, AvailabilityInput, Purchase, Reservation, SlotAgent, SlotInfo, StorageRequestByTarget,
+    StorageRequestCreation,
 };
 use crate::market::{Market, MarketError};
 

@@ -184,10 +184,7 @@ mod tests {
     #[test]
     fn explicit_requests_are_left_alone() {
         assert!(check(&body(serde_json::json!({"nodes": 4, "tolerance": 2})), 6000, &cx()).expect("ok").is_none());
-        assert_eq!(
-            body(serde_json::json!({})).explicit_code(),
-            Code { nodes: 3, tolerance: 1, repair_threshold: 1 }
-        );
+        assert_eq!(body(serde_json::json!({})).explicit_code(), Code { nodes: 3, tolerance: 1, repair_threshold: 1 });
     }
 
     #[test]
@@ -216,7 +213,8 @@ mod tests {
         assert!(refusal(serde_json::json!({"durability": 0.01, "maxNodes": 2}), 6000).contains("at least 3"));
         assert!(refusal(serde_json::json!({"durability": 0.01}), 8 * 4096).contains("at least 9"));
         assert!(
-            refusal(serde_json::json!({"durability": 0.01, "proofProbability": "0"}), 6000).contains("proofProbability")
+            refusal(serde_json::json!({"durability": 0.01, "proofProbability": "0"}), 6000)
+                .contains("proofProbability")
         );
     }
 

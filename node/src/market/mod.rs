@@ -42,11 +42,11 @@ use tokio::sync::OnceCell;
 use tracing::{error, info, warn};
 
 use self::availabilities::Availabilities;
+pub use self::by_target::DurabilityAssumptions;
 use self::chain::MarketChain;
 use self::chain_alloy::AlloyMarket;
 use self::host::{Host, HostConfig, SaleBook};
 use self::records::RecordDir;
-pub use self::by_target::DurabilityAssumptions;
 pub use self::sale::{SaleRecord, SaleState};
 use self::slot_work::NodeSlots;
 use self::types::{Availability, AvailabilityInput, Purchase, Reservation, SlotAgent, SlotInfo};

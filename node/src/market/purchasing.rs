@@ -45,7 +45,12 @@ struct Checked {
 }
 
 impl Market {
-    fn check_request(&self, body: &StorageRequestCreation, code: Code, dataset_size: u64) -> Result<Checked, MarketError> {
+    fn check_request(
+        &self,
+        body: &StorageRequestCreation,
+        code: Code,
+        dataset_size: u64,
+    ) -> Result<Checked, MarketError> {
         let (nodes, tolerance) = (code.nodes, code.tolerance);
         if tolerance == 0 {
             return Err(invalid("tolerance must be at least 1"));
