@@ -12,6 +12,7 @@ mod deploy;
 mod devnet;
 mod disk_full;
 mod download_failover;
+mod durability_cli;
 mod lazy_repair;
 mod offchain_proofs;
 mod openapi_conformance;
