@@ -77,6 +77,21 @@ pub struct ErasureInfo {
     pub slot_rows: u64,
 }
 
+/// How an encrypted dataset was sealed (see [`super::encryption`]): the dataset's blocks are
+/// ciphertext, and the plaintext needs the key kept by whoever uploaded it.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct EncryptionInfo {
+    /// The scheme, e.g. `chacha20poly1305-stream-v1`.
+    #[prost(string, tag = "1")]
+    pub scheme: String,
+    /// Size of the plaintext in bytes.
+    #[prost(uint64, tag = "2")]
+    pub plaintext_size: u64,
+    /// 16 bytes derived from the key, to tell a wrong key from damaged data.
+    #[prost(bytes = "vec", tag = "3")]
+    pub key_check: Vec<u8>,
+}
+
 /// A dataset manifest.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Manifest {
@@ -107,6 +122,9 @@ pub struct Manifest {
     /// Original media type, if the upload gave one.
     #[prost(string, optional, tag = "9")]
     pub mimetype: Option<String>,
+    /// Present when the dataset's blocks are ciphertext; absent (and not encoded) otherwise.
+    #[prost(message, optional, tag = "10")]
+    pub encryption: Option<EncryptionInfo>,
 }
 
 impl Manifest {
@@ -122,6 +140,7 @@ impl Manifest {
             erasure: None,
             filename: None,
             mimetype: None,
+            encryption: None,
         }
     }
 
@@ -140,6 +159,15 @@ impl Manifest {
         }
         if m.filename.as_ref().is_some_and(|f| f.len() > 1024) || m.mimetype.as_ref().is_some_and(|f| f.len() > 256) {
             return Err(ManifestError::Invalid("filename or mimetype too long".into()));
+        }
+        if let Some(e) = &m.encryption {
+            let size = super::encryption::plaintext_size(m.dataset_size, m.block_size);
+            if e.scheme.len() > 64 || e.key_check.len() != 16 || size != Some(e.plaintext_size) {
+                return Err(ManifestError::Invalid(format!(
+                    "encryption record does not fit the dataset ({} bytes in {}-byte blocks)",
+                    m.dataset_size, m.block_size
+                )));
+            }
         }
         Ok(m)
     }
@@ -168,6 +196,11 @@ impl Manifest {
     pub fn block_len(&self, index: u64) -> u64 {
         let bs = u64::from(self.block_size);
         self.dataset_size.saturating_sub(index * bs).min(bs)
+    }
+
+    /// Whether the dataset's blocks are ciphertext.
+    pub fn is_encrypted(&self) -> bool {
+        self.encryption.is_some()
     }
 
     /// Whether the dataset is erasure-coded.
@@ -201,5 +234,27 @@ mod tests {
         m.tree_cid = ContentId::for_manifest(b"x").to_bytes();
         assert!(Manifest::decode_checked(&m.to_bytes()).is_err());
         assert!(Manifest::decode_checked(&vec![0u8; MAX_MANIFEST_BYTES + 1]).is_err());
+    }
+
+    #[test]
+    fn encryption_is_recorded_only_when_there_and_checked() {
+        let plain = Manifest::new(ContentId::for_tree(&[1; 32]), DEFAULT_BLOCK_SIZE, 100);
+        let mut sealed = plain.clone();
+        sealed.dataset_size = 116;
+        sealed.encryption =
+            Some(EncryptionInfo { scheme: "chacha20poly1305-stream-v1".into(), plaintext_size: 100, key_check: vec![7; 16] });
+        // An unencrypted manifest encodes as before: field 10 is left out, so its CID is
+        // unchanged. The encrypted one carries the field (2 bytes) holding the scheme (2 + 26),
+        // the plaintext size (2) and the key check (2 + 16).
+        assert_eq!(sealed.to_bytes().len() - plain.to_bytes().len(), 2 + 28 + 2 + 18);
+        assert_eq!(Manifest::decode_checked(&sealed.to_bytes()).expect("decodes"), sealed);
+        for broken in [
+            EncryptionInfo { plaintext_size: 99, ..sealed.encryption.clone().expect("set") },
+            EncryptionInfo { key_check: vec![7; 15], ..sealed.encryption.clone().expect("set") },
+        ] {
+            let mut m = sealed.clone();
+            m.encryption = Some(broken);
+            assert!(Manifest::decode_checked(&m.to_bytes()).is_err());
+        }
     }
 }

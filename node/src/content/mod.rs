@@ -4,6 +4,7 @@
 //! the network.
 
 pub mod cid;
+pub mod encryption;
 pub mod manifest;
 pub mod tree;
 
