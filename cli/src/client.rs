@@ -48,8 +48,13 @@ pub(super) async fn upload(args: UploadArgs) -> anyhow::Result<()> {
             bar2.inc(c.len() as u64);
         }
     });
+    let query = match (args.encrypt, args.keep_key) {
+        (false, _) => "",
+        (true, false) => "?encrypt=true",
+        (true, true) => "?encrypt=true&keepKey=true",
+    };
     let mut request = reqwest::Client::new()
-        .post(format!("{}/upload", args.api.api.trim_end_matches('/')))
+        .post(format!("{}/upload{query}", args.api.api.trim_end_matches('/')))
         .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
         .header(reqwest::header::CONTENT_LENGTH, size)
         .body(reqwest::Body::wrap_stream(stream));
@@ -61,6 +66,18 @@ pub(super) async fn upload(args: UploadArgs) -> anyhow::Result<()> {
     if !resp.status().is_success() {
         bail!("upload failed: {}", error_message(resp).await);
     }
+    if args.encrypt {
+        let answer: serde_json::Value = resp.json().await.context("the node's answer is not JSON")?;
+        let (Some(cid), Some(key)) = (answer["cid"].as_str(), answer["key"].as_str()) else {
+            bail!("the node's answer has no CID and key");
+        };
+        println!("{cid}");
+        println!("{key}");
+        if std::io::stderr().is_terminal() {
+            eprintln!("the second line is the dataset's key: without it the data cannot be read");
+        }
+        return Ok(());
+    }
     let cid = resp.text().await?;
     println!("{}", cid.trim());
     Ok(())
@@ -69,7 +86,22 @@ pub(super) async fn upload(args: UploadArgs) -> anyhow::Result<()> {
 /// Downloads a dataset into a file.
 pub(super) async fn download(args: DownloadArgs) -> anyhow::Result<()> {
     let url = format!("{}/download/{}", args.api.api.trim_end_matches('/'), args.cid);
-    let resp = reqwest::Client::new().get(url).send().await.context("could not reach the node")?;
+    let key = match (&args.key, &args.key_file) {
+        (Some(k), _) => Some(k.trim().to_owned()),
+        (None, Some(path)) => Some(
+            tokio::fs::read_to_string(path)
+                .await
+                .with_context(|| format!("read the key file {}", path.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        (None, None) => None,
+    };
+    let mut request = reqwest::Client::new().get(url);
+    if let Some(key) = key {
+        request = request.header(node::api::KEY_HEADER, key);
+    }
+    let resp = request.send().await.context("could not reach the node")?;
     if !resp.status().is_success() {
         bail!("download failed: {}", error_message(resp).await);
     }

@@ -331,6 +331,15 @@ pub struct ApiArgs {
 pub struct UploadArgs {
     /// The file to upload.
     pub file: PathBuf,
+    /// Encrypt it (on the node, before it is stored or encoded) under a fresh key, printed on
+    /// the second line: keep it, the node keeps no copy (unless --keep-key) and the data cannot
+    /// be read without it. Hosts only ever hold ciphertext.
+    #[arg(long)]
+    pub encrypt: bool,
+    /// With --encrypt: the node keeps the key in a file only its user can read, so downloads
+    /// from that node need no key.
+    #[arg(long, requires = "encrypt")]
+    pub keep_key: bool,
     /// The node.
     #[command(flatten)]
     pub api: ApiArgs,
@@ -344,6 +353,13 @@ pub struct DownloadArgs {
     /// Where to write it.
     #[arg(short, long, env = "VELLUM_OUTPUT")]
     pub output: PathBuf,
+    /// The key of an encrypted dataset (64 hex digits; sent in a request header, never in the
+    /// URL). Prefer --key-file or the environment: command lines are visible to other users.
+    #[arg(long, env = "VELLUM_KEY", hide_env_values = true, conflicts_with = "key_file")]
+    pub key: Option<String>,
+    /// A file holding the key of an encrypted dataset.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
     /// The node.
     #[command(flatten)]
     pub api: ApiArgs,

@@ -18,6 +18,7 @@ use futures::Stream;
 use tokio::sync::watch;
 use tracing::warn;
 
+use crate::content::encryption::Decryptor;
 use crate::fetch::{FetchJob, FetchState};
 
 const LOG: &str = "vellum::download";
@@ -149,6 +150,57 @@ impl DatasetStream {
     /// Pieces produced elsewhere (a rebuild from slots) and sent down a bounded channel.
     pub fn from_channel(rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>) -> Self {
         Self(Box::pin(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })))
+    }
+
+    /// `first` (a piece already taken from this stream), then the rest.
+    pub fn prepend(self, first: Option<io::Result<Bytes>>) -> Self {
+        Self(Box::pin(futures::StreamExt::chain(futures::stream::iter(first), self)))
+    }
+
+    /// The plaintext of an encrypted dataset's stream: each piece is opened on the blocking
+    /// pool, and plaintext goes out only once its block has been authenticated. The first
+    /// failure (a damaged block, a short stream) ends the stream with an error, and nothing after
+    /// the failing block is released.
+    pub fn unsealed(self, decryptor: Decryptor) -> Self {
+        struct Unsealing {
+            inner: DatasetStream,
+            decryptor: Option<Decryptor>,
+        }
+        async fn next(mut u: Unsealing) -> Option<(io::Result<Bytes>, Unsealing)> {
+            loop {
+                let mut d = u.decryptor.take()?;
+                let piece = futures::StreamExt::next(&mut u.inner).await;
+                let opened = tokio::task::spawn_blocking(move || {
+                    let mut out = Vec::new();
+                    let result = match piece {
+                        Some(Ok(bytes)) => d.push(&bytes, &mut out).map(|()| Some(d)),
+                        Some(Err(e)) => return Err(e),
+                        None => d.finish(&mut out).map(|()| None),
+                    };
+                    result.map(|d| (d, out)).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+                })
+                .await
+                .unwrap_or_else(|e| Err(io::Error::other(e)));
+                match opened {
+                    Ok((d, out)) => {
+                        let more = d.is_some();
+                        u.decryptor = d;
+                        if !out.is_empty() {
+                            return Some((Ok(Bytes::from(out)), u));
+                        }
+                        if !more {
+                            return None;
+                        }
+                    }
+                    Err(e) => {
+                        warn!(target: LOG, error = %e, "encrypted download stopped");
+                        return Some((Err(e), u));
+                    }
+                }
+            }
+        }
+        let state = Unsealing { inner: self, decryptor: Some(decryptor) };
+        Self(Box::pin(futures::stream::unfold(state, next)))
     }
 }
 

@@ -13,6 +13,7 @@ mod devnet;
 mod disk_full;
 mod download_failover;
 mod durability_cli;
+mod encryption;
 mod lazy_repair;
 mod offchain_proofs;
 mod openapi_conformance;

@@ -4,15 +4,18 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+use super::encrypted::{self, EncryptedUpload, UploadQuery};
 use super::schema::{DataItem, DataList, Exists, Space};
 use super::{ApiError, AppState, ErrorBody};
+use crate::content::encryption::{self, DatasetKey, Decryptor, Encryptor};
+use crate::content::manifest::EncryptionInfo;
 use crate::content::{ContentId, ContentKind, DEFAULT_BLOCK_SIZE, Manifest};
 use crate::download::DatasetStream;
 use crate::fetch::blocking;
@@ -73,11 +76,64 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
 /// are served with a share of their own, see `net::serve`).
 static DISK_WRITES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(16);
 
-/// A batch being written on the blocking pool; it gives the writer and the emptied buffer back.
-type Write = tokio::task::JoinHandle<Result<(DatasetWriter, Vec<u8>), StoreError>>;
+/// The disk side of an upload: its writer and, for an encrypted upload, the sealer and the
+/// buffer the sealed bytes pass through (one per upload, reused).
+struct Sink {
+    writer: DatasetWriter,
+    seal: Option<Seal>,
+}
+
+struct Seal {
+    encryptor: Encryptor,
+    sealed: Vec<u8>,
+    key_check: Vec<u8>,
+}
+
+impl Sink {
+    fn new(writer: DatasetWriter, key: Option<&DatasetKey>) -> Self {
+        let seal = key.map(|k| Seal {
+            encryptor: Encryptor::new(k, DEFAULT_BLOCK_SIZE),
+            sealed: Vec::with_capacity(UPLOAD_BATCH + UPLOAD_BATCH / 32),
+            key_check: k.check(),
+        });
+        Sink { writer, seal }
+    }
+
+    fn write(&mut self, batch: &[u8]) -> Result<(), StoreError> {
+        match &mut self.seal {
+            None => self.writer.write(batch),
+            Some(s) => {
+                s.sealed.clear();
+                s.encryptor.push(batch, &mut s.sealed);
+                self.writer.write(&s.sealed)
+            }
+        }
+    }
+
+    /// Seals the final chunk of an encrypted upload and commits the dataset. An encrypted
+    /// dataset's manifest keeps no name or media type, only the encryption record.
+    fn finish(
+        mut self,
+        filename: Option<String>,
+        mimetype: Option<String>,
+    ) -> Result<(ContentId, Manifest), StoreError> {
+        let Some(Seal { encryptor, mut sealed, key_check }) = self.seal.take() else {
+            return self.writer.finish(filename, mimetype);
+        };
+        sealed.clear();
+        let plaintext_size = encryptor.finish(&mut sealed);
+        self.writer.write(&sealed)?;
+        self.writer.finish_with(|m| {
+            m.encryption = Some(EncryptionInfo { scheme: encryption::SCHEME.into(), plaintext_size, key_check });
+        })
+    }
+}
+
+/// A batch being written on the blocking pool; it gives the sink and the emptied buffer back.
+type Write = tokio::task::JoinHandle<Result<(Sink, Vec<u8>), StoreError>>;
 
 /// Starts writing `batch` (waits for a share of the blocking pool first).
-async fn start_write(mut writer: DatasetWriter, mut batch: Vec<u8>) -> Result<Write, ApiError> {
+async fn start_write(mut writer: Sink, mut batch: Vec<u8>) -> Result<Write, ApiError> {
     let permit = DISK_WRITES.acquire().await.map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(tokio::task::spawn_blocking(move || {
         let _permit = permit;
@@ -87,37 +143,40 @@ async fn start_write(mut writer: DatasetWriter, mut batch: Vec<u8>) -> Result<Wr
     }))
 }
 
-async fn finish_write(write: Write) -> Result<(DatasetWriter, Vec<u8>), ApiError> {
+async fn finish_write(write: Write) -> Result<(Sink, Vec<u8>), ApiError> {
     Ok(write.await.map_err(|e| ApiError::internal(e.to_string()))??)
 }
 
 /// Drops a writer (which removes its files) off the async threads.
-fn discard(writer: DatasetWriter) {
+fn discard(writer: Sink) {
     drop(tokio::task::spawn_blocking(move || drop(writer)));
 }
 
 /// Stores an upload's body. The body is read here, on the async side, and handed to the disk a
 /// batch at a time, so no blocking thread ever waits on a slow client; each 64 KiB must arrive
 /// within the policy's block timeout or the upload is cut (408) and everything it wrote and
-/// claimed is released.
+/// claimed is released. With `key`, the body is sealed before it reaches the disk.
 async fn store_upload(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
     policy: UploadPolicy,
+    key: Option<&DatasetKey>,
 ) -> Result<(ContentId, Manifest), ApiError> {
     let filename = filename_from(headers)?;
     let mimetype = mimetype_from(headers)?;
     let declared = declared_length(headers);
+    let stored = declared.map(|d| if key.is_some() { encryption::ciphertext_size(d, DEFAULT_BLOCK_SIZE) } else { d });
     let store = Arc::clone(&state.store);
     // Refused before any byte is read when the disk cannot hold what the client declares.
-    let mut writer = Some(
+    let mut writer = Some(Sink::new(
         blocking(move || {
-            store.check_free_space(declared)?;
+            store.check_free_space(stored)?;
             store.begin_upload(DEFAULT_BLOCK_SIZE)
         })
         .await?,
-    );
+        key,
+    ));
     let mut batch = Vec::with_capacity(UPLOAD_BATCH);
     // One batch is written while the next one is read (two buffers per upload at most).
     let mut in_flight: Option<Write> = None;
@@ -193,7 +252,7 @@ async fn store_upload(
         .map_err(|e| ApiError::internal(e.to_string()))??;
     state.metrics.uploads.inc();
     state.metrics.upload_bytes.inc_by(manifest.dataset_size);
-    info!(target: LOG, %cid, bytes = manifest.dataset_size, "upload stored");
+    info!(target: LOG, %cid, bytes = manifest.dataset_size, encrypted = manifest.is_encrypted(), "upload stored");
     // Recorded as a provider before the answer, so that a peer told the CID finds us at once.
     let tree = manifest.tree()?;
     for key in [cid, tree] {
@@ -204,15 +263,18 @@ async fn store_upload(
     Ok((cid, manifest))
 }
 
-/// Upload a file (the whitepaper's endpoint); answers its CID as text.
+/// Upload a file (the whitepaper's endpoint); answers its CID as text, or with `encrypt=true`
+/// JSON with the CID and the key.
 #[utoipa::path(post, path = "/upload", tag = "Data", operation_id = "uploadFile",
     params(("content-type" = Option<String>, Header, nullable = false, description = "The file's media type",
             example = "image/png"),
            ("content-disposition" = Option<String>, Header, nullable = false, description = "The file's name",
-            example = "attachment; filename=\"codex.png\"")),
+            example = "attachment; filename=\"codex.png\""),
+           UploadQuery),
     request_body(content = inline(super::schema::Binary), content_type = "application/octet-stream"),
-    responses((status = 200, description = "CID of the uploaded file", body = String, content_type = "text/plain"),
-              (status = 400, description = "Upload interrupted", body = ErrorBody),
+    responses((status = 200, description = "CID of the uploaded file; with `encrypt=true`, JSON with the CID and the key",
+               content((String = "text/plain"), (EncryptedUpload = "application/json"))),
+              (status = 400, description = "Upload interrupted, or an unknown query parameter", body = ErrorBody),
               (status = 408, description = "The body stalled", body = ErrorBody),
               (status = 422, description = "Invalid filename or content type", body = ErrorBody),
               (status = 500, description = "The upload could not be stored", body = ErrorBody),
@@ -222,23 +284,38 @@ async fn store_upload(
 pub(super) async fn upload(
     State(state): State<AppState>,
     policy: Option<Extension<UploadPolicy>>,
+    Query(query): Query<UploadQuery>,
     headers: HeaderMap,
     body: Body,
-) -> Result<String, ApiError> {
+) -> Result<Response, ApiError> {
     let policy = policy.map_or(UploadPolicy { block_timeout: DEFAULT_UPLOAD_BLOCK_TIMEOUT }, |Extension(p)| p);
-    let (cid, _) = store_upload(&state, &headers, body, policy).await?;
-    Ok(cid.to_string())
+    if query.keep_key == Some(true) && query.encrypt != Some(true) {
+        return Err(ApiError::bad_request("keepKey goes with encrypt=true"));
+    }
+    if query.encrypt != Some(true) {
+        let (cid, _) = store_upload(&state, &headers, body, policy, None).await?;
+        return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], cid.to_string()).into_response());
+    }
+    let key = DatasetKey::generate();
+    let (cid, manifest) = store_upload(&state, &headers, body, policy, Some(&key)).await?;
+    if query.keep_key == Some(true) {
+        encrypted::keep_key(Arc::clone(&state.store), manifest.tree()?, key.clone()).await?;
+    }
+    Ok(Json(EncryptedUpload { cid: cid.to_string(), key: key.to_hex() }).into_response())
 }
 
-/// Upload a file in a streaming manner; answers its CID as text.
+/// Upload a file in a streaming manner; answers its CID as text (or, with `encrypt=true`,
+/// JSON with the CID and the key).
 #[utoipa::path(post, path = "/data", tag = "Data", operation_id = "upload",
     params(("content-type" = Option<String>, Header, nullable = false, description = "The file's media type",
             example = "image/png"),
            ("content-disposition" = Option<String>, Header, nullable = false, description = "The file's name",
-            example = "attachment; filename=\"codex.png\"")),
+            example = "attachment; filename=\"codex.png\""),
+           UploadQuery),
     request_body(content = inline(super::schema::Binary), content_type = "application/octet-stream"),
-    responses((status = 200, description = "CID of the uploaded file", body = String, content_type = "text/plain"),
-              (status = 400, description = "Upload interrupted", body = ErrorBody),
+    responses((status = 200, description = "CID of the uploaded file; with `encrypt=true`, JSON with the CID and the key",
+               content((String = "text/plain"), (EncryptedUpload = "application/json"))),
+              (status = 400, description = "Upload interrupted, or an unknown query parameter", body = ErrorBody),
               (status = 408, description = "The body stalled", body = ErrorBody),
               (status = 422, description = "Invalid filename or content type", body = ErrorBody),
               (status = 500, description = "The upload could not be stored", body = ErrorBody),
@@ -246,12 +323,13 @@ pub(super) async fn upload(
                body = ErrorBody),
               (status = 507, description = "Storage quota exceeded", body = ErrorBody)))]
 pub(super) async fn upload_data(
-    State(state): State<AppState>,
+    state: State<AppState>,
     policy: Option<Extension<UploadPolicy>>,
+    query: Query<UploadQuery>,
     headers: HeaderMap,
     body: Body,
-) -> Result<String, ApiError> {
-    upload(State(state), policy, headers, body).await
+) -> Result<Response, ApiError> {
+    upload(state, policy, query, headers, body).await
 }
 
 /// List the datasets held completely by this node.
@@ -304,8 +382,35 @@ fn stream_response(manifest: &Manifest, stream: DatasetStream) -> Response {
     (headers, Body::from_stream(stream)).into_response()
 }
 
-/// Streams a dataset, from the local store or, if `network`, fetching it from peers.
-async fn serve_dataset(state: &AppState, cid_text: &str, network: bool) -> Result<Response, ApiError> {
+/// The answer for a dataset's stream: as it is, or for an encrypted dataset its plaintext. The
+/// first piece of plaintext is opened before the answer is sent, so that a damaged first
+/// block is an error status rather than a cut body.
+async fn respond(manifest: &Manifest, stream: DatasetStream, unseal: Option<Decryptor>) -> Result<Response, ApiError> {
+    let Some(decryptor) = unseal else { return Ok(stream_response(manifest, stream)) };
+    let mut plain = manifest.clone();
+    plain.dataset_size = manifest.encryption.as_ref().map_or(0, |e| e.plaintext_size);
+    let mut stream = stream.unsealed(decryptor);
+    let first = match stream.next().await {
+        Some(Err(e)) => {
+            let crypt = e.get_ref().and_then(|inner| inner.downcast_ref::<encryption::CryptError>()).cloned();
+            return Err(match crypt {
+                Some(c) => c.into(),
+                None => ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()),
+            });
+        }
+        first => first,
+    };
+    Ok(stream_response(&plain, stream.prepend(first)))
+}
+
+/// Streams a dataset, from the local store or, if `network`, fetching it from peers; an
+/// encrypted one is decrypted with the key the request gives (or one kept here).
+async fn serve_dataset(
+    state: &AppState,
+    cid_text: &str,
+    network: bool,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     let cid = parse_cid(cid_text)?;
     if cid.kind() == ContentKind::Tree {
         let store = Arc::clone(&state.store);
@@ -325,13 +430,18 @@ async fn serve_dataset(state: &AppState, cid_text: &str, network: bool) -> Resul
             .await?
             .ok_or_else(|| ApiError::not_found(format!("{cid} is not held locally")))?
     };
+    // A missing or wrong key is refused before anything is fetched.
+    let unseal = match encrypted::download_key(&state.store, &manifest, headers).await? {
+        Some((key, info)) => Some(encrypted::decryptor(&manifest, &key, &info)?),
+        None => None,
+    };
     let tree = manifest.tree()?;
     let store = Arc::clone(&state.store);
     let local = blocking(move || store.dataset(&tree)).await?.is_some();
     state.metrics.downloads.inc();
     if local {
         let (file, _) = state.store.open_data(&tree)?;
-        return Ok(stream_response(&manifest, DatasetStream::local(Arc::new(file), manifest.dataset_size)));
+        return respond(&manifest, DatasetStream::local(Arc::new(file), manifest.dataset_size), unseal).await;
     }
     if manifest.is_protected() {
         let store = Arc::clone(&state.store);
@@ -341,7 +451,7 @@ async fn serve_dataset(state: &AppState, cid_text: &str, network: bool) -> Resul
                 .await?;
         let k = manifest.erasure.as_ref().map_or(0, |e| e.ec_k as usize);
         if present >= k && present > 0 {
-            return Ok(stream_response(&manifest, rebuild_stream(Arc::clone(&state.store), manifest.clone())));
+            return respond(&manifest, rebuild_stream(Arc::clone(&state.store), manifest.clone()), unseal).await;
         }
     }
     if !network {
@@ -356,7 +466,7 @@ async fn serve_dataset(state: &AppState, cid_text: &str, network: bool) -> Resul
             .await
             .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()))?;
         info!(target: LOG, %cid, slots = fetched.slots.len(), bytes = fetched.bytes_fetched, "downloading from slots");
-        return Ok(stream_response(&manifest, slot_decode_stream(manifest.clone(), fetched.slots)));
+        return respond(&manifest, slot_decode_stream(manifest.clone(), fetched.slots), unseal).await;
     }
     match state.fetcher.fetch(cid, manifest.clone())? {
         Some(job) => {
@@ -367,11 +477,11 @@ async fn serve_dataset(state: &AppState, cid_text: &str, network: bool) -> Resul
                 // An empty body is never polled, so wait for the commit here.
                 job.finished().await.map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, e))?;
             }
-            Ok(stream_response(&manifest, DatasetStream::following(&job)))
+            respond(&manifest, DatasetStream::following(&job), unseal).await
         }
         None => {
             let (file, _) = state.store.open_data(&tree)?;
-            Ok(stream_response(&manifest, DatasetStream::local(Arc::new(file), manifest.dataset_size)))
+            respond(&manifest, DatasetStream::local(Arc::new(file), manifest.dataset_size), unseal).await
         }
     }
 }
@@ -532,49 +642,64 @@ pub(super) async fn protect(
 
 /// Download a dataset by CID (the whitepaper's endpoint); fetched from the network if not local.
 #[utoipa::path(get, path = "/download/{cid}", tag = "Data", operation_id = "downloadFile",
-    params(("cid" = String, Path, description = "Manifest CID")),
+    params(("cid" = String, Path, description = "Manifest CID"),
+           ("x-vellum-key" = Option<String>, Header, nullable = false,
+             description = "The key of an encrypted dataset (64 hex digits; Vellum extension)")),
     responses((status = 200, description = "The content, in the media type it was uploaded with, else octet-stream",
                content((inline(super::schema::Binary) = "application/octet-stream"),
                        (inline(super::schema::Binary) = "*/*"))),
               (status = 400, description = "Invalid CID", body = ErrorBody),
+              (status = 403, description = "An encrypted dataset without its key, or with a wrong one", body = ErrorBody),
               (status = 404, description = "Not found locally or in the network", body = ErrorBody),
               (status = 500, description = "The store failed", body = ErrorBody),
               (status = 502, description = "Peers failed to deliver it", body = ErrorBody)))]
-pub(super) async fn download(State(state): State<AppState>, Path(cid): Path<String>) -> Result<Response, ApiError> {
-    serve_dataset(&state, &cid, true).await
+pub(super) async fn download(
+    State(state): State<AppState>,
+    Path(cid): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    serve_dataset(&state, &cid, true, &headers).await
 }
 
 /// Download a dataset from the network in a streaming manner.
 #[utoipa::path(get, path = "/data/{cid}/network/stream", tag = "Data", operation_id = "downloadNetworkStream",
-    params(("cid" = String, Path, description = "Manifest CID")),
+    params(("cid" = String, Path, description = "Manifest CID"),
+           ("x-vellum-key" = Option<String>, Header, nullable = false,
+             description = "The key of an encrypted dataset (64 hex digits; Vellum extension)")),
     responses((status = 200, description = "The content, in the media type it was uploaded with, else octet-stream",
                content((inline(super::schema::Binary) = "application/octet-stream"),
                        (inline(super::schema::Binary) = "*/*"))),
               (status = 400, description = "Invalid CID", body = ErrorBody),
+              (status = 403, description = "An encrypted dataset without its key, or with a wrong one", body = ErrorBody),
               (status = 404, description = "Not found", body = ErrorBody),
               (status = 500, description = "The store failed", body = ErrorBody),
               (status = 502, description = "Peers failed to deliver it", body = ErrorBody)))]
 pub(super) async fn download_network_stream(
     State(state): State<AppState>,
     Path(cid): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    serve_dataset(&state, &cid, true).await
+    serve_dataset(&state, &cid, true, &headers).await
 }
 
 /// Download a dataset held locally; 404 if it is not.
 #[utoipa::path(get, path = "/data/{cid}", tag = "Data", operation_id = "downloadLocal",
-    params(("cid" = String, Path, description = "Manifest or tree CID")),
+    params(("cid" = String, Path, description = "Manifest or tree CID"),
+           ("x-vellum-key" = Option<String>, Header, nullable = false,
+             description = "The key of an encrypted dataset (64 hex digits; Vellum extension)")),
     responses((status = 200, description = "The content, in the media type it was uploaded with, else octet-stream",
                content((inline(super::schema::Binary) = "application/octet-stream"),
                        (inline(super::schema::Binary) = "*/*"))),
               (status = 400, description = "Invalid CID", body = ErrorBody),
+              (status = 403, description = "An encrypted dataset without its key, or with a wrong one", body = ErrorBody),
               (status = 404, description = "Not held locally", body = ErrorBody),
               (status = 500, description = "The store failed", body = ErrorBody)))]
 pub(super) async fn download_local(
     State(state): State<AppState>,
     Path(cid): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    serve_dataset(&state, &cid, false).await
+    serve_dataset(&state, &cid, false, &headers).await
 }
 
 /// Delete a dataset (by manifest or tree CID) from this node.

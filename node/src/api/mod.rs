@@ -5,6 +5,7 @@
 //! Handlers validate every input and answer errors as JSON; none may panic on any input.
 
 mod data;
+mod encrypted;
 mod error;
 mod market;
 mod node;
@@ -20,6 +21,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use self::encrypted::KEY_HEADER;
 pub use self::error::{ApiError, ErrorBody};
 use crate::fetch::Fetcher;
 use crate::metrics::Metrics;

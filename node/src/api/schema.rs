@@ -37,6 +37,20 @@ pub struct ManifestItem {
     /// Manifest CIDs of the published slots of a protected dataset (Vellum extension).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub slot_cids: Vec<String>,
+    /// How an encrypted dataset was sealed (Vellum extension; absent for plain datasets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub encryption: Option<EncryptionItem>,
+}
+
+/// The encryption record of a dataset's manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EncryptionItem {
+    /// The scheme, e.g. `chacha20poly1305-stream-v1`.
+    pub scheme: String,
+    /// Bytes of plaintext (`datasetSize` counts the ciphertext).
+    pub plaintext_size: u64,
 }
 
 impl ManifestItem {
@@ -57,6 +71,10 @@ impl ManifestItem {
                     v.slot_cids.iter().filter_map(|c| ContentId::from_bytes(c).ok()).map(|c| c.to_string()).collect()
                 })
                 .unwrap_or_default(),
+            encryption: m
+                .encryption
+                .as_ref()
+                .map(|e| EncryptionItem { scheme: e.scheme.clone(), plaintext_size: e.plaintext_size }),
         }
     }
 }

@@ -47,7 +47,9 @@ pub enum CryptError {
     #[error("wrong key for this dataset")]
     WrongKey,
     /// A block fails authentication: damaged or forged.
-    #[error("block {0} of the encrypted dataset fails authentication (damaged or forged); nothing after it is released")]
+    #[error(
+        "block {0} of the encrypted dataset fails authentication (damaged or forged); nothing after it is released"
+    )]
     Damaged(u64),
     /// The ciphertext ends before, or goes on after, the size its manifest gives.
     #[error("the encrypted dataset is {got} bytes where {expected} were expected")]

@@ -241,8 +241,11 @@ mod tests {
         let plain = Manifest::new(ContentId::for_tree(&[1; 32]), DEFAULT_BLOCK_SIZE, 100);
         let mut sealed = plain.clone();
         sealed.dataset_size = 116;
-        sealed.encryption =
-            Some(EncryptionInfo { scheme: "chacha20poly1305-stream-v1".into(), plaintext_size: 100, key_check: vec![7; 16] });
+        sealed.encryption = Some(EncryptionInfo {
+            scheme: "chacha20poly1305-stream-v1".into(),
+            plaintext_size: 100,
+            key_check: vec![7; 16],
+        });
         // An unencrypted manifest encodes as before: field 10 is left out, so its CID is
         // unchanged. The encrypted one carries the field (2 bytes) holding the scheme (2 + 26),
         // the plaintext size (2) and the key check (2 + 16).

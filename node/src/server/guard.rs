@@ -249,7 +249,7 @@ fn preflight(cors: Option<HeaderValue>) -> Response {
     h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, PATCH, DELETE, OPTIONS"));
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Content-Type, Content-Disposition, Accept"),
+        HeaderValue::from_static("Content-Type, Content-Disposition, Accept, X-Vellum-Key"),
     );
     h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
     response

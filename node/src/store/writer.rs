@@ -110,19 +110,24 @@ impl DatasetWriter {
     /// manifest. Returns the manifest's CID. On any error nothing of the upload remains: its
     /// files are removed and its whole quota claim is given back.
     pub fn finish(
-        mut self,
+        self,
         filename: Option<String>,
         mimetype: Option<String>,
     ) -> Result<(ContentId, Manifest), StoreError> {
-        let bytes = self.size + super::tree_bytes(self.leaves + 1);
-        self.complete(filename, mimetype).map_err(|e| self.store.explain(e, bytes))
+        self.finish_with(|m| {
+            m.filename = filename;
+            m.mimetype = mimetype;
+        })
     }
 
-    fn complete(
-        &mut self,
-        filename: Option<String>,
-        mimetype: Option<String>,
-    ) -> Result<(ContentId, Manifest), StoreError> {
+    /// Like [`DatasetWriter::finish`], with the manifest's optional fields set by `describe`
+    /// (name, media type, encryption record) before it is committed.
+    pub fn finish_with(mut self, describe: impl FnOnce(&mut Manifest)) -> Result<(ContentId, Manifest), StoreError> {
+        let bytes = self.size + super::tree_bytes(self.leaves + 1);
+        self.complete(describe).map_err(|e| self.store.explain(e, bytes))
+    }
+
+    fn complete(&mut self, describe: impl FnOnce(&mut Manifest)) -> Result<(ContentId, Manifest), StoreError> {
         if !self.block.is_empty() {
             self.flush_block()?;
         }
@@ -134,8 +139,7 @@ impl DatasetWriter {
         let root = tree_file::build_levels(&tree, self.leaves)?;
         drop(tree);
         let mut manifest = Manifest::new(ContentId::for_tree(&root), self.block_size as u32, self.size);
-        manifest.filename = filename;
-        manifest.mimetype = mimetype;
+        describe(&mut manifest);
         let cid = self.store.commit_dataset(&self.path, &self.tree_path, root, &manifest, self.reserved)?;
         // The commit swapped the claim for the dataset's footprint.
         self.reserved = 0;
