@@ -1,7 +1,9 @@
 //! Storage requests end to end on anvil: a client and four hosts, six-second periods, a proof
 //! required every period. The client asks by target (`durability`: lose the dataset with at
 //! most 1 % probability a year) and the node picks K = 2, M = 2 for its 6,000 bytes; one host
-//! offers its storage only after the request is out. The request starts, every slot is filled and proven at least three times, the request
+//! offers its storage only after the request is out. The dataset is encrypted on the client
+//! before it is encoded: no host file holds any 64-byte window of the plaintext, no node logs
+//! the key, and the client reads the plaintext back with it. The request starts, every slot is filled and proven at least three times, the request
 //! finishes, hosts are paid and the client refunded to the unit. Along the way one host is killed
 //! and restarted (it resumes proving its slot without fetching it again, and misses no period in
 //! which it was up), and another loses its chain endpoint for two periods (it keeps serving, logs
@@ -24,6 +26,37 @@ use vellum_testkit::{
 const PRICE: u128 = 3;
 const COLLATERAL_PER_BYTE: u128 = 2;
 const DURATION: u64 = 96;
+
+/// The scenario's plaintext repeats this line (41 bytes), so its 64-byte windows are few.
+const PATTERN: &[u8] = b"attack at dawn; the password is hunter2. ";
+
+/// Uploads `data` encrypted on the node; returns (CID, key).
+async fn upload_encrypted(node: &TestNode, data: Vec<u8>) -> anyhow::Result<(String, String)> {
+    let resp = node.http.post(node.url("/data?encrypt=true")).body(data).send().await?;
+    let status = resp.status();
+    let answer = json(resp).await?;
+    anyhow::ensure!(status == 200, "encrypted upload: {status} {answer}");
+    let field = |name: &str| answer[name].as_str().unwrap_or_default().to_owned();
+    Ok((field("cid"), field("key")))
+}
+
+/// Files under `dir` holding any 64-byte window of `plain`.
+fn plaintext_windows_under(dir: &std::path::Path, plain: &[u8]) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let windows: std::collections::HashSet<&[u8]> = plain.windows(64).collect();
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if std::fs::read(&path).is_ok_and(|bytes| bytes.windows(64).any(|w| windows.contains(w))) {
+                found.push(path);
+            }
+        }
+    }
+    Ok(found)
+}
 
 async fn chain_time(net: &MarketNet) -> anyhow::Result<u64> {
     let block = net.deployer.get_block_by_number(alloy::eips::BlockNumberOrTag::Latest).await?;
@@ -85,7 +118,8 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
     // The client (over a websocket); hosts bootstrap from it. Host 1 talks to the chain through a
     // proxy.
     let ws = net.anvil.endpoint().replace("http://", "ws://");
-    let client = TestNode::start(&net.node_dir("client"), &strs(&net.node_flags(1, &ws)?))?;
+    let client_log = net.node_dir("client.log");
+    let client = TestNode::start_logged(&net.node_dir("client"), &strs(&net.node_flags(1, &ws)?), Some(&client_log))?;
     let proxy = Proxy::start(anvil_address(&net.anvil)).await?;
     let mut hosts = Vec::new();
     let mut host_flags = Vec::new();
@@ -114,11 +148,12 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
         hosts.push(host);
     }
 
-    // The client stores 6,000 bytes and asks for a loss probability of at most 1 % a year: two
-    // data slots of 4 KiB (padded) are needed; one parity slot loses 1.6 % a year by the model
-    // (hosts failing once a year, a day to repair), two meet the target.
-    let data = test_bytes(6_000, 42);
-    let cid = client.upload(data.clone()).await?;
+    // The client stores 6,000 bytes of a known pattern, encrypted (6,016 bytes of ciphertext),
+    // and asks for a loss probability of at most 1 % a year: two data slots of 4 KiB (padded)
+    // are needed; one parity slot loses 1.6 % a year by the model (hosts failing once a year, a
+    // day to repair), two meet the target.
+    let data: Vec<u8> = PATTERN.iter().copied().cycle().take(6_000).collect();
+    let (cid, key) = upload_encrypted(&client, data.clone()).await?;
     let body = serde_json::json!({
         "duration": DURATION, "pricePerBytePerSecond": PRICE.to_string(), "proofProbability": "1",
         "collateralPerByte": COLLATERAL_PER_BYTE.to_string(), "expiry": 90, "durability": 0.01,
@@ -178,6 +213,16 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
         holder.insert(i, id);
     }
     anyhow::ensure!(holder.values().collect::<BTreeSet<_>>().len() == 4, "each host holds its own slot");
+    // Hosts hold ciphertext only: no file under any host's data dir has a 64-byte window of the
+    // plaintext. (The scan finds one in a plain copy, so it can fail.)
+    for i in 0..4 {
+        let found = plaintext_windows_under(&net.node_dir(&format!("host{i}")), &data)?;
+        anyhow::ensure!(found.is_empty(), "host {i} holds plaintext in {found:?}");
+    }
+    let control = net.node_dir("control");
+    std::fs::create_dir_all(&control)?;
+    std::fs::write(control.join("plain.bin"), &data[100..300])?;
+    anyhow::ensure!(!plaintext_windows_under(&control, &data)?.is_empty(), "the scan sees plaintext");
 
     // Host 0 is killed for a period and restarted with the same data dir.
     wait_for("a first periodic proof", Duration::from_secs(90), || async {
@@ -216,6 +261,9 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
     .await?;
     let list = json(client.get("/data").await?).await?;
     anyhow::ensure!(list.to_string().contains(&cid), "the client's upload stays");
+    let plain = client.http.get(client.url(&format!("/data/{cid}"))).header("x-vellum-key", &key).send().await?;
+    anyhow::ensure!(plain.status() == 200, "the client reads its data back: {}", plain.status());
+    anyhow::ensure!(plain.bytes().await?.as_ref() == data.as_slice(), "the plaintext, with the key");
     for (i, host) in hosts.iter().enumerate() {
         let slot = format!("{:#x}", holder[&i]);
         wait_for("the host's payout", Duration::from_secs(90), || async {
@@ -228,9 +276,12 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
     // (its log holds both runs; the second starts at the last "persistence mode" line)
     // The wallets' keys never reach a log.
     for (i, log) in logs.iter().enumerate() {
-        let key = net.anvil.keys()[2 + i].trim_start_matches("0x").to_owned();
-        anyhow::ensure!(!file_contains(log, &key), "host {i}'s log holds its private key");
+        let wallet = net.anvil.keys()[2 + i].trim_start_matches("0x").to_owned();
+        anyhow::ensure!(!file_contains(log, &wallet), "host {i}'s log holds its private key");
+        anyhow::ensure!(!file_contains(log, &key), "host {i}'s log holds the dataset's key");
     }
+    anyhow::ensure!(file_contains(&client_log, "upload stored"), "the client's log is read");
+    anyhow::ensure!(!file_contains(&client_log, &key), "the client's log holds the dataset's key");
     // Records, slots, keys and the database are the operator's alone.
     for i in 0..4 {
         vellum_testkit::check_private(&net.node_dir(&format!("host{i}")))?;
