@@ -1,12 +1,15 @@
 //! `vellum bench transfer`: REST upload into one node, then a node-to-node download on loopback
 //! through a second node, with throughput and each node's peak RSS. Nodes run as child
 //! processes of this binary, exactly as `vellum node` runs them, started and driven with
-//! `vellum-testkit`'s `TestNode`.
+//! `vellum-testkit`'s `TestNode`. Each size runs plain and encrypted (`?encrypt=true` on the
+//! upload, the key in the download's header; the node seals and opens with
+//! ChaCha20-Poly1305).
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
+use futures::StreamExt;
 use vellum_testkit::{TestNode, write_test_file};
 
 use super::parse_size;
@@ -35,7 +38,45 @@ struct Run {
     rss2: u64,
 }
 
-async fn one_run(dir: &std::path::Path, size: u64) -> anyhow::Result<Run> {
+/// Streams `file` to `/upload?encrypt=true`; returns (CID, key).
+async fn upload_encrypted(node: &TestNode, file: &std::path::Path) -> anyhow::Result<(String, String)> {
+    let f = tokio::fs::File::open(file).await?;
+    let len = f.metadata().await?.len();
+    let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(f, 1 << 20));
+    let resp = node
+        .http
+        .post(node.url("/upload?encrypt=true"))
+        .header("content-type", "application/octet-stream")
+        .header("content-length", len)
+        .body(body)
+        .send()
+        .await?;
+    if !resp.status().is_success() {
+        bail!("encrypted upload failed: {}", resp.status());
+    }
+    let answer: serde_json::Value = resp.json().await?;
+    let field = |name: &str| answer[name].as_str().map(str::to_owned).context("no CID or key in the answer");
+    Ok((field("cid")?, field("key")?))
+}
+
+/// Downloads `path` with the key header; returns (length, BLAKE3 hash).
+async fn download_hash_with_key(node: &TestNode, path: &str, key: &str) -> anyhow::Result<(u64, blake3::Hash)> {
+    let resp = node.http.get(node.url(path)).header(node::api::KEY_HEADER, key).send().await?;
+    if !resp.status().is_success() {
+        bail!("encrypted download failed: {}", resp.status());
+    }
+    let mut hasher = blake3::Hasher::new();
+    let mut len = 0u64;
+    let mut stream = resp.bytes_stream();
+    while let Some(piece) = stream.next().await {
+        let piece = piece?;
+        len += piece.len() as u64;
+        hasher.update(&piece);
+    }
+    Ok((len, hasher.finalize()))
+}
+
+async fn one_run(dir: &std::path::Path, size: u64, encrypted: bool) -> anyhow::Result<Run> {
     let exe = std::env::current_exe()?;
     let file = dir.join("payload.bin");
     let expected = write_test_file(&file, size, size)?;
@@ -47,11 +88,20 @@ async fn one_run(dir: &std::path::Path, size: u64) -> anyhow::Result<Run> {
     let node2 = TestNode::spawn(&exe, &dir.join("node2"), &flags2, None, NODE_START)?;
 
     let started = Instant::now();
-    let cid = node1.upload_file(&file).await?;
+    let (cid, key) = if encrypted {
+        let (cid, key) = upload_encrypted(&node1, &file).await?;
+        (cid, Some(key))
+    } else {
+        (node1.upload_file(&file).await?, None)
+    };
     let upload_secs = started.elapsed().as_secs_f64();
 
     let started = Instant::now();
-    let (got, hash) = node2.download_hash(&format!("/download/{cid}")).await?;
+    let path = format!("/download/{cid}");
+    let (got, hash) = match &key {
+        Some(key) => download_hash_with_key(&node2, &path, key).await?,
+        None => node2.download_hash(&path).await?,
+    };
     let download_secs = started.elapsed().as_secs_f64();
     if got != size || hash != expected {
         bail!("downloaded content differs from the upload ({got} of {size} bytes)");
@@ -90,17 +140,36 @@ pub(super) async fn transfer(args: TransferArgs) -> anyhow::Result<()> {
         }
     };
     println!("vellum bench transfer: REST upload to node 1, then node 2 downloads it from node 1 (loopback)");
-    println!("| size | runs | upload MB/s | node-to-node download MB/s | node 1 peak RSS MB | node 2 peak RSS MB |");
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| size | data | runs | upload MB/s | node-to-node download MB/s | node 1 peak RSS MB | node 2 peak RSS MB |"
+    );
+    println!("|---:|---|---:|---:|---:|---:|---:|");
     for &size in &args.sizes {
-        let mut runs = Vec::new();
-        for _ in 0..args.runs.max(1) {
-            runs.push(one_run(&dir, size).await?);
+        // Plain and encrypted runs alternate, each going first every other time, so that both
+        // see the same machine conditions (page-cache writeback dominates on small machines).
+        let (mut plain, mut sealed) = (Vec::new(), Vec::new());
+        for i in 0..args.runs.max(1) {
+            for encrypted in [i % 2 == 1, i % 2 == 0] {
+                let run = one_run(&dir, size, encrypted).await?;
+                if encrypted { sealed.push(run) } else { plain.push(run) }
+            }
         }
+        for (label, runs) in [("plain", plain), ("encrypted", sealed)] {
+            print_row(size, label, &runs);
+        }
+    }
+    if args.dir.is_none() {
+        std::fs::remove_dir_all(&dir).ok();
+    }
+    Ok(())
+}
+
+fn print_row(size: u64, label: &str, runs: &[Run]) {
+    {
         let rss1 = runs.iter().map(|r| r.rss1).max().unwrap_or(0);
         let rss2 = runs.iter().map(|r| r.rss2).max().unwrap_or(0);
         println!(
-            "| {} MiB | {} | {:.0} | {:.0} | {:.0} | {:.0} |",
+            "| {} MiB | {label} | {} | {:.0} | {:.0} | {:.0} | {:.0} |",
             size >> 20,
             runs.len(),
             median(runs.iter().map(|r| r.upload_mbs).collect()),
@@ -109,8 +178,4 @@ pub(super) async fn transfer(args: TransferArgs) -> anyhow::Result<()> {
             rss2 as f64 / 1e6,
         );
     }
-    if args.dir.is_none() {
-        std::fs::remove_dir_all(&dir).ok();
-    }
-    Ok(())
 }

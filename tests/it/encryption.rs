@@ -107,7 +107,7 @@ async fn encrypted_datasets_round_trip_and_refuse_bad_keys_and_damage() -> anyho
         let item = node.get_json(&format!("/data/{cid}/network/manifest")).await?;
         let manifest = &item["manifest"];
         anyhow::ensure!(
-            manifest["encryption"]["scheme"] == "chacha20poly1305-stream-v1"
+            manifest["encryption"]["scheme"] == "aes256gcm-stream-v1"
                 && manifest["encryption"]["plaintextSize"] == len
                 && manifest["datasetSize"].as_u64() == Some(len as u64 + 16 * len.div_ceil(CHUNK).max(1) as u64),
             "the manifest records the scheme: {item}"

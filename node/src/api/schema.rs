@@ -47,7 +47,7 @@ pub struct ManifestItem {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EncryptionItem {
-    /// The scheme, e.g. `chacha20poly1305-stream-v1`.
+    /// The scheme, e.g. `aes256gcm-stream-v1`.
     pub scheme: String,
     /// Bytes of plaintext (`datasetSize` counts the ciphertext).
     pub plaintext_size: u64,

@@ -81,7 +81,7 @@ pub struct ErasureInfo {
 /// ciphertext, and the plaintext needs the key kept by whoever uploaded it.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct EncryptionInfo {
-    /// The scheme, e.g. `chacha20poly1305-stream-v1`.
+    /// The scheme, e.g. `aes256gcm-stream-v1`.
     #[prost(string, tag = "1")]
     pub scheme: String,
     /// Size of the plaintext in bytes.
@@ -241,15 +241,12 @@ mod tests {
         let plain = Manifest::new(ContentId::for_tree(&[1; 32]), DEFAULT_BLOCK_SIZE, 100);
         let mut sealed = plain.clone();
         sealed.dataset_size = 116;
-        sealed.encryption = Some(EncryptionInfo {
-            scheme: "chacha20poly1305-stream-v1".into(),
-            plaintext_size: 100,
-            key_check: vec![7; 16],
-        });
+        sealed.encryption =
+            Some(EncryptionInfo { scheme: "aes256gcm-stream-v1".into(), plaintext_size: 100, key_check: vec![7; 16] });
         // An unencrypted manifest encodes as before: field 10 is left out, so its CID is
-        // unchanged. The encrypted one carries the field (2 bytes) holding the scheme (2 + 26),
+        // unchanged. The encrypted one carries the field (2 bytes) holding the scheme (2 + 19),
         // the plaintext size (2) and the key check (2 + 16).
-        assert_eq!(sealed.to_bytes().len() - plain.to_bytes().len(), 2 + 28 + 2 + 18);
+        assert_eq!(sealed.to_bytes().len() - plain.to_bytes().len(), 2 + 21 + 2 + 18);
         assert_eq!(Manifest::decode_checked(&sealed.to_bytes()).expect("decodes"), sealed);
         for broken in [
             EncryptionInfo { plaintext_size: 99, ..sealed.encryption.clone().expect("set") },
