@@ -21,3 +21,10 @@ alloy::sol!(
     Marketplace,
     "artifacts/Marketplace.json"
 );
+
+alloy::sol!(
+    #[sol(rpc)]
+    #[derive(Debug)]
+    BandwidthChannels,
+    "artifacts/BandwidthChannels.json"
+);

@@ -13,6 +13,7 @@
 //! marketplace's logs into one typed [`MarketEvent`], the only place that decodes them.
 
 mod anvil;
+pub mod bandwidth;
 mod bindings;
 pub mod client;
 mod deploy;
@@ -24,7 +25,7 @@ pub mod rules;
 mod states;
 
 pub use anvil::{Anvil, AnvilError};
-pub use bindings::{Groth16Verifier, Marketplace, TestToken};
+pub use bindings::{BandwidthChannels, Groth16Verifier, Marketplace, TestToken};
 pub use deploy::{
     DeployError, Deployment, VerifyingKeyWords, Word, deploy, dev_config, dev_config_with_period, proof_words,
 };

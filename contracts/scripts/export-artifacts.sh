@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Copies the ABI + bytecode of TestToken, Groth16Verifier and Marketplace from out/ into
+# Copies the ABI + bytecode of TestToken, Groth16Verifier, Marketplace and BandwidthChannels from out/ into
 # artifacts/ (committed; consumed by the Rust side through alloy's sol!). The Marketplace's ABI
 # is its own plus MarketplaceSettlement's, whose functions it serves by delegation (its
 # constructor deploys the settlement module, so its bytecode is all a deployment needs).
@@ -20,7 +20,7 @@ if [ "${1:-}" = "--check" ]; then
 fi
 mkdir -p "$dest"
 
-for name in TestToken Groth16Verifier Marketplace; do
+for name in TestToken Groth16Verifier Marketplace BandwidthChannels; do
     node -e '
         const fs = require("fs");
         const a = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));

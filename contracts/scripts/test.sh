@@ -13,4 +13,6 @@ if [ "${1:-}" = "--gas-report" ]; then
     # Gas figures from the scenario that uses the real Groth16 verifier only
     # (the other suites use a mock verifier and would blur the table).
     "$FORGE" test --match-contract MarketplaceGasTest --gas-report
+    # The bandwidth channels' own calls (open, redeem, close), from their unit tests.
+    "$FORGE" test --match-contract BandwidthChannelsTest --gas-report
 fi

@@ -36,6 +36,7 @@
 //! [`metrics`] serves Prometheus counters.
 
 pub mod api;
+pub mod bandwidth;
 pub mod content;
 pub mod download;
 pub mod erasure;

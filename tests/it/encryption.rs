@@ -151,8 +151,15 @@ async fn encrypted_datasets_round_trip_and_refuse_bad_keys_and_damage() -> anyho
     let plain = node.upload(b"plain".to_vec()).await?;
     let (status, _, _) = get_with_key(&node, &format!("/data/{plain}"), Some(&key)).await?;
     anyhow::ensure!(status == 422, "a key for a plain dataset: {status}");
-    let resp = node.http.post(node.url("/data?encrpyt=true")).body("x").send().await?;
-    anyhow::ensure!(resp.status() == 400, "a misspelt option is refused, not ignored: {}", resp.status());
+    for bad in ["/data?encrpyt=true", "/upload?keepKey=perhaps"] {
+        let resp = node.http.post(node.url(bad)).body("x").send().await?;
+        let status = resp.status();
+        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        anyhow::ensure!(
+            status == 400 && body["message"].is_string(),
+            "{bad}: a bad option is refused (not ignored) with a JSON error: {status} {body}"
+        );
+    }
 
     // Damage: a flipped byte in block 20 (in the second 1 MiB piece) stops the plaintext
     // before that block; in block 0, the answer is an error status.

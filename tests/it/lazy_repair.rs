@@ -5,7 +5,8 @@
 //! host finds nobody serving the lost slots, fetches the K surviving ones, regenerates both with
 //! one decode and fills one; a second spare fetches the other from it and fills it. A fresh node
 //! then downloads the file, decoded from the hosts' slots, byte for byte. Repair moved at most
-//! (K + L)·slotSize bytes plus 10 %.
+//! (K + L)·slotSize bytes plus 10 %. The file is encrypted on the client before it is encoded:
+//! hosts prove and repair ciphertext, and the fresh node decrypts with the key.
 
 use std::time::Duration;
 
@@ -71,7 +72,11 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
     let _validator = ValidatorProcess::start_with(net, 8, (1, 0), &net.node_dir("validator"), &vlog, &bootstrap)?;
 
     let data = test_bytes(5_000, 11);
-    let cid = client.upload(data.clone()).await?;
+    let sealed = client.http.post(client.url("/data?encrypt=true")).body(data.clone()).send().await?;
+    anyhow::ensure!(sealed.status() == 200, "encrypted upload: {}", sealed.status());
+    let sealed = json(sealed).await?;
+    let cid = sealed["cid"].as_str().unwrap_or_default().to_owned();
+    let key = sealed["key"].as_str().unwrap_or_default().to_owned();
     let body = serde_json::json!({
         "duration": 600, "pricePerBytePerSecond": "1", "proofProbability": "1", "collateralPerByte": "10",
         "expiry": 60, "nodes": 4, "tolerance": 2, "repairThreshold": 2,
@@ -144,8 +149,10 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
 
     // The file, from a fresh node, decoded from the hosts' slots.
     let fresh = TestNode::start_bootstrapped(&net.node_dir("fresh"), &hosts[2].0, &[]).await?;
-    let body = fresh.download(&format!("/download/{protected}")).await?;
-    anyhow::ensure!(body == data, "the file came back changed ({} bytes)", body.len());
+    let resp = fresh.http.get(fresh.url(&format!("/download/{protected}"))).header("x-vellum-key", &key).send().await?;
+    anyhow::ensure!(resp.status() == 200, "download with the key: {}", resp.status());
+    let body = resp.bytes().await?;
+    anyhow::ensure!(body.as_ref() == data.as_slice(), "the file came back changed ({} bytes)", body.len());
     drop((spare1, spare2));
     Ok(())
 }

@@ -5,6 +5,7 @@ mod adversarial_host;
 mod api_hardening;
 mod api_surface;
 mod bad_input;
+mod bandwidth_channels;
 mod chain;
 mod corrupt_peer;
 mod crash_recovery;

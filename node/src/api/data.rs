@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -284,10 +285,11 @@ async fn store_upload(
 pub(super) async fn upload(
     State(state): State<AppState>,
     policy: Option<Extension<UploadPolicy>>,
-    Query(query): Query<UploadQuery>,
+    query: Result<Query<UploadQuery>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let policy = policy.map_or(UploadPolicy { block_timeout: DEFAULT_UPLOAD_BLOCK_TIMEOUT }, |Extension(p)| p);
     if query.keep_key == Some(true) && query.encrypt != Some(true) {
         return Err(ApiError::bad_request("keepKey goes with encrypt=true"));
@@ -325,7 +327,7 @@ pub(super) async fn upload(
 pub(super) async fn upload_data(
     state: State<AppState>,
     policy: Option<Extension<UploadPolicy>>,
-    query: Query<UploadQuery>,
+    query: Result<Query<UploadQuery>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {

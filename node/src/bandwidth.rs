@@ -1,0 +1,282 @@
+//! Paid bandwidth (issue 19): the two ledgers of a paid block exchange, as pure state machines
+//! (no clock, no I/O, no chain), so that the money rules are tested without a network.
+//!
+//! - [`Provider`] is what a serving node keeps per downloading peer: the bytes it served, the
+//!   highest voucher it holds on the peer's channel, and whether the next request may be
+//!   served. A peer is served a free allowance, then as long as what it owes stays within a
+//!   bounded credit above what its vouchers cover. So a peer that stops paying gets at most
+//!   `free_bytes` plus `credit` worth of bytes.
+//! - [`Payer`] is what a downloading node keeps per provider: the price it accepted, the bytes
+//!   it received and the highest voucher it signed. With each request it signs for what it has
+//!   received plus what it is asking for, never more than `prepay` ahead of what it received,
+//!   and never beyond its budget. So a provider that takes a voucher and stops serving costs it
+//!   at most `prepay`.
+//!
+//! Amounts are token base units (`U256`), computed with checked arithmetic.
+
+use alloy::primitives::U256;
+
+/// A provider's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Terms {
+    /// Tokens per byte served beyond the free allowance.
+    pub price_per_byte: U256,
+    /// Bytes served to each peer free of charge.
+    pub free_bytes: u64,
+    /// Tokens a peer may owe beyond what its vouchers cover before it is served no more.
+    pub credit: U256,
+}
+
+/// Whether a request may be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Serve it.
+    Serve,
+    /// Serve it only once a voucher for at least `needed` is held (the peer holds `held`).
+    PayFirst {
+        /// The smallest voucher that lets the request through.
+        needed: U256,
+        /// The highest voucher held.
+        held: U256,
+    },
+}
+
+/// Why an amount could not be computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("amount overflows 256 bits")]
+pub struct Overflow;
+
+/// A serving node's account of one peer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Provider {
+    /// Bytes served to the peer, in all.
+    pub served: u64,
+    /// The highest voucher held on the peer's channel (checked before it was recorded).
+    pub held: U256,
+}
+
+impl Provider {
+    /// What the peer owes after `served` bytes in all.
+    pub fn owed_after(terms: &Terms, served: u64) -> Result<U256, Overflow> {
+        let charged = served.saturating_sub(terms.free_bytes);
+        terms.price_per_byte.checked_mul(U256::from(charged)).ok_or(Overflow)
+    }
+
+    /// Whether `bytes` more may be served now.
+    pub fn decide(&self, terms: &Terms, bytes: u64) -> Result<Decision, Overflow> {
+        let owed = Self::owed_after(terms, self.served.checked_add(bytes).ok_or(Overflow)?)?;
+        let covered = self.held.checked_add(terms.credit).ok_or(Overflow)?;
+        if owed <= covered {
+            return Ok(Decision::Serve);
+        }
+        Ok(Decision::PayFirst { needed: owed.saturating_sub(terms.credit), held: self.held })
+    }
+
+    /// Records bytes served.
+    pub fn served(&mut self, bytes: u64) {
+        self.served = self.served.saturating_add(bytes);
+    }
+
+    /// Records a voucher that was checked (signature, channel, deposit) and is higher than the
+    /// one held; a lower or equal one changes nothing. Returns whether it was recorded.
+    pub fn hold(&mut self, cumulative: U256) -> bool {
+        if cumulative > self.held {
+            self.held = cumulative;
+            return true;
+        }
+        false
+    }
+
+    /// What the peer owes beyond the vouchers held (0 when it is paid up or ahead).
+    pub fn unpaid(&self, terms: &Terms) -> Result<U256, Overflow> {
+        Ok(Self::owed_after(terms, self.served)?.saturating_sub(self.held))
+    }
+}
+
+/// Why a payer will not sign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PayError {
+    /// The provider asks more per byte than the payer accepts.
+    #[error("the provider asks {asked} per byte; at most {max} is accepted")]
+    TooDear {
+        /// The provider's price.
+        asked: U256,
+        /// The payer's limit.
+        max: U256,
+    },
+    /// Paying for the request would pass the budget (the channel's deposit, or less).
+    #[error("paying {needed} would pass the budget of {budget}")]
+    OverBudget {
+        /// The voucher that would be needed.
+        needed: U256,
+        /// The budget.
+        budget: U256,
+    },
+    /// An amount overflowed.
+    #[error(transparent)]
+    Overflow(#[from] Overflow),
+}
+
+/// A downloading node's account with one provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payer {
+    /// The provider's terms, as it announced them and the payer accepted them.
+    pub terms: Terms,
+    /// The most the payer will ever sign for on this channel.
+    pub budget: U256,
+    /// The most the payer signs ahead of the bytes it has received.
+    pub prepay: U256,
+    /// Bytes received from the provider (checked blocks only).
+    pub received: u64,
+    /// The highest voucher signed.
+    pub signed: U256,
+}
+
+impl Payer {
+    /// Accepts a provider's terms if its price is at most `max_price`.
+    pub fn new(terms: Terms, max_price: U256, budget: U256, prepay: U256) -> Result<Self, PayError> {
+        if terms.price_per_byte > max_price {
+            return Err(PayError::TooDear { asked: terms.price_per_byte, max: max_price });
+        }
+        Ok(Payer { terms, budget, prepay, received: 0, signed: U256::ZERO })
+    }
+
+    /// The voucher to send with a request for `bytes` more: the cost of what was received plus
+    /// what is asked, capped at `prepay` ahead of what was received. `None` when the one
+    /// already signed covers it (or the bytes are still free).
+    pub fn voucher_for(&mut self, bytes: u64) -> Result<Option<U256>, PayError> {
+        let received_cost = Provider::owed_after(&self.terms, self.received)?;
+        let asked = self.received.checked_add(bytes).ok_or(Overflow)?;
+        let wanted = Provider::owed_after(&self.terms, asked)?;
+        let cap = received_cost.checked_add(self.prepay).ok_or(Overflow)?;
+        let target = wanted.min(cap);
+        if target <= self.signed {
+            return Ok(None);
+        }
+        if target > self.budget {
+            return Err(PayError::OverBudget { needed: target, budget: self.budget });
+        }
+        self.signed = target;
+        Ok(Some(target))
+    }
+
+    /// Records checked bytes received.
+    pub fn received(&mut self, bytes: u64) {
+        self.received = self.received.saturating_add(bytes);
+    }
+
+    /// What the payer has signed for beyond the bytes it received (its exposure if the
+    /// provider stops now).
+    pub fn ahead(&self) -> Result<U256, Overflow> {
+        Ok(self.signed.saturating_sub(Provider::owed_after(&self.terms, self.received)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const BLOCK: u64 = 65_536;
+
+    fn terms() -> Terms {
+        Terms { price_per_byte: U256::from(3u64), free_bytes: 4 * BLOCK, credit: U256::from(3 * 2 * BLOCK) }
+    }
+
+    #[test]
+    fn the_allowance_is_free_then_vouchers_keep_a_peer_served() {
+        let t = terms();
+        let mut p = Provider::default();
+        for _ in 0..4 {
+            assert_eq!(p.decide(&t, BLOCK), Ok(Decision::Serve));
+            p.served(BLOCK);
+        }
+        assert_eq!(p.unpaid(&t), Ok(U256::ZERO));
+        // Two more blocks on credit, then a voucher is needed.
+        for _ in 0..2 {
+            assert_eq!(p.decide(&t, BLOCK), Ok(Decision::Serve));
+            p.served(BLOCK);
+        }
+        let needed = U256::from(3 * BLOCK);
+        assert_eq!(p.decide(&t, BLOCK), Ok(Decision::PayFirst { needed, held: U256::ZERO }));
+        assert!(p.hold(needed));
+        assert_eq!(p.decide(&t, BLOCK), Ok(Decision::Serve));
+        assert!(!p.hold(U256::from(1u64)), "a lower voucher is not recorded");
+    }
+
+    #[test]
+    fn a_payer_pays_as_it_goes_and_never_beyond_its_prepayment() {
+        let t = terms();
+        let mut payer =
+            Payer::new(t, U256::from(5u64), U256::from(10u64).pow(U256::from(18u64)), U256::from(3 * 16 * BLOCK))
+                .expect("cheap enough");
+        let mut provider = Provider::default();
+        let mut paid = U256::ZERO;
+        for _ in 0..20 {
+            let ask = 16 * BLOCK;
+            if let Some(v) = payer.voucher_for(ask).expect("within budget") {
+                assert!(provider.hold(v));
+                paid = v;
+            }
+            assert_eq!(provider.decide(&t, ask), Ok(Decision::Serve), "a paying peer is always served");
+            provider.served(ask);
+            payer.received(ask);
+            assert!(payer.ahead().expect("fits") <= payer.prepay);
+        }
+        // The provider was paid exactly for the bytes beyond the allowance.
+        assert_eq!(paid, Provider::owed_after(&t, 20 * 16 * BLOCK).expect("fits"));
+        assert_eq!(provider.unpaid(&t), Ok(U256::ZERO));
+    }
+
+    #[test]
+    fn dear_providers_and_spent_budgets_are_refused() {
+        let t = terms();
+        assert!(matches!(Payer::new(t, U256::from(2u64), U256::MAX, U256::MAX), Err(PayError::TooDear { .. })));
+        let mut payer = Payer::new(t, U256::from(3u64), U256::from(100u64), U256::MAX).expect("price ok");
+        assert_eq!(payer.voucher_for(4 * BLOCK), Ok(None), "the allowance needs no voucher");
+        assert!(matches!(payer.voucher_for(5 * BLOCK), Err(PayError::OverBudget { .. })));
+        assert_eq!(payer.signed, U256::ZERO, "nothing signed when refused");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever a peer pays (or stops paying), the provider serves it at most the
+        /// allowance plus its credit beyond what the vouchers cover.
+        #[test]
+        fn a_non_paying_peer_gets_no_more_than_allowance_plus_credit(
+            price in 1u64..1000, free in 0u64..64, credit in 0u64..(1u64 << 30), pays in 0u64..(1u64 << 40),
+        ) {
+            let t = Terms { price_per_byte: U256::from(price), free_bytes: free * BLOCK, credit: U256::from(credit) };
+            let mut p = Provider::default();
+            p.hold(U256::from(pays));
+            let mut rounds = 0;
+            while p.decide(&t, BLOCK) == Ok(Decision::Serve) && rounds < 100_000 {
+                p.served(BLOCK);
+                rounds += 1;
+            }
+            let bound = U256::from(t.free_bytes) + (U256::from(pays) + t.credit) / U256::from(price);
+            prop_assert!(U256::from(p.served) <= bound, "served {} beyond {bound}", p.served);
+            prop_assert!(p.unpaid(&t).expect("fits") <= t.credit);
+        }
+
+        /// A payer's exposure to a provider that stops serving is at most its prepayment, and it
+        /// never signs beyond its budget.
+        #[test]
+        fn a_payer_is_never_more_than_prepay_ahead(
+            price in 1u64..1000, prepay in 0u64..(1u64 << 32), budget in 0u64..(1u64 << 40),
+            asks in proptest::collection::vec(1u64..(1u64 << 21), 1..40), delivered in proptest::collection::vec(any::<bool>(), 40),
+        ) {
+            let t = Terms { price_per_byte: U256::from(price), free_bytes: 0, credit: U256::ZERO };
+            let mut payer = Payer::new(t, U256::from(price), U256::from(budget), U256::from(prepay)).expect("price ok");
+            for (i, ask) in asks.iter().enumerate() {
+                let _ = payer.voucher_for(*ask);
+                prop_assert!(payer.signed <= U256::from(budget));
+                prop_assert!(payer.ahead().expect("fits") <= U256::from(prepay));
+                if delivered[i] {
+                    payer.received(*ask);
+                }
+            }
+        }
+    }
+}
