@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use futures::StreamExt;
 use vellum_testkit::{TestNode, write_test_file};
 
 use super::parse_size;
@@ -59,23 +58,6 @@ async fn upload_encrypted(node: &TestNode, file: &std::path::Path) -> anyhow::Re
     Ok((field("cid")?, field("key")?))
 }
 
-/// Downloads `path` with the key header; returns (length, BLAKE3 hash).
-async fn download_hash_with_key(node: &TestNode, path: &str, key: &str) -> anyhow::Result<(u64, blake3::Hash)> {
-    let resp = node.http.get(node.url(path)).header(node::api::KEY_HEADER, key).send().await?;
-    if !resp.status().is_success() {
-        bail!("encrypted download failed: {}", resp.status());
-    }
-    let mut hasher = blake3::Hasher::new();
-    let mut len = 0u64;
-    let mut stream = resp.bytes_stream();
-    while let Some(piece) = stream.next().await {
-        let piece = piece?;
-        len += piece.len() as u64;
-        hasher.update(&piece);
-    }
-    Ok((len, hasher.finalize()))
-}
-
 async fn one_run(dir: &std::path::Path, size: u64, encrypted: bool) -> anyhow::Result<Run> {
     let exe = std::env::current_exe()?;
     let file = dir.join("payload.bin");
@@ -98,10 +80,8 @@ async fn one_run(dir: &std::path::Path, size: u64, encrypted: bool) -> anyhow::R
 
     let started = Instant::now();
     let path = format!("/download/{cid}");
-    let (got, hash) = match &key {
-        Some(key) => download_hash_with_key(&node2, &path, key).await?,
-        None => node2.download_hash(&path).await?,
-    };
+    let header = key.as_deref().map(|k| (node::api::KEY_HEADER, k));
+    let (got, hash) = node2.download_hash_with(&path, header).await?;
     let download_secs = started.elapsed().as_secs_f64();
     if got != size || hash != expected {
         bail!("downloaded content differs from the upload ({got} of {size} bytes)");

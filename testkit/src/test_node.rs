@@ -152,7 +152,21 @@ impl TestNode {
 
     /// Downloads `path` (e.g. `/download/CID`) and returns (length, BLAKE3 hash) of the body.
     pub async fn download_hash(&self, path: &str) -> anyhow::Result<(u64, blake3::Hash)> {
-        let resp = self.get(path).await?;
+        self.download_hash_with(path, None).await
+    }
+
+    /// Like [`TestNode::download_hash`], sending `header` (name, value) with the request, such
+    /// as an encrypted dataset's key.
+    pub async fn download_hash_with(
+        &self,
+        path: &str,
+        header: Option<(&str, &str)>,
+    ) -> anyhow::Result<(u64, blake3::Hash)> {
+        let mut request = self.http.get(self.url(path));
+        if let Some((name, value)) = header {
+            request = request.header(name, value);
+        }
+        let resp = request.send().await?;
         let status = resp.status();
         if !status.is_success() {
             bail!("download {path} failed: {status} {}", resp.text().await.unwrap_or_default());
