@@ -157,6 +157,9 @@ pub(super) async fn run(args: DeployArgs) -> anyhow::Result<()> {
     println!("verifier     {:#x}", c.verifier);
     println!("marketplace  {:#x} (block {})", c.marketplace, file.start_block);
     println!("settlement   {:#x}", c.settlement);
+    if let Some(channels) = c.bandwidth_channels {
+        println!("bandwidth    {channels:#x} (payment channels)");
+    }
     println!("deployment file written to {}", args.out.display());
     Ok(())
 }

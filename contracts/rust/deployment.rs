@@ -19,7 +19,7 @@ use alloy::signers::local::PrivateKeySigner;
 use serde::{Deserialize, Serialize};
 
 use crate::bindings::Marketplace::MarketplaceConfig;
-use crate::bindings::{Marketplace, TestToken};
+use crate::bindings::{BandwidthChannels, Marketplace, TestToken};
 use crate::deploy::{DeployError, VerifyingKeyWords, deploy_token, deploy_verifier};
 
 /// The version of the deployment file format written by this code.
@@ -156,7 +156,15 @@ pub struct DeployedContracts {
     pub marketplace: Address,
     /// The settlement module the marketplace delegates to (its `settlement()`).
     pub settlement: Address,
+    /// The bandwidth payment channels, in the marketplace's token (absent from files written
+    /// before they existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth_channels: Option<Address>,
 }
+
+/// Seconds a provider has to redeem its vouchers once a payer asks to close a bandwidth
+/// channel: a day, so that a provider that checks its channels daily loses nothing.
+pub const BANDWIDTH_CLOSE_DELAY: u64 = 86_400;
 
 /// A marketplace configuration as the file records it: the contract's field names, the bond in
 /// wei as a decimal string (it may exceed what JSON numbers hold exactly).
@@ -341,7 +349,11 @@ impl DeploymentFile {
         if chain_id != self.chain_id {
             return Err(DeploymentError::WrongChain { file: self.chain_id, endpoint: chain_id });
         }
-        require_code(provider, self.contracts.marketplace, chain_id).await
+        require_code(provider, self.contracts.marketplace, chain_id).await?;
+        if let Some(channels) = self.contracts.bandwidth_channels {
+            require_code(provider, channels, chain_id).await?;
+        }
+        Ok(())
     }
 
     /// Refuses a prover's verifying key other than the one the verifier was deployed with.
@@ -497,10 +509,19 @@ pub async fn deploy_to_chain<P: Provider + Clone>(
         .call()
         .await
         .map_err(|e| DeploymentError::Rpc { call: "settlement()", reason: e.to_string() })?;
+    let channels = BandwidthChannels::deploy(provider.clone(), token, BANDWIDTH_CLOSE_DELAY)
+        .await
+        .map_err(|source| DeployError::Contract { what: "BandwidthChannels", source })?;
     Ok(DeploymentFile {
         version: DEPLOYMENT_FILE_VERSION,
         chain_id,
-        contracts: DeployedContracts { token, verifier, marketplace, settlement },
+        contracts: DeployedContracts {
+            token,
+            verifier,
+            marketplace,
+            settlement,
+            bandwidth_channels: Some(*channels.address()),
+        },
         start_block,
         config: ConfigRecord::from(&config),
         verifying_key: VerifyingKeyHash {
@@ -537,6 +558,7 @@ mod tests {
                 verifier,
                 marketplace: Address::repeat_byte(3),
                 settlement: Address::repeat_byte(4),
+                bandwidth_channels: Some(Address::repeat_byte(5)),
             },
             start_block: 7,
             config,

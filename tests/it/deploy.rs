@@ -81,6 +81,15 @@ async fn scenario() -> anyhow::Result<()> {
     let provider = ProviderBuilder::new().connect(&endpoint).await?;
     let market = Marketplace::new(d.contracts.marketplace, &provider);
     anyhow::ensure!(market.settlement().call().await? == d.contracts.settlement, "the settlement module");
+    let channels = contracts::BandwidthChannels::new(
+        d.contracts.bandwidth_channels.ok_or_else(|| anyhow::anyhow!("no bandwidth channels in the file"))?,
+        &provider,
+    );
+    anyhow::ensure!(channels.token().call().await? == d.contracts.token, "channels pay in the marketplace's token");
+    anyhow::ensure!(
+        channels.closeDelay().call().await? == contracts::deployment::BANDWIDTH_CLOSE_DELAY,
+        "the close delay"
+    );
     anyhow::ensure!(ConfigRecord::from(&market.config().call().await?) == d.config, "the configuration on chain");
     let (token, verifier) = (market.token().call().await?, market.verifier().call().await?);
     anyhow::ensure!(token == d.contracts.token && verifier == d.contracts.verifier, "token and verifier");
