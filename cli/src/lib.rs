@@ -48,7 +48,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a storage node.
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
     /// Upload a file to a node; prints its CID.
     Upload(UploadArgs),
     /// Download a dataset by CID from a node (which fetches it from the network if needed).
@@ -240,6 +240,49 @@ pub struct NodeArgs {
     /// its cells on disk (a host that lost or damaged part of what it is paid to keep).
     #[arg(long, env = "VELLUM_FAULT_CORRUPT_SLOT_CELLS", value_name = "PERCENT", hide = true)]
     pub fault_corrupt_slot_cells: Option<u8>,
+    /// Paid bandwidth: tokens (base units) per byte served to a peer beyond its free allowance;
+    /// needs --eth-provider, --eth-private-key-file and the channels contract (--deployment or
+    /// --bandwidth-channels-address). Without it, serving is free.
+    #[arg(long, env = "VELLUM_BANDWIDTH_PRICE", value_name = "TOKENS", value_parser = parse_tokens)]
+    pub bandwidth_price: Option<alloy::primitives::U256>,
+    /// Paid bandwidth: bytes served free to each peer.
+    #[arg(long, env = "VELLUM_BANDWIDTH_FREE", default_value = "64MiB", value_parser = parse_size)]
+    pub bandwidth_free: u64,
+    /// Paid bandwidth: bytes a peer may be served beyond what its vouchers cover.
+    #[arg(long, env = "VELLUM_BANDWIDTH_CREDIT", default_value = "8MiB", value_parser = parse_size)]
+    pub bandwidth_credit: u64,
+    /// Paid bandwidth: a channel's vouchers are redeemed on chain once this many bytes' worth is
+    /// unredeemed (and at once when its payer asks to close it).
+    #[arg(long, env = "VELLUM_BANDWIDTH_REDEEM_EVERY", default_value = "1GiB", value_parser = parse_size)]
+    pub bandwidth_redeem_every: u64,
+    /// Paid bandwidth: peers past their allowance and credit that do not pay are `refuse`d, or
+    /// served after every paying peer (`serve-last`).
+    #[arg(long, env = "VELLUM_BANDWIDTH_UNPAID", default_value = "refuse", value_parser = parse_unpaid)]
+    pub bandwidth_unpaid: node::bandwidth::Unpaid,
+    /// Paid bandwidth: the highest price per byte this node pays providers that charge (it
+    /// opens a channel to each, within --bandwidth-budget). Without it, such providers are left.
+    #[arg(long, env = "VELLUM_MAX_PRICE", value_name = "TOKENS", value_parser = parse_tokens)]
+    pub max_price: Option<alloy::primitives::U256>,
+    /// Paid bandwidth: tokens this node may deposit in channels in all.
+    #[arg(long, env = "VELLUM_BANDWIDTH_BUDGET", value_name = "TOKENS", value_parser = parse_tokens)]
+    pub bandwidth_budget: Option<alloy::primitives::U256>,
+    /// Paid bandwidth: tokens deposited in each channel [default: the whole budget left].
+    #[arg(long, env = "VELLUM_BANDWIDTH_DEPOSIT", value_name = "TOKENS", value_parser = parse_tokens)]
+    pub bandwidth_deposit: Option<alloy::primitives::U256>,
+    /// Paid bandwidth: bytes paid for ahead of what arrived, at most (the most a provider that
+    /// stops serving can keep).
+    #[arg(long, env = "VELLUM_BANDWIDTH_PREPAY", default_value = "16MiB", value_parser = parse_size)]
+    pub bandwidth_prepay: u64,
+    /// Paid bandwidth: the BandwidthChannels contract (instead of the deployment file's).
+    #[arg(long, env = "VELLUM_BANDWIDTH_CHANNELS_ADDRESS", value_name = "ADDRESS")]
+    pub bandwidth_channels_address: Option<alloy::primitives::Address>,
+    /// Fault injection for tests: pay providers with `forge`d, `replay`ed or `over-budget`
+    /// vouchers, or sign none after opening the channel (`no-pay`).
+    #[arg(long, env = "VELLUM_FAULT_BANDWIDTH_VOUCHERS", value_parser = parse_voucher_fault, hide = true)]
+    pub fault_bandwidth_vouchers: Option<node::bandwidth::VoucherFault>,
+    /// Fault injection for tests: once a peer has paid, serve it nothing more.
+    #[arg(long, env = "VELLUM_FAULT_BANDWIDTH_STOP_AFTER_PAYMENT", hide = true)]
+    pub fault_bandwidth_stop_after_payment: bool,
     /// Persistence mode: JSON-RPC endpoint of the chain holding the marketplace (http(s):// or ws(s)://).
     #[arg(long, env = "VELLUM_ETH_PROVIDER", value_name = "URL")]
     pub eth_provider: Option<String>,
@@ -276,6 +319,14 @@ impl NodeArgs {
         if given.iter().all(|g| !g) {
             return Ok(None);
         }
+        // A node that only pays or charges for bandwidth uses the wallet flags (and the
+        // deployment file) without persistence mode.
+        if self.prover_key.is_none()
+            && self.marketplace_address.is_none()
+            && (self.bandwidth_price.is_some() || self.max_price.is_some())
+        {
+            return Ok(None);
+        }
         let (Some(endpoint), Some(key_file), true, Some(prover_key)) =
             (self.eth_provider.clone(), self.eth_private_key_file.clone(), given[2], self.prover_key.clone())
         else {
@@ -307,6 +358,74 @@ impl NodeArgs {
                 mttr_hours: self.durability_mttr,
             },
         }))
+    }
+
+    /// Paid bandwidth's configuration: none unless --bandwidth-price or --max-price is given.
+    fn bandwidth(&self) -> anyhow::Result<Option<node::bandwidth::BandwidthConfig>> {
+        if self.bandwidth_price.is_none() && self.max_price.is_none() {
+            if self.bandwidth_budget.is_some() {
+                anyhow::bail!("--bandwidth-budget needs --max-price");
+            }
+            return Ok(None);
+        }
+        let (Some(endpoint), Some(key_file)) = (self.eth_provider.clone(), self.eth_private_key_file.clone()) else {
+            anyhow::bail!("paid bandwidth needs --eth-provider and --eth-private-key-file");
+        };
+        let contract = match (self.bandwidth_channels_address, &self.deployment) {
+            (Some(a), _) => a,
+            (None, Some(path)) => contracts::deployment::DeploymentFile::read(path)?
+                .contracts
+                .bandwidth_channels
+                .ok_or_else(|| anyhow::anyhow!("{} names no bandwidth channels contract", path.display()))?,
+            (None, None) => anyhow::bail!("paid bandwidth needs --deployment or --bandwidth-channels-address"),
+        };
+        let provider = self.bandwidth_price.map(|price| node::bandwidth::ProviderConfig {
+            price_per_byte: price,
+            free_bytes: self.bandwidth_free,
+            credit_bytes: self.bandwidth_credit,
+            redeem_every_bytes: self.bandwidth_redeem_every,
+            unpaid: self.bandwidth_unpaid,
+            fault_stop_after_payment: self.fault_bandwidth_stop_after_payment,
+        });
+        let payer = match self.max_price {
+            Some(max_price) => {
+                let Some(budget) = self.bandwidth_budget else {
+                    anyhow::bail!("--max-price needs --bandwidth-budget (the tokens it may deposit in channels)");
+                };
+                Some(node::bandwidth::PayerConfig {
+                    max_price,
+                    budget,
+                    deposit: self.bandwidth_deposit.unwrap_or(budget),
+                    prepay_bytes: self.bandwidth_prepay,
+                    fault: self.fault_bandwidth_vouchers,
+                })
+            }
+            None => None,
+        };
+        Ok(Some(node::bandwidth::BandwidthConfig { endpoint, key_file, contract, provider, payer }))
+    }
+}
+
+fn parse_tokens(text: &str) -> Result<alloy::primitives::U256, String> {
+    text.trim().parse().map_err(|e| format!("`{text}`: not a token amount in base units ({e})"))
+}
+
+fn parse_unpaid(text: &str) -> Result<node::bandwidth::Unpaid, String> {
+    match text {
+        "refuse" => Ok(node::bandwidth::Unpaid::Refuse),
+        "serve-last" => Ok(node::bandwidth::Unpaid::ServeLast),
+        other => Err(format!("`{other}`: expected `refuse` or `serve-last`")),
+    }
+}
+
+fn parse_voucher_fault(text: &str) -> Result<node::bandwidth::VoucherFault, String> {
+    use node::bandwidth::VoucherFault;
+    match text {
+        "forge" => Ok(VoucherFault::Forge),
+        "replay" => Ok(VoucherFault::Replay),
+        "over-budget" => Ok(VoucherFault::OverBudget),
+        "no-pay" => Ok(VoucherFault::NoPay),
+        other => Err(format!("`{other}`: expected forge, replay, over-budget or no-pay")),
     }
 }
 
@@ -409,7 +528,7 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Node(args) => run_node(args).await,
+            Command::Node(args) => run_node(*args).await,
             Command::Upload(args) => client::upload(args).await,
             Command::Download(args) => client::download(args).await,
             Command::Bench(BenchCommand::Transfer(args)) => bench::transfer(args).await,
@@ -516,6 +635,7 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     service::private_umask();
     let control = logging::init(&args.log_level)?;
     let market = args.market().await?;
+    let bandwidth = args.bandwidth()?;
     let config = NodeConfig {
         data_dir: args.data_dir,
         listen_ip: args.listen_ip,
@@ -540,6 +660,7 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
             max_connections: args.api_max_connections.max(1),
             header_timeout: std::time::Duration::from_secs(args.api_header_timeout.max(1)),
         },
+        bandwidth,
     };
     let node = service::start(config, Some(control)).await?;
     println!("Vellum node {}", node.net.peer_id());

@@ -9,6 +9,12 @@
 //! left searches the DHT again a few times (within seconds), then fails, and its
 //! partial file is deleted. The window of requests in flight is bounded in total and per peer:
 //! that is the back-pressure on both sides.
+//!
+//! Where the node pays for bandwidth ([`Payments`]), each request carries the voucher due; a
+//! provider's "payment required" opens a channel to it (if its terms are acceptable) and its
+//! range is asked again, and once the job is over every provider paid through a channel gets a
+//! last voucher for exactly what arrived. A provider whose terms are refused, or that refuses
+//! our vouchers, is dropped from the job.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
@@ -23,10 +29,12 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 use tracing::{debug, info, warn};
 
+use crate::bandwidth::Payments;
+use crate::bandwidth::payments::Ticket;
 use crate::content::{BlockProof, ContentId, Manifest, leaf_hash};
 use crate::metrics::Metrics;
 use crate::net::exchange::{
-    BlocksRequest, DeliveredBlock, MAX_BLOCKS_PER_REQUEST, Request, RequestKind, ResponseKind, Status,
+    BlocksRequest, DeliveredBlock, MAX_BLOCKS_PER_REQUEST, Request, RequestKind, Response, ResponseKind, Status,
 };
 use crate::net::{NetError, NetworkHandle};
 use crate::store::{BlockStore, PartialDataset, StoreError};
@@ -144,12 +152,19 @@ pub struct Fetcher {
     net: NetworkHandle,
     metrics: Arc<Metrics>,
     jobs: Mutex<HashMap<ContentId, Arc<FetchJob>>>,
+    payments: Option<Arc<Payments>>,
 }
 
 impl Fetcher {
-    /// A fetcher over the node's store and network.
-    pub fn new(store: Arc<BlockStore>, net: NetworkHandle, metrics: Arc<Metrics>) -> Arc<Self> {
-        Arc::new(Self { store, net, metrics, jobs: Mutex::default() })
+    /// A fetcher over the node's store and network, paying providers that charge through
+    /// `payments` (without it, a provider asking for payment is dropped).
+    pub fn new(
+        store: Arc<BlockStore>,
+        net: NetworkHandle,
+        metrics: Arc<Metrics>,
+        payments: Option<Arc<Payments>>,
+    ) -> Arc<Self> {
+        Arc::new(Self { store, net, metrics, jobs: Mutex::default(), payments })
     }
 
     /// The manifest `cid`, from the store or else from the network (then stored).
@@ -399,6 +414,24 @@ impl Fetcher {
                     break;
                 };
                 let Some((start, count)) = requests.pending.pop_front() else { break };
+                let bytes: u64 = (start..start + count).map(|i| manifest.block_len(i)).sum();
+                let ticket = match &self.payments {
+                    Some(p) => match p.ticket(peer, bytes) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            // Over budget: this provider is paid no more.
+                            warn!(target: LOG, %peer, error = %e, "provider dropped: cannot pay it");
+                            requests.pending.push_front((start, count));
+                            if let Some(s) = peers.get_mut(&peer) {
+                                s.drop_out();
+                            }
+                            requests.abandon(|i| partial.has(i), peer, self.payments.as_deref());
+                            banned.insert(peer);
+                            continue;
+                        }
+                    },
+                    None => Ticket::default(),
+                };
                 if let Some(s) = peers.get_mut(&peer) {
                     s.asked();
                 }
@@ -407,13 +440,18 @@ impl Fetcher {
                         tree_cid: tree.to_bytes(),
                         start,
                         count: count as u32,
+                        voucher: ticket.voucher.clone(),
                     })),
                 };
                 let net = self.net.clone();
-                let (answer, abort) = futures::future::abortable(async move { net.request(peer, request).await });
+                let payments = self.payments.clone();
+                let (answer, abort) = futures::future::abortable(async move {
+                    let response = net.request(peer, request).await?;
+                    Ok::<_, NetError>(payment_answer(payments.as_deref(), peer, response).await)
+                });
                 let id = next_id;
                 next_id += 1;
-                requests.outstanding.insert(id, Outstanding { peer, start, count, abort });
+                requests.outstanding.insert(id, Outstanding { peer, start, count, bytes, ticket, abort });
                 in_flight.push(async move { (id, answer.await) });
             }
 
@@ -432,16 +470,25 @@ impl Fetcher {
                     // An abandoned request was aborted, and its blocks asked of others already.
                     let (Some(asked), Ok(result)) = (requests.outstanding.remove(&id), answer) else { continue };
                     let peer = asked.peer;
+                    let mut received = 0;
                     let outcome = match result {
-                        Ok(resp) => match resp.kind {
+                        Ok(Answer::Response(resp)) => match resp.kind {
                             Some(ResponseKind::Blocks(batch)) => {
-                                self.accept(&mut partial, &root, manifest, asked.start, asked.count, batch.blocks)
+                                let (outcome, good) =
+                                    self.accept(&mut partial, &root, manifest, asked.start, asked.count, batch.blocks);
+                                received = good;
+                                outcome
                             }
                             Some(ResponseKind::Status(s)) if s == Status::Busy as i32 => Outcome::Busy,
                             _ => Outcome::Failed,
                         },
+                        Ok(Answer::PaymentArranged) => Outcome::Busy,
+                        Ok(Answer::Unpaid(reason)) => Outcome::Unpaid(reason),
                         Err(e) => Outcome::Gone(e.to_string()),
                     };
+                    if let Some(p) = &self.payments {
+                        p.answered(peer, &asked.ticket, asked.bytes, received);
+                    }
                     let state = peers.entry(peer).or_insert_with(PeerState::new);
                     state.answered();
                     requests.requeue(|i| partial.has(i), asked.start, asked.count);
@@ -453,6 +500,12 @@ impl Fetcher {
                             stranded = None;
                         }
                         Outcome::Busy => tokio::time::sleep(Duration::from_millis(20)).await,
+                        Outcome::Unpaid(reason) => {
+                            state.drop_out();
+                            requests.abandon(|i| partial.has(i), peer, self.payments.as_deref());
+                            banned.insert(peer);
+                            warn!(target: LOG, %peer, %reason, "provider dropped: it wants payment this node does not make");
+                        }
                         Outcome::Failed => {
                             state.failures += 1;
                             if state.failures >= MAX_PEER_FAILURES {
@@ -462,14 +515,14 @@ impl Fetcher {
                         Outcome::Gone(reason) => {
                             // A closed connection or a failed dial: its other requests are lost too.
                             state.drop_out();
-                            let requeued = requests.abandon(|i| partial.has(i), peer);
+                            let requeued = requests.abandon(|i| partial.has(i), peer, self.payments.as_deref());
                             warn!(target: LOG, %peer, %reason, requeued, "provider dropped: request failed; its blocks go to others");
                         }
                         Outcome::Corrupt(n) => {
                             self.metrics.blocks_rejected.inc_by(n);
                             warn!(target: LOG, %peer, rejected = n, "peer sent blocks that fail their proofs; dropping it");
                             state.drop_out();
-                            requests.abandon(|i| partial.has(i), peer);
+                            requests.abandon(|i| partial.has(i), peer, self.payments.as_deref());
                             banned.insert(peer);
                         }
                     }
@@ -482,12 +535,13 @@ impl Fetcher {
                     let now = Instant::now();
                     for (peer, state) in peers.iter_mut().filter(|(_, s)| s.stalled(now, stall)) {
                         state.drop_out();
-                        let requeued = requests.abandon(|i| partial.has(i), *peer);
+                        let requeued = requests.abandon(|i| partial.has(i), *peer, self.payments.as_deref());
                         warn!(target: LOG, %peer, requeued, "provider dropped: no answer within {stall:?}; its blocks go to others");
                     }
                 }
             }
         }
+        self.settle(peers.keys().copied()).await;
         let secs = started.elapsed().as_secs_f64();
         let cid = tokio::task::block_in_place(|| partial.finish())?;
         info!(target: LOG, manifest = %cid, bytes = manifest.dataset_size, secs, "dataset fetched");
@@ -503,10 +557,11 @@ impl Fetcher {
         start: u64,
         count: u64,
         blocks: Vec<DeliveredBlock>,
-    ) -> Outcome {
+    ) -> (Outcome, u64) {
         let leaves = manifest.block_count();
         let mut bad = 0u64;
         let mut good = 0u64;
+        let mut good_bytes = 0u64;
         tokio::task::block_in_place(|| {
             for b in blocks {
                 if b.index < start || b.index >= start + count || partial.has(b.index) {
@@ -527,15 +582,42 @@ impl Fetcher {
                     return;
                 }
                 good += 1;
+                good_bytes += b.data.len() as u64;
             }
         });
         self.metrics.blocks_fetched.inc_by(good);
-        if bad > 0 {
+        let outcome = if bad > 0 {
             Outcome::Corrupt(bad)
         } else if good == 0 {
             Outcome::Failed
         } else {
             Outcome::Good
+        };
+        (outcome, good_bytes)
+    }
+
+    /// Sends each of `peers` that is paid through a channel a last voucher for exactly what
+    /// arrived from it (when what was signed does not cover it).
+    async fn settle(&self, peers: impl Iterator<Item = PeerId>) {
+        let Some(payments) = &self.payments else { return };
+        for peer in peers.filter(|p| payments.pays(p)) {
+            let voucher = match payments.settlement(peer) {
+                Ok(Some(v)) => v,
+                Ok(None) => continue,
+                Err(e) => {
+                    warn!(target: LOG, %peer, error = %e, "could not settle with a provider");
+                    continue;
+                }
+            };
+            match self.net.request(peer, Request { kind: Some(RequestKind::Pay(voucher)) }).await {
+                Ok(Response { kind: Some(ResponseKind::Status(s)) }) if s == Status::Paid as i32 => {
+                    debug!(target: LOG, %peer, "settled with provider")
+                }
+                Ok(other) => {
+                    warn!(target: LOG, %peer, answer = ?other.kind, "provider did not take the settling voucher")
+                }
+                Err(e) => warn!(target: LOG, %peer, error = %e, "could not send the settling voucher"),
+            }
         }
     }
 }
@@ -551,6 +633,10 @@ struct Outstanding {
     peer: PeerId,
     start: u64,
     count: u64,
+    /// Bytes the range holds (what a paid provider charges for it).
+    bytes: u64,
+    /// How it was paid for.
+    ticket: Ticket,
     abort: AbortHandle,
 }
 
@@ -574,13 +660,17 @@ impl Requests {
         }
     }
 
-    /// Aborts every request out to `peer` and queues its blocks again; returns how many.
-    fn abandon(&mut self, has: impl Fn(u64) -> bool, peer: PeerId) -> u64 {
+    /// Aborts every request out to `peer` and queues its blocks again (nothing of them arrived,
+    /// as far as payments go); returns how many.
+    fn abandon(&mut self, has: impl Fn(u64) -> bool, peer: PeerId, payments: Option<&Payments>) -> u64 {
         let ids: Vec<u64> = self.outstanding.iter().filter(|(_, o)| o.peer == peer).map(|(id, _)| *id).collect();
         let mut blocks = 0;
         for id in ids {
             if let Some(o) = self.outstanding.remove(&id) {
                 o.abort.abort();
+                if let Some(p) = payments {
+                    p.answered(peer, &o.ticket, o.bytes, 0);
+                }
                 self.requeue(&has, o.start, o.count);
                 blocks += o.count;
             }
@@ -641,10 +731,37 @@ enum Discovery {
     SearchEnded,
 }
 
+/// A provider's answer, after any payment it asked for was arranged.
+enum Answer {
+    Response(Response),
+    /// It asked for payment and a channel to it is open now: ask again.
+    PaymentArranged,
+    /// It asked for payment this node will not make (or refused our voucher).
+    Unpaid(String),
+}
+
+/// Turns a "payment required" answer into a channel to the provider (or a refusal).
+async fn payment_answer(payments: Option<&Payments>, peer: PeerId, response: Response) -> Answer {
+    let Some(ResponseKind::PaymentRequired(terms)) = &response.kind else { return Answer::Response(response) };
+    let Some(payments) = payments else {
+        return Answer::Unpaid("it charges for bandwidth and this node pays none (see --max-price)".into());
+    };
+    if terms.refused.is_none() && payments.pays(&peer) {
+        // Vouchers lag behind what it served; the next request carries a higher one.
+        return Answer::PaymentArranged;
+    }
+    match payments.accept_terms(peer, terms).await {
+        Ok(()) => Answer::PaymentArranged,
+        Err(e) => Answer::Unpaid(e.to_string()),
+    }
+}
+
 enum Outcome {
     Good,
     Busy,
     Failed,
+    /// It wants payment this node does not make.
+    Unpaid(String),
     /// The request did not reach the peer or its answer did not come back.
     Gone(String),
     Corrupt(u64),
@@ -681,9 +798,10 @@ mod tests {
         for (id, (peer, start)) in [(gone, 0), (other, 16), (gone, 32)].into_iter().enumerate() {
             let (abort, _) = AbortHandle::new_pair();
             handles.push(abort.clone());
-            r.outstanding.insert(id as u64, Outstanding { peer, start, count: 16, abort });
+            let o = Outstanding { peer, start, count: 16, bytes: 16, ticket: Ticket::default(), abort };
+            r.outstanding.insert(id as u64, o);
         }
-        assert_eq!(r.abandon(|i| i == 33, gone), 32);
+        assert_eq!(r.abandon(|i| i == 33, gone, None), 32);
         assert_eq!(Vec::from(r.pending), [(0, 16), (32, 1), (34, 14), (64, 16)]);
         assert_eq!(handles.iter().map(AbortHandle::is_aborted).collect::<Vec<_>>(), [true, false, true]);
         assert_eq!(r.outstanding.len(), 1);

@@ -49,6 +49,20 @@ pub struct Metrics {
     pub proofs_published: Counter,
     /// Accusations of a missing proof this node answered on chain.
     pub accusations_defended: Counter,
+    /// Bytes served to peers beyond their free allowance (charged for).
+    pub bandwidth_bytes_charged: Counter,
+    /// Block requests answered "payment required".
+    pub bandwidth_requests_refused: Counter,
+    /// Bandwidth vouchers accepted from peers.
+    pub bandwidth_vouchers_accepted: Counter,
+    /// Bandwidth vouchers refused (forged, wrong channel, over the deposit).
+    pub bandwidth_vouchers_refused: Counter,
+    /// Tokens redeemed on chain for bandwidth served (saturating at 2^64).
+    pub bandwidth_tokens_redeemed: Counter,
+    /// Bytes received from providers and paid for.
+    pub bandwidth_bytes_paid: Counter,
+    /// Bandwidth channels opened to pay providers.
+    pub bandwidth_channels_opened: Counter,
 }
 
 impl Metrics {
@@ -76,6 +90,29 @@ impl Metrics {
             m(&mut registry, "proofs_published", "Periodic proofs broadcast to validators off the chain");
         let accusations_defended =
             m(&mut registry, "accusations_defended", "Accusations of a missing proof answered with the proof on chain");
+        let bandwidth_bytes_charged = m(
+            &mut registry,
+            "bandwidth_bytes_charged",
+            "Bytes served to peers beyond their free allowance (charged for)",
+        );
+        let bandwidth_requests_refused =
+            m(&mut registry, "bandwidth_requests_refused", "Block requests answered \"payment required\"");
+        let bandwidth_vouchers_accepted =
+            m(&mut registry, "bandwidth_vouchers_accepted", "Bandwidth vouchers accepted from peers");
+        let bandwidth_vouchers_refused = m(
+            &mut registry,
+            "bandwidth_vouchers_refused",
+            "Bandwidth vouchers refused (forged, wrong channel, over the deposit)",
+        );
+        let bandwidth_tokens_redeemed = m(
+            &mut registry,
+            "bandwidth_tokens_redeemed",
+            "Tokens redeemed on chain for bandwidth served (saturating at 2^64)",
+        );
+        let bandwidth_bytes_paid =
+            m(&mut registry, "bandwidth_bytes_paid", "Bytes received from providers and paid for");
+        let bandwidth_channels_opened =
+            m(&mut registry, "bandwidth_channels_opened", "Bandwidth channels opened to pay providers");
         let fetches_active = Gauge::default();
         registry.register("fetches_active", "Network fetches in progress", fetches_active.clone());
         Arc::new(Self {
@@ -94,6 +131,13 @@ impl Metrics {
             proofs_submitted,
             proofs_published,
             accusations_defended,
+            bandwidth_bytes_charged,
+            bandwidth_requests_refused,
+            bandwidth_vouchers_accepted,
+            bandwidth_vouchers_refused,
+            bandwidth_tokens_redeemed,
+            bandwidth_bytes_paid,
+            bandwidth_channels_opened,
         })
     }
 

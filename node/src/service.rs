@@ -50,6 +50,8 @@ pub struct NodeConfig {
     pub api_policy: ApiPolicyConfig,
     /// The API server's connection bound and timeouts.
     pub api_limits: ServerLimits,
+    /// Paid bandwidth: charging for what is served, paying for what is fetched.
+    pub bandwidth: Option<crate::bandwidth::BandwidthConfig>,
 }
 
 /// A started node.
@@ -108,6 +110,9 @@ pub enum StartError {
     /// Persistence mode failed to start.
     #[error("persistence mode: {0}")]
     Market(#[from] crate::market::MarketError),
+    /// Paid bandwidth failed to start.
+    #[error("paid bandwidth: {0}")]
+    Bandwidth(#[from] crate::bandwidth::BandwidthError),
     /// A listener could not bind.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -189,7 +194,12 @@ pub async fn start(config: NodeConfig, log_control: Option<LogControl>) -> Resul
             .map_err(|e| dir_err(std::io::Error::other(e)))??
     };
     let metrics = Metrics::new();
-    let server = BlockServer::new(Arc::clone(&store), Arc::clone(&metrics), config.corrupt_served_blocks);
+    let bandwidth = match &config.bandwidth {
+        Some(b) => Some(crate::bandwidth::Bandwidth::start(b, &data_dir, Arc::clone(&metrics)).await?),
+        None => None,
+    };
+    let server = BlockServer::new(Arc::clone(&store), Arc::clone(&metrics), config.corrupt_served_blocks)
+        .with_gate(bandwidth.as_ref().and_then(|b| b.gate.clone()));
     let net = net::spawn(
         NetworkConfig {
             keypair,
@@ -200,7 +210,12 @@ pub async fn start(config: NodeConfig, log_control: Option<LogControl>) -> Resul
         },
         Some(server),
     )?;
-    let fetcher = Fetcher::new(Arc::clone(&store), net.clone(), Arc::clone(&metrics));
+    let fetcher = Fetcher::new(
+        Arc::clone(&store),
+        net.clone(),
+        Arc::clone(&metrics),
+        bandwidth.as_ref().and_then(|b| b.payments.clone()),
+    );
 
     // Announce what we already hold.
     let held = {
@@ -230,13 +245,22 @@ pub async fn start(config: NodeConfig, log_control: Option<LogControl>) -> Resul
                 Arc::clone(&fetcher),
                 net.clone(),
                 Arc::clone(&metrics),
+                bandwidth.as_ref().map(|b| b.chain.clone()),
             )
             .await?,
         ),
         None => None,
     };
-    let state =
-        AppState { store: Arc::clone(&store), fetcher, net: net.clone(), metrics, repo: data_dir, log_control, market };
+    let state = AppState {
+        store: Arc::clone(&store),
+        fetcher,
+        net: net.clone(),
+        metrics,
+        repo: data_dir,
+        log_control,
+        market,
+        bandwidth,
+    };
     let addr = SocketAddr::new(config.api_bindaddr, config.api_port);
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
     let api_addr = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;

@@ -289,7 +289,9 @@ struct Inner {
     params: MarketParams,
     health: Health,
     calls: Semaphore,
-    sending: Mutex<()>,
+    /// Held while a transaction is sent; shared by handles on one wallet (see
+    /// [`Chain::connect_sharing`]) so that their nonces never collide.
+    sending: Arc<Mutex<()>>,
 }
 
 /// A cloneable handle on the chain, the wallet and the marketplace.
@@ -310,42 +312,30 @@ impl Chain {
     /// Reads the key, connects, and reads the marketplace's configuration (retrying while the
     /// endpoint does not answer, up to the usual attempts).
     pub async fn connect(config: &ChainConfig) -> Result<Self, ChainError> {
-        let signer = read_key_file(&config.key_file)?;
-        let address = signer.address();
-        let endpoint_err = |reason: String| ChainError::Endpoint { endpoint: config.endpoint.clone(), reason };
-        let root = connect_endpoint(&config.endpoint).await.map_err(endpoint_err)?;
-        let signing = ProviderBuilder::new().wallet(signer.clone()).connect_provider(root);
-        let mut chain = Inner {
-            endpoint: config.endpoint.clone(),
-            provider: signing.clone().erased(),
-            signing,
-            signer,
-            address,
-            marketplace: config.marketplace,
-            token: Address::ZERO,
-            params: MarketParams {
-                period_length: 1,
-                proof_timeout: 1,
-                response_window: 1,
-                max_request_expiry: 0,
-                max_missed_proofs: 1,
-                slash_percentage: 0,
-                validator_reward_percentage: 0,
-                reservation_deposit_percentage: 0,
-                reservation_duration: 0,
-                dispersal_window: 0,
-                accusation_bond: U256::ZERO,
-            },
-            health: Health::default(),
-            calls: Semaphore::new(MAX_CONCURRENT_CALLS),
-            sending: Mutex::new(()),
-        };
+        Self::connect_sharing(config, None).await
+    }
+
+    /// As [`Chain::connect`], sending one transaction at a time together with `wallet` (another
+    /// handle on the same key, such as the bandwidth channels'), so that the two never pick the
+    /// same nonce.
+    pub async fn connect_sharing(config: &ChainConfig, wallet: Option<&Chain>) -> Result<Self, ChainError> {
+        let mut chain = Self::wallet_inner(&config.endpoint, &config.key_file, config.marketplace).await?;
+        if let Some(w) = wallet
+            && w.0.address == chain.address
+        {
+            chain.sending = Arc::clone(&w.0.sending);
+        }
         let probe = Chain(Arc::new(chain));
         let market = probe.market();
         let c = probe.read("config", market.config()).await?;
         chain = match Arc::try_unwrap(probe.0) {
             Ok(inner) => inner,
-            Err(_) => return Err(endpoint_err("internal: chain handle shared during start".into())),
+            Err(_) => {
+                return Err(ChainError::Endpoint {
+                    endpoint: config.endpoint.clone(),
+                    reason: "internal: chain handle shared during start".into(),
+                });
+            }
         };
         chain.token = c.token;
         chain.params = MarketParams {
@@ -362,6 +352,77 @@ impl Chain {
             accusation_bond: U256::from(c.accusationBond),
         };
         Ok(Chain(Arc::new(chain)))
+    }
+
+    /// A wallet on an endpoint, with no marketplace: for the bandwidth channels of a node that
+    /// does not sell or buy storage. Its marketplace calls fail; [`Chain::channels`] works.
+    pub async fn connect_wallet(endpoint: &str, key_file: &std::path::Path) -> Result<Self, ChainError> {
+        Ok(Chain(Arc::new(Self::wallet_inner(endpoint, key_file, Address::ZERO).await?)))
+    }
+
+    async fn wallet_inner(
+        endpoint: &str,
+        key_file: &std::path::Path,
+        marketplace: Address,
+    ) -> Result<Inner, ChainError> {
+        let signer = read_key_file(key_file)?;
+        let address = signer.address();
+        let endpoint_err = |reason: String| ChainError::Endpoint { endpoint: endpoint.to_string(), reason };
+        let root = connect_endpoint(endpoint).await.map_err(endpoint_err)?;
+        let signing = ProviderBuilder::new().wallet(signer.clone()).connect_provider(root);
+        Ok(Inner {
+            endpoint: endpoint.to_string(),
+            provider: signing.clone().erased(),
+            signing,
+            signer,
+            address,
+            marketplace,
+            token: Address::ZERO,
+            params: MarketParams {
+                period_length: 1,
+                proof_timeout: 1,
+                response_window: 1,
+                max_request_expiry: 0,
+                max_missed_proofs: 1,
+                slash_percentage: 0,
+                validator_reward_percentage: 0,
+                reservation_deposit_percentage: 0,
+                reservation_duration: 0,
+                dispersal_window: 0,
+                accusation_bond: U256::ZERO,
+            },
+            health: Health::default(),
+            calls: Semaphore::new(MAX_CONCURRENT_CALLS),
+            sending: Arc::new(Mutex::new(())),
+        })
+    }
+
+    /// The bandwidth channels contract at `address`, on this wallet's provider.
+    pub fn channels(&self, address: Address) -> crate::BandwidthChannels::BandwidthChannelsInstance<DynProvider> {
+        crate::BandwidthChannels::new(address, self.0.provider.clone())
+    }
+
+    /// An ERC-20 at `address` (a channel contract's token), on this wallet's provider.
+    pub fn erc20(&self, address: Address) -> TestToken::TestTokenInstance<DynProvider> {
+        TestToken::new(address, self.0.provider.clone())
+    }
+
+    /// The chain's id.
+    pub async fn chain_id(&self) -> Result<u64, ChainError> {
+        self.provider_call("eth_chainId", || self.0.provider.get_chain_id()).await
+    }
+
+    /// This wallet's signature of a bandwidth voucher (see [`crate::bandwidth`]).
+    pub fn sign_voucher(
+        &self,
+        domain: &crate::bandwidth::VoucherDomain,
+        channel: alloy::primitives::B256,
+        cumulative: U256,
+    ) -> Result<[u8; crate::bandwidth::SIGNATURE_BYTES], ChainError> {
+        domain.sign(&self.0.signer, channel, cumulative).map_err(|e| ChainError::Key {
+            path: std::path::PathBuf::from("(wallet)"),
+            reason: format!("could not sign a voucher: {e}"),
+        })
     }
 
     /// The wallet's signature binding `peer` (a libp2p peer id's bytes) to this wallet in this

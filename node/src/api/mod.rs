@@ -4,6 +4,7 @@
 //!
 //! Handlers validate every input and answer errors as JSON; none may panic on any input.
 
+pub mod bandwidth;
 mod data;
 mod encrypted;
 mod error;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub log_control: Option<LogControl>,
     /// The marketplace side, in persistence mode.
     pub market: Option<Arc<crate::market::Market>>,
+    /// Paid bandwidth, where enabled.
+    pub bandwidth: Option<crate::bandwidth::Bandwidth>,
 }
 
 #[derive(OpenApi)]
@@ -93,6 +96,9 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(market::reservations))
         .routes(routes!(market::slots))
         .routes(routes!(market::slot))
+        .routes(routes!(bandwidth::report))
+        .routes(routes!(bandwidth::close))
+        .routes(routes!(bandwidth::reclaim))
 }
 
 /// The OpenAPI document the node serves at `/api/codex/v1/openapi.json`.

@@ -244,6 +244,7 @@ impl Market {
         fetcher: Arc<Fetcher>,
         net: NetworkHandle,
         metrics: Arc<Metrics>,
+        wallet: Option<Chain>,
     ) -> Result<Arc<Self>, MarketError> {
         let key_path = config.prover_key.clone();
         let keys = tokio::task::spawn_blocking(move || prover::read_proving_key(&key_path))
@@ -263,7 +264,7 @@ impl Market {
         availabilities.reconcile(&sales.held())?;
         let purchases =
             purchase_records.load_all::<Purchase>()?.into_iter().map(|p| (p.request_id.clone(), p)).collect();
-        let first = Chain::connect(&config.chain).await;
+        let first = Chain::connect_sharing(&config.chain, wallet.as_ref()).await;
         let market = Arc::new(Self {
             chain: OnceCell::new(),
             host: OnceCell::new(),
@@ -292,7 +293,7 @@ impl Market {
                 tokio::spawn(async move {
                     loop {
                         tokio::time::sleep(CONNECT_RETRY).await;
-                        match Chain::connect(&m.config.chain).await {
+                        match Chain::connect_sharing(&m.config.chain, wallet.as_ref()).await {
                             Ok(chain) => {
                                 info!(target: LOG, "chain endpoint answered");
                                 m.join_chain(chain);

@@ -1,7 +1,9 @@
 //! The block-exchange protocol: prost messages over libp2p request/response streams.
 //!
-//! A request asks for a manifest by CID or for a run of blocks of a content tree; the answer
-//! carries the manifest bytes, or the blocks each with its Merkle proof, or a status. Every
+//! A request asks for a manifest by CID or for a run of blocks of a content tree (with a
+//! voucher paying for them, where the provider charges for bandwidth), or carries a voucher on
+//! its own; the answer carries the manifest bytes, or the blocks each with its Merkle proof, or
+//! the provider's terms when it wants payment first, or a status. Every
 //! message is framed by a 4-byte big-endian length that is checked against a hard limit before
 //! anything is allocated, so an oversized or malformed message costs the sender its stream and
 //! nothing more. The receiver verifies every block (see `fetch`) before it touches the store.
@@ -26,7 +28,7 @@ pub const MAX_RESPONSE_BYTES: usize = 2 * 1024 * 1024;
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Request {
     /// What is asked for.
-    #[prost(oneof = "RequestKind", tags = "1, 2")]
+    #[prost(oneof = "RequestKind", tags = "1, 2, 3")]
     pub kind: Option<RequestKind>,
 }
 
@@ -39,6 +41,57 @@ pub enum RequestKind {
     /// A run of blocks.
     #[prost(message, tag = "2")]
     Blocks(BlocksRequest),
+    /// A voucher on its own (the exact amount owed once a transfer is over); answered with
+    /// [`Status::Paid`] or the terms with the reason it was refused.
+    #[prost(message, tag = "3")]
+    Pay(Voucher),
+}
+
+/// A signed voucher on a bandwidth channel (see `contracts::bandwidth`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Voucher {
+    /// The channel's id (32 bytes).
+    #[prost(bytes = "vec", tag = "1")]
+    pub channel: Vec<u8>,
+    /// The total owed on the channel, big-endian, at most 32 bytes.
+    #[prost(bytes = "vec", tag = "2")]
+    pub cumulative: Vec<u8>,
+    /// The payer's signature (65 bytes: r, s, v).
+    #[prost(bytes = "vec", tag = "3")]
+    pub signature: Vec<u8>,
+}
+
+/// A provider's terms, sent when it wants a voucher before it serves more.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PaymentTerms {
+    /// Tokens per byte beyond the allowance (big-endian).
+    #[prost(bytes = "vec", tag = "1")]
+    pub price_per_byte: Vec<u8>,
+    /// Bytes served free to each peer.
+    #[prost(uint64, tag = "2")]
+    pub free_bytes: u64,
+    /// Tokens a peer may owe beyond its vouchers (big-endian).
+    #[prost(bytes = "vec", tag = "3")]
+    pub credit: Vec<u8>,
+    /// The chain the channels contract is on.
+    #[prost(uint64, tag = "4")]
+    pub chain_id: u64,
+    /// The channels contract (20 bytes).
+    #[prost(bytes = "vec", tag = "5")]
+    pub contract: Vec<u8>,
+    /// The provider's wallet, which channels must pay (20 bytes).
+    #[prost(bytes = "vec", tag = "6")]
+    pub provider: Vec<u8>,
+    /// The smallest voucher that lets the request through (big-endian; empty when a voucher
+    /// was refused).
+    #[prost(bytes = "vec", tag = "7")]
+    pub needed: Vec<u8>,
+    /// The highest voucher the provider holds from this peer (big-endian).
+    #[prost(bytes = "vec", tag = "8")]
+    pub held: Vec<u8>,
+    /// Why the request's voucher was refused, if it was.
+    #[prost(string, optional, tag = "9")]
+    pub refused: Option<String>,
 }
 
 /// Blocks `start .. start + count` of the content tree `tree_cid`.
@@ -53,13 +106,16 @@ pub struct BlocksRequest {
     /// Number of blocks, at most [`MAX_BLOCKS_PER_REQUEST`].
     #[prost(uint32, tag = "3")]
     pub count: u32,
+    /// Payment for these blocks and those before, where the provider charges.
+    #[prost(message, optional, tag = "4")]
+    pub voucher: Option<Voucher>,
 }
 
 /// The answer to a [`Request`].
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Response {
     /// The answer.
-    #[prost(oneof = "ResponseKind", tags = "1, 2, 3")]
+    #[prost(oneof = "ResponseKind", tags = "1, 2, 3, 4")]
     pub kind: Option<ResponseKind>,
 }
 
@@ -75,6 +131,9 @@ pub enum ResponseKind {
     /// Why nothing was sent.
     #[prost(enumeration = "Status", tag = "3")]
     Status(i32),
+    /// The provider wants a voucher first.
+    #[prost(message, tag = "4")]
+    PaymentRequired(PaymentTerms),
 }
 
 /// Blocks with their proofs.
@@ -108,6 +167,8 @@ pub enum Status {
     Busy = 1,
     /// The request was invalid.
     BadRequest = 2,
+    /// A voucher sent on its own was taken.
+    Paid = 3,
 }
 
 /// Frames prost messages with a length limit.
@@ -196,8 +257,9 @@ mod tests {
 
     #[tokio::test]
     async fn frames_round_trip_and_limits_hold() {
-        let req =
-            Request { kind: Some(RequestKind::Blocks(BlocksRequest { tree_cid: vec![1, 2], start: 5, count: 3 })) };
+        let req = Request {
+            kind: Some(RequestKind::Blocks(BlocksRequest { tree_cid: vec![1, 2], start: 5, count: 3, voucher: None })),
+        };
         let mut buf = Cursor::new(Vec::new());
         ExchangeCodec.write_request(&PROTOCOL, &mut buf, req.clone()).await.expect("write");
         let mut rd = Cursor::new(buf.into_inner());

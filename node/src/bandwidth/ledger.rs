@@ -1,5 +1,5 @@
-//! Paid bandwidth (issue 19): the two ledgers of a paid block exchange, as pure state machines
-//! (no clock, no I/O, no chain), so that the money rules are tested without a network.
+//! The two ledgers of a paid block exchange, as pure state machines (no clock, no I/O, no
+//! chain), so that the money rules are tested without a network.
 //!
 //! - [`Provider`] is what a serving node keeps per downloading peer: the bytes it served, the
 //!   highest voucher it holds on the peer's channel, and whether the next request may be
@@ -7,10 +7,11 @@
 //!   bounded credit above what its vouchers cover. So a peer that stops paying gets at most
 //!   `free_bytes` plus `credit` worth of bytes.
 //! - [`Payer`] is what a downloading node keeps per provider: the price it accepted, the bytes
-//!   it received and the highest voucher it signed. With each request it signs for what it has
-//!   received plus what it is asking for, never more than `prepay` ahead of what it received,
-//!   and never beyond its budget. So a provider that takes a voucher and stops serving costs it
-//!   at most `prepay`.
+//!   it received, the bytes it asked for that are still on their way, and the highest voucher it
+//!   signed. With each request it signs for what it has received or asked for plus this
+//!   request, never more than `prepay` ahead of what it received, and never beyond its budget.
+//!   So a provider that takes a voucher and stops serving costs it at most `prepay`; once the
+//!   transfers are over, [`Payer::settle`] signs for exactly what arrived.
 //!
 //! Amounts are token base units (`U256`), computed with checked arithmetic.
 
@@ -128,6 +129,8 @@ pub struct Payer {
     pub prepay: U256,
     /// Bytes received from the provider (checked blocks only).
     pub received: u64,
+    /// Bytes asked for whose answers have not come back.
+    pub in_flight: u64,
     /// The highest voucher signed.
     pub signed: U256,
 }
@@ -138,31 +141,59 @@ impl Payer {
         if terms.price_per_byte > max_price {
             return Err(PayError::TooDear { asked: terms.price_per_byte, max: max_price });
         }
-        Ok(Payer { terms, budget, prepay, received: 0, signed: U256::ZERO })
+        Ok(Payer { terms, budget, prepay, received: 0, in_flight: 0, signed: U256::ZERO })
     }
 
-    /// The voucher to send with a request for `bytes` more: the cost of what was received plus
-    /// what is asked, capped at `prepay` ahead of what was received. `None` when the one
-    /// already signed covers it (or the bytes are still free).
+    /// The voucher to send with a request for `bytes` more, which it counts as in flight: the
+    /// cost of what was received or is in flight plus what is asked, capped at `prepay` ahead
+    /// of what was received. `None` when the one already signed covers it (or the bytes are
+    /// still free). A refusal (over budget) counts nothing.
     pub fn voucher_for(&mut self, bytes: u64) -> Result<Option<U256>, PayError> {
         let received_cost = Provider::owed_after(&self.terms, self.received)?;
-        let asked = self.received.checked_add(bytes).ok_or(Overflow)?;
+        let in_flight = self.in_flight.checked_add(bytes).ok_or(Overflow)?;
+        let asked = self.received.checked_add(in_flight).ok_or(Overflow)?;
         let wanted = Provider::owed_after(&self.terms, asked)?;
         let cap = received_cost.checked_add(self.prepay).ok_or(Overflow)?;
         let target = wanted.min(cap);
         if target <= self.signed {
+            self.in_flight = in_flight;
             return Ok(None);
         }
         if target > self.budget {
             return Err(PayError::OverBudget { needed: target, budget: self.budget });
         }
+        self.in_flight = in_flight;
         self.signed = target;
         Ok(Some(target))
     }
 
-    /// Records checked bytes received.
+    /// Records the answer to a request for `asked` bytes, of which `received` arrived checked.
+    pub fn answered(&mut self, asked: u64, received: u64) {
+        self.in_flight = self.in_flight.saturating_sub(asked);
+        self.received = self.received.saturating_add(received);
+    }
+
+    /// Records checked bytes received (none of them asked through [`Payer::voucher_for`]).
     pub fn received(&mut self, bytes: u64) {
         self.received = self.received.saturating_add(bytes);
+    }
+
+    /// The final voucher once nothing is in flight: the exact cost of what arrived, if it is
+    /// more than what was signed (never more than the budget). `None` when what was signed
+    /// already covers it.
+    pub fn settle(&mut self) -> Result<Option<U256>, PayError> {
+        if self.in_flight > 0 {
+            return Ok(None);
+        }
+        let owed = Provider::owed_after(&self.terms, self.received)?;
+        if owed <= self.signed {
+            return Ok(None);
+        }
+        if owed > self.budget {
+            return Err(PayError::OverBudget { needed: owed, budget: self.budget });
+        }
+        self.signed = owed;
+        Ok(Some(owed))
     }
 
     /// What the payer has signed for beyond the bytes it received (its exposure if the
@@ -220,12 +251,57 @@ mod tests {
             }
             assert_eq!(provider.decide(&t, ask), Ok(Decision::Serve), "a paying peer is always served");
             provider.served(ask);
-            payer.received(ask);
+            payer.answered(ask, ask);
             assert!(payer.ahead().expect("fits") <= payer.prepay);
         }
         // The provider was paid exactly for the bytes beyond the allowance.
         assert_eq!(paid, Provider::owed_after(&t, 20 * 16 * BLOCK).expect("fits"));
         assert_eq!(provider.unpaid(&t), Ok(U256::ZERO));
+    }
+
+    #[test]
+    fn a_window_of_requests_in_flight_is_paid_ahead_and_settled_to_the_unit() {
+        let t = Terms { price_per_byte: U256::from(7u64), free_bytes: 3 * BLOCK + 11, credit: U256::ZERO };
+        let mut payer = Payer::new(t, U256::from(7u64), U256::MAX, U256::from(7 * 8 * 16 * BLOCK)).expect("price ok");
+        let mut provider = Provider::default();
+        let asks: Vec<u64> = (0..40u64).map(|i| 16 * BLOCK - (i % 3) * 1000).collect();
+        // Eight requests out at once; each is served as it arrives, before the earlier answers
+        // are back, so its voucher must cover the ones in flight too.
+        let mut out = std::collections::VecDeque::new();
+        for ask in &asks {
+            if let Some(v) = payer.voucher_for(*ask).expect("budget") {
+                provider.hold(v);
+            }
+            assert_eq!(provider.decide(&t, *ask), Ok(Decision::Serve), "no credit needed: vouchers lead");
+            provider.served(*ask);
+            out.push_back(*ask);
+            if out.len() == 8 {
+                let a = out.pop_front().expect("one out");
+                payer.answered(a, a);
+            }
+        }
+        while let Some(a) = out.pop_front() {
+            payer.answered(a, a);
+        }
+        if let Some(v) = payer.settle().expect("budget") {
+            provider.hold(v);
+        }
+        let total: u64 = asks.iter().sum();
+        assert_eq!(provider.held, Provider::owed_after(&t, total).expect("fits"));
+        assert_eq!(payer.settle(), Ok(None), "settling twice signs nothing more");
+    }
+
+    #[test]
+    fn a_lost_answer_is_settled_at_what_arrived() {
+        let t = Terms { price_per_byte: U256::from(2u64), free_bytes: 0, credit: U256::ZERO };
+        let mut payer = Payer::new(t, U256::from(2u64), U256::MAX, U256::MAX).expect("price ok");
+        assert_eq!(payer.voucher_for(1000), Ok(Some(U256::from(2000u64))));
+        assert_eq!(payer.settle(), Ok(None), "nothing is settled while a request is out");
+        payer.answered(1000, 0);
+        assert_eq!(payer.voucher_for(500), Ok(None), "what was signed ahead still covers it");
+        payer.answered(500, 500);
+        assert_eq!(payer.settle(), Ok(None), "signed 2000 covers the 1000 owed");
+        assert_eq!(payer.ahead(), Ok(U256::from(1000u64)));
     }
 
     #[test]
@@ -273,9 +349,7 @@ mod tests {
                 let _ = payer.voucher_for(*ask);
                 prop_assert!(payer.signed <= U256::from(budget));
                 prop_assert!(payer.ahead().expect("fits") <= U256::from(prepay));
-                if delivered[i] {
-                    payer.received(*ask);
-                }
+                payer.answered(*ask, if delivered[i] { *ask } else { 0 });
             }
         }
     }

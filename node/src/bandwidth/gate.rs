@@ -1,0 +1,453 @@
+//! The provider's side of paid bandwidth: whether a peer's request for blocks is served, given
+//! the provider's terms, the peer's account ([`Provider`] ledger) and the voucher the request
+//! carries.
+//!
+//! A voucher is checked before the blocks it pays for are sent: its channel is read from the
+//! chain (and cached; read again when a voucher passes the cached deposit or the entry is old),
+//! must pay this provider, be open and not closing, and the voucher must pass
+//! `VoucherDomain::check` (the payer's signature, within the deposit). One channel pays for one
+//! peer only, and a peer pays through one channel: otherwise one deposit would cover two peers'
+//! ledgers. A voucher at or below the one held is stale (requests may overtake each other) and
+//! is ignored; any other bad voucher refuses the request. Accounts are bounded: peers without a
+//! channel are forgotten first when the table is full (a forgotten peer gets its allowance
+//! again, as a fresh peer id would), and no channel beyond [`MAX_CHANNELS`] is taken.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use alloy::primitives::{Address, B256, U256};
+use contracts::bandwidth::VoucherError;
+use libp2p::PeerId;
+use tracing::{debug, info, warn};
+
+use super::channels::{ChannelInfo, Channels};
+use super::ledger::{Decision, Provider, Terms};
+use super::wire::{PaymentTerms, WireVoucher};
+use crate::metrics::Metrics;
+
+const LOG: &str = "vellum::bandwidth::gate";
+/// Peers with an account at once (those with a channel count too).
+pub const MAX_PEERS: usize = 16_384;
+/// Channels taken at once.
+pub const MAX_CHANNELS: usize = 4_096;
+/// How long a channel read from the chain is trusted for its deposit and state.
+const CHANNEL_TTL: Duration = Duration::from_secs(30);
+
+/// What a provider does with peers that are past their allowance and credit and do not pay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Unpaid {
+    /// Answer "payment required" (the default).
+    Refuse,
+    /// Serve them after every paying peer's requests (price acts as a priority).
+    ServeLast,
+}
+
+/// A provider's pricing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProviderConfig {
+    /// Tokens per byte beyond the allowance.
+    pub price_per_byte: U256,
+    /// Bytes each peer is served free.
+    pub free_bytes: u64,
+    /// Bytes a peer may be served beyond what its vouchers cover.
+    pub credit_bytes: u64,
+    /// Unredeemed bytes' worth after which a channel's voucher is redeemed.
+    pub redeem_every_bytes: u64,
+    /// What happens to peers that do not pay.
+    pub unpaid: Unpaid,
+    /// Fault injection: once a peer has paid, serve it nothing more.
+    pub fault_stop_after_payment: bool,
+}
+
+/// Whether a request goes ahead.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Admission {
+    /// Serve it; `paying` when the peer pays through a channel (it goes first).
+    Serve {
+        /// The peer pays.
+        paying: bool,
+    },
+    /// Refuse it with these terms (and why, when a voucher was refused).
+    PaymentRequired(PaymentTerms),
+    /// Refuse it: the provider stopped serving this peer (fault injection).
+    Withheld,
+}
+
+/// A channel a peer pays through, with the highest voucher held on it.
+#[derive(Debug, Clone)]
+pub(crate) struct ChannelAccount {
+    pub(crate) peer: PeerId,
+    pub(crate) info: ChannelInfo,
+    read_at: Instant,
+    pub(crate) held: U256,
+    pub(crate) signature: Vec<u8>,
+    /// What this provider has redeemed on it (as far as it knows).
+    pub(crate) redeemed: U256,
+}
+
+#[derive(Debug, Default)]
+struct PeerAccount {
+    ledger: Provider,
+    channel: Option<B256>,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    peers: HashMap<PeerId, PeerAccount>,
+    channels: HashMap<B256, ChannelAccount>,
+    totals: ServedTotals,
+}
+
+/// What the provider has served and earned, for `/bandwidth` and the devnet summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServedTotals {
+    /// Bytes served to peers in all.
+    pub bytes_served: u64,
+    /// Bytes served beyond peers' allowances (charged for).
+    pub bytes_charged: u64,
+    /// Vouchers accepted.
+    pub vouchers_accepted: u64,
+    /// Vouchers refused (forged, on a wrong or closing channel, over the deposit).
+    pub vouchers_refused: u64,
+    /// Vouchers at or below one already held (ignored).
+    pub vouchers_stale: u64,
+    /// Requests answered "payment required".
+    pub requests_refused: u64,
+    /// Tokens redeemed on chain.
+    #[serde(serialize_with = "super::as_decimal")]
+    pub tokens_redeemed: U256,
+}
+
+/// The provider's gate.
+pub struct Gate {
+    channels: Arc<dyn Channels>,
+    config: ProviderConfig,
+    terms: Terms,
+    state: Mutex<GateState>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate").field("config", &self.config).finish()
+    }
+}
+
+/// Why a voucher was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum Refusal {
+    #[error("malformed voucher")]
+    Malformed,
+    #[error("channel {0} does not exist")]
+    UnknownChannel(B256),
+    #[error("channel {0} does not pay this provider")]
+    NotOurs(B256),
+    #[error("channel {0} is closing or closed")]
+    Closing(B256),
+    #[error("channel {0} pays for another peer")]
+    TakenByOtherPeer(B256),
+    #[error("this peer pays through channel {0}")]
+    OtherChannel(B256),
+    #[error("too many channels")]
+    TooManyChannels,
+    #[error("the chain could not be read: {0}")]
+    ChainAway(String),
+    #[error(transparent)]
+    Voucher(VoucherError),
+}
+
+impl Gate {
+    /// A gate with `config`'s terms over `channels`.
+    pub fn new(channels: Arc<dyn Channels>, config: ProviderConfig, metrics: Arc<Metrics>) -> Self {
+        let credit = config.price_per_byte.saturating_mul(U256::from(config.credit_bytes));
+        let terms = Terms { price_per_byte: config.price_per_byte, free_bytes: config.free_bytes, credit };
+        Self { channels, config, terms, state: Mutex::default(), metrics }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The terms announced to peers.
+    pub fn terms(&self) -> Terms {
+        self.terms
+    }
+
+    /// The channels contract this gate is paid through.
+    pub fn channels(&self) -> &Arc<dyn Channels> {
+        &self.channels
+    }
+
+    /// Whether `peer` pays through a channel (its requests go first).
+    pub fn is_paying(&self, peer: &PeerId) -> bool {
+        self.state().peers.get(peer).is_some_and(|a| a.channel.is_some())
+    }
+
+    /// Takes a voucher sent on its own (after a transfer, to settle the exact amount).
+    pub async fn pay(&self, peer: PeerId, voucher: &WireVoucher) -> Result<(), PaymentTerms> {
+        match self.take_voucher(peer, voucher).await {
+            Ok(_) => Ok(()),
+            Err(refusal) => Err(self.payment_terms(U256::ZERO, U256::ZERO, Some(refusal.to_string()))),
+        }
+    }
+
+    /// Decides whether `bytes` may be sent to `peer` now, taking the request's voucher first;
+    /// when it may, they are counted as served.
+    pub async fn admit(&self, peer: PeerId, voucher: Option<&WireVoucher>, bytes: u64) -> Admission {
+        let mut paid_now = false;
+        if let Some(v) = voucher {
+            match self.take_voucher(peer, v).await {
+                Ok(accepted) => paid_now = accepted,
+                Err(refusal) => {
+                    self.state().totals.requests_refused += 1;
+                    self.metrics.bandwidth_requests_refused.inc();
+                    return Admission::PaymentRequired(self.payment_terms(
+                        U256::ZERO,
+                        U256::ZERO,
+                        Some(refusal.to_string()),
+                    ));
+                }
+            }
+        }
+        let mut state = self.state();
+        if !state.peers.contains_key(&peer) && state.peers.len() >= MAX_PEERS {
+            evict_one_free_peer(&mut state.peers);
+        }
+        let account = state.peers.entry(peer).or_default();
+        let paying = account.channel.is_some();
+        if self.config.fault_stop_after_payment && (paid_now || account.ledger.held > U256::ZERO) {
+            warn!(target: LOG, %peer, "FAULT INJECTION: taking the payment and serving nothing");
+            return Admission::Withheld;
+        }
+        let decision = account.ledger.decide(&self.terms, bytes);
+        let serve = match decision {
+            Ok(Decision::Serve) => true,
+            Ok(Decision::PayFirst { .. }) | Err(_) => self.config.unpaid == Unpaid::ServeLast,
+        };
+        if !serve {
+            let (needed, held) = match decision {
+                Ok(Decision::PayFirst { needed, held }) => (needed, held),
+                _ => (U256::MAX, account.ledger.held),
+            };
+            state.totals.requests_refused += 1;
+            drop(state);
+            self.metrics.bandwidth_requests_refused.inc();
+            debug!(target: LOG, %peer, %needed, %held, "payment required");
+            return Admission::PaymentRequired(self.payment_terms(needed, held, None));
+        }
+        let before = account.ledger.served;
+        account.ledger.served(bytes);
+        let charged =
+            account.ledger.served.saturating_sub(self.terms.free_bytes) - before.saturating_sub(self.terms.free_bytes);
+        state.totals.bytes_served = state.totals.bytes_served.saturating_add(bytes);
+        state.totals.bytes_charged = state.totals.bytes_charged.saturating_add(charged);
+        drop(state);
+        self.metrics.bandwidth_bytes_charged.inc_by(charged);
+        Admission::Serve { paying }
+    }
+
+    /// The terms as sent to a peer.
+    fn payment_terms(&self, needed: U256, held: U256, reason: Option<String>) -> PaymentTerms {
+        let domain = self.channels.domain();
+        PaymentTerms::new(&self.terms, domain, self.channels.address(), needed, held, reason)
+    }
+
+    /// Checks a voucher and holds it if it is higher than the one held. `Ok(true)` when it was
+    /// taken, `Ok(false)` when stale.
+    async fn take_voucher(&self, peer: PeerId, v: &WireVoucher) -> Result<bool, Refusal> {
+        let result = self.check_voucher(peer, v).await;
+        let mut state = self.state();
+        match &result {
+            Ok(true) => state.totals.vouchers_accepted += 1,
+            Ok(false) => state.totals.vouchers_stale += 1,
+            Err(e) => {
+                state.totals.vouchers_refused += 1;
+                drop(state);
+                self.metrics.bandwidth_vouchers_refused.inc();
+                warn!(target: LOG, %peer, reason = %e, "voucher refused");
+            }
+        }
+        result
+    }
+
+    async fn check_voucher(&self, peer: PeerId, v: &WireVoucher) -> Result<bool, Refusal> {
+        let (channel, cumulative) = v.parts().ok_or(Refusal::Malformed)?;
+        // Bindings first: a channel pays for one peer, a peer pays through one channel.
+        let cached = {
+            let state = self.state();
+            if let Some(bound) = state.peers.get(&peer).and_then(|a| a.channel)
+                && bound != channel
+            {
+                return Err(Refusal::OtherChannel(bound));
+            }
+            match state.channels.get(&channel) {
+                Some(c) if c.peer != peer => return Err(Refusal::TakenByOtherPeer(channel)),
+                Some(c) if c.read_at.elapsed() < CHANNEL_TTL && cumulative <= c.info.deposit => Some(c.info),
+                _ => {
+                    if state.channels.len() >= MAX_CHANNELS && !state.channels.contains_key(&channel) {
+                        return Err(Refusal::TooManyChannels);
+                    }
+                    None
+                }
+            }
+        };
+        let info = match cached {
+            Some(info) => info,
+            None => self
+                .channels
+                .channel(channel)
+                .await
+                .map_err(|e| Refusal::ChainAway(e.to_string()))?
+                .ok_or(Refusal::UnknownChannel(channel))?,
+        };
+        if info.provider != self.channels.address() {
+            return Err(Refusal::NotOurs(channel));
+        }
+        if info.settled || info.closes_at != 0 {
+            return Err(Refusal::Closing(channel));
+        }
+        let mut state = self.state();
+        let held = state.channels.get(&channel).map_or(U256::ZERO, |c| c.held);
+        match self.channels.domain().check(channel, cumulative, &v.signature, info.payer, info.deposit, held) {
+            Ok(()) => {}
+            Err(VoucherError::NotIncreasing { .. }) => return Ok(false),
+            Err(e) => return Err(Refusal::Voucher(e)),
+        }
+        // Bindings again: another request may have bound them while the chain was read.
+        if let Some(c) = state.channels.get(&channel)
+            && c.peer != peer
+        {
+            return Err(Refusal::TakenByOtherPeer(channel));
+        }
+        let account = state.peers.entry(peer).or_default();
+        if let Some(bound) = account.channel
+            && bound != channel
+        {
+            return Err(Refusal::OtherChannel(bound));
+        }
+        if account.channel.is_none() {
+            info!(target: LOG, %peer, %channel, deposit = %info.deposit, "peer pays through a channel");
+        }
+        account.channel = Some(channel);
+        account.ledger.hold(cumulative);
+        let entry = state.channels.entry(channel).or_insert_with(|| ChannelAccount {
+            peer,
+            info,
+            read_at: Instant::now(),
+            held: U256::ZERO,
+            signature: Vec::new(),
+            redeemed: info.redeemed,
+        });
+        entry.info = info;
+        entry.read_at = Instant::now();
+        entry.held = cumulative;
+        entry.signature = v.signature.clone();
+        drop(state);
+        self.metrics.bandwidth_vouchers_accepted.inc();
+        Ok(true)
+    }
+
+    /// Channels whose held voucher is worth redeeming now: those with at least the redeem
+    /// threshold unredeemed, and those whose payer asked to close with anything unredeemed.
+    pub(crate) fn to_redeem(&self) -> Vec<(B256, U256, Vec<u8>)> {
+        let threshold = self.config.price_per_byte.saturating_mul(U256::from(self.config.redeem_every_bytes));
+        self.state()
+            .channels
+            .iter()
+            .filter(|(_, c)| c.held > c.redeemed && (c.info.closes_at != 0 || c.held - c.redeemed >= threshold))
+            .map(|(id, c)| (*id, c.held, c.signature.clone()))
+            .collect()
+    }
+
+    /// Every channel with something unredeemed, whatever the threshold (tests).
+    #[cfg(test)]
+    pub(crate) fn to_redeem_everything(&self) -> Vec<(B256, U256, Vec<u8>)> {
+        self.state()
+            .channels
+            .iter()
+            .filter(|(_, c)| c.held > c.redeemed)
+            .map(|(id, c)| (*id, c.held, c.signature.clone()))
+            .collect()
+    }
+
+    /// Channels with something unredeemed (to watch for a close request).
+    pub(crate) fn unredeemed(&self) -> Vec<B256> {
+        self.state().channels.iter().filter(|(_, c)| c.held > c.redeemed).map(|(id, _)| *id).collect()
+    }
+
+    /// Records a redemption of `cumulative` on `channel`.
+    pub(crate) fn redeemed(&self, channel: B256, cumulative: U256) {
+        let mut state = self.state();
+        let Some(c) = state.channels.get_mut(&channel) else { return };
+        if cumulative > c.redeemed {
+            let paid = cumulative - c.redeemed;
+            c.redeemed = cumulative;
+            state.totals.tokens_redeemed = state.totals.tokens_redeemed.saturating_add(paid);
+            self.metrics.bandwidth_tokens_redeemed.inc_by(u64::try_from(paid).unwrap_or(u64::MAX));
+        }
+    }
+
+    /// Records a channel's state read from the chain (a close request makes it redeem at once).
+    pub(crate) fn refreshed(&self, channel: B256, info: ChannelInfo) {
+        let mut state = self.state();
+        if let Some(c) = state.channels.get_mut(&channel) {
+            c.info = info;
+            c.read_at = Instant::now();
+            if info.redeemed > c.redeemed {
+                c.redeemed = info.redeemed;
+            }
+        }
+    }
+
+    /// The totals so far, and the channels held.
+    pub fn totals(&self) -> (ServedTotals, Vec<HeldChannel>) {
+        let state = self.state();
+        let channels = state
+            .channels
+            .iter()
+            .map(|(id, c)| HeldChannel {
+                id: *id,
+                peer: c.peer.to_string(),
+                payer: c.info.payer,
+                deposit: c.info.deposit,
+                held: c.held,
+                redeemed: c.redeemed,
+                closing: c.info.closes_at != 0,
+            })
+            .collect();
+        (state.totals.clone(), channels)
+    }
+}
+
+/// A channel a provider is paid through, for `/bandwidth`.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldChannel {
+    /// The channel's id.
+    pub id: B256,
+    /// The peer it pays for.
+    pub peer: String,
+    /// Its payer's wallet.
+    pub payer: Address,
+    /// Its deposit.
+    #[serde(serialize_with = "super::as_decimal")]
+    pub deposit: U256,
+    /// The highest voucher held.
+    #[serde(serialize_with = "super::as_decimal")]
+    pub held: U256,
+    /// What was redeemed of it.
+    #[serde(serialize_with = "super::as_decimal")]
+    pub redeemed: U256,
+    /// Whether its payer asked to close it.
+    pub closing: bool,
+}
+
+fn evict_one_free_peer(peers: &mut HashMap<PeerId, PeerAccount>) {
+    let victim = peers.iter().find(|(_, a)| a.channel.is_none()).map(|(p, _)| *p);
+    if let Some(p) = victim {
+        peers.remove(&p);
+    }
+}

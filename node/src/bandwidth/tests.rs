@@ -1,0 +1,276 @@
+//! The paid exchange's money rules end to end without a network or a chain: a [`Payments`]
+//! pays a [`Gate`] through an in-memory channels contract that keeps the contract's rules.
+
+use std::sync::Arc;
+
+use alloy::primitives::U256;
+use alloy::signers::local::PrivateKeySigner;
+use libp2p::PeerId;
+
+use super::channels::{Channels, FakeChannelsContract};
+use super::gate::{Admission, Gate, ProviderConfig, Unpaid};
+use super::payments::{PayerConfig, Payments, VoucherFault};
+use super::wire::WireVoucher;
+use crate::metrics::Metrics;
+
+const BLOCK: u64 = 65_536;
+const BATCH: u64 = 16 * BLOCK;
+
+struct World {
+    contract: Arc<FakeChannelsContract>,
+    gate: Gate,
+    payer_key: PrivateKeySigner,
+    _dir: tempfile::TempDir,
+    dir: std::path::PathBuf,
+}
+
+fn provider_config() -> ProviderConfig {
+    ProviderConfig {
+        price_per_byte: U256::from(3u64),
+        free_bytes: 2 * BATCH,
+        credit_bytes: BATCH,
+        redeem_every_bytes: 1 << 40,
+        unpaid: Unpaid::Refuse,
+        fault_stop_after_payment: false,
+    }
+}
+
+fn world(config: ProviderConfig) -> World {
+    let contract = FakeChannelsContract::new(100);
+    let provider_key = PrivateKeySigner::random();
+    let payer_key = PrivateKeySigner::random();
+    contract.mint(payer_key.address(), U256::from(1_000_000_000u64));
+    let gate = Gate::new(Arc::new(contract.wallet(provider_key)), config, Metrics::new());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_path_buf();
+    World { contract, gate, payer_key, _dir: dir, dir: path }
+}
+
+impl World {
+    fn payments(&self, fault: Option<VoucherFault>) -> Payments {
+        let config = PayerConfig {
+            max_price: U256::from(5u64),
+            budget: U256::from(100_000_000u64),
+            deposit: U256::from(50_000_000u64),
+            prepay_bytes: 4 * BATCH,
+            fault,
+        };
+        let wallet: Arc<dyn Channels> = Arc::new(self.contract.wallet(self.payer_key.clone()));
+        Payments::open(wallet, config, self.dir.join("bandwidth"), Metrics::new()).expect("payments")
+    }
+
+    /// One request of `bytes` as the fetcher makes it: a ticket, the gate's decision, and on a
+    /// "payment required" the terms taken and the request made again. Whether it was served.
+    async fn request(&self, payments: &Payments, peer: PeerId, bytes: u64) -> Result<(), String> {
+        for _ in 0..2 {
+            let ticket = payments.ticket(peer, bytes).map_err(|e| e.to_string())?;
+            match self.gate.admit(peer, ticket.voucher.as_ref(), bytes).await {
+                Admission::Serve { .. } => {
+                    payments.answered(peer, &ticket, bytes, bytes);
+                    return Ok(());
+                }
+                Admission::PaymentRequired(terms) => {
+                    payments.answered(peer, &ticket, bytes, 0);
+                    if let Some(reason) = terms.refused {
+                        return Err(reason);
+                    }
+                    if payments.pays(&peer) {
+                        return Err("payment required".into());
+                    }
+                    payments.accept_terms(peer, &terms).await.map_err(|e| e.to_string())?;
+                }
+                Admission::Withheld => {
+                    payments.answered(peer, &ticket, bytes, 0);
+                    return Err("withheld".into());
+                }
+            }
+        }
+        Err("payment required twice".into())
+    }
+
+    async fn redeem_all(&self) {
+        for (id, cumulative, sig) in self.gate.to_redeem_everything() {
+            self.gate.channels().redeem(id, cumulative, sig).await.expect("redeems");
+            self.gate.redeemed(id, cumulative);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_paying_downloader_is_served_and_the_provider_is_paid_to_the_unit() {
+    let w = world(provider_config());
+    let payments = w.payments(None);
+    let peer = PeerId::random();
+    let mut total = 0;
+    for i in 0..14u64 {
+        let bytes = BATCH - (i % 4) * 777;
+        w.request(&payments, peer, bytes).await.expect("served");
+        total += bytes;
+    }
+    // One request at a time: each voucher covered its own request, so nothing is left to settle.
+    assert!(payments.settlement(peer).expect("budget").is_none());
+    w.redeem_all().await;
+    let provider = w.gate.channels().address();
+    let owed = U256::from(3 * (total - 2 * BATCH));
+    assert_eq!(w.contract.balance(provider), owed, "paid for exactly the bytes beyond the allowance");
+
+    // The downloader closes; after the delay it takes back the rest.
+    let before = w.contract.balance(w.payer_key.address());
+    assert_eq!(payments.close_all().await.expect("closes"), 1);
+    assert_eq!(payments.reclaim_due().await.expect("nothing due yet"), U256::ZERO);
+    w.contract.advance(100);
+    let back = payments.reclaim_due().await.expect("reclaims");
+    assert_eq!(back, U256::from(50_000_000u64) - owed);
+    assert_eq!(w.contract.balance(w.payer_key.address()), before + back);
+    let totals = payments.totals();
+    assert_eq!(totals.tokens_signed, owed);
+    assert_eq!(totals.bytes_paid, total - 2 * BATCH);
+    assert!(totals.channels[0].reclaimed);
+}
+
+#[tokio::test]
+async fn a_downloader_that_stops_paying_gets_the_allowance_and_the_credit_only() {
+    let w = world(provider_config());
+    let payments = w.payments(Some(VoucherFault::NoPay));
+    let peer = PeerId::random();
+    let mut served = 0;
+    while w.request(&payments, peer, BLOCK).await.is_ok() {
+        served += BLOCK;
+        assert!(served <= 10 * BATCH, "never stops");
+    }
+    assert_eq!(served, 2 * BATCH + BATCH, "allowance plus credit");
+    let (totals, _) = w.gate.totals();
+    assert_eq!(totals.bytes_served, served);
+    assert!(totals.requests_refused >= 1);
+}
+
+#[tokio::test]
+async fn forged_replayed_and_over_budget_vouchers_are_refused() {
+    for (fault, refused) in
+        [(VoucherFault::Forge, true), (VoucherFault::OverBudget, true), (VoucherFault::Replay, false)]
+    {
+        let w = world(provider_config());
+        let payments = w.payments(Some(fault));
+        let peer = PeerId::random();
+        let mut served = 0u64;
+        let mut error = String::new();
+        while served < 20 * BATCH {
+            match w.request(&payments, peer, BATCH).await {
+                Ok(()) => served += BATCH,
+                Err(e) => {
+                    error = e;
+                    break;
+                }
+            }
+        }
+        let (totals, _) = w.gate.totals();
+        assert!(served < 20 * BATCH, "{fault:?}: the download was cut");
+        if refused {
+            assert!(totals.vouchers_refused >= 1, "{fault:?}: {totals:?}");
+            assert!(error.contains("voucher") || error.contains("signed"), "{fault:?}: {error}");
+            assert_eq!(served, 3 * BATCH, "{fault:?}: nothing past the allowance and credit on a bad voucher");
+        } else {
+            // A replayed voucher is worth nothing more: served up to what the first one
+            // covered plus the credit.
+            assert!(totals.vouchers_stale >= 1, "{fault:?}: {totals:?}");
+            assert_eq!(totals.vouchers_accepted, 1);
+        }
+        w.redeem_all().await;
+        let paid = w.contract.balance(w.gate.channels().address());
+        assert!(paid <= U256::from(3 * served), "{fault:?}: paid {paid} for {served} bytes");
+    }
+}
+
+#[tokio::test]
+async fn a_channel_pays_for_one_peer_and_only_its_provider() {
+    let w = world(provider_config());
+    let payments = w.payments(None);
+    let (alice, mallory) = (PeerId::random(), PeerId::random());
+    for _ in 0..4 {
+        w.request(&payments, alice, BATCH).await.expect("served");
+    }
+    // Mallory presents a voucher of Alice's channel.
+    let (_, held) = w.gate.totals();
+    let channel = held[0].id;
+    let sig = w.contract.wallet(w.payer_key.clone()).sign(channel, held[0].held + U256::from(1u64)).expect("signs");
+    let stolen = WireVoucher::new(channel, held[0].held + U256::from(1u64), &sig);
+    match w.gate.admit(mallory, Some(&stolen), BLOCK).await {
+        Admission::PaymentRequired(t) => assert!(t.refused.expect("a reason").contains("another peer")),
+        other => panic!("served a stolen voucher: {other:?}"),
+    }
+    // A channel to another provider pays nothing here.
+    let other_provider = PrivateKeySigner::random().address();
+    let payer = w.contract.wallet(w.payer_key.clone());
+    let elsewhere = payer.open(other_provider, U256::from(1000u64)).await.expect("opens");
+    let v = WireVoucher::new(elsewhere, U256::from(10u64), &payer.sign(elsewhere, U256::from(10u64)).expect("signs"));
+    match w.gate.admit(PeerId::random(), Some(&v), BLOCK).await {
+        Admission::PaymentRequired(t) => assert!(t.refused.expect("a reason").contains("does not pay this provider")),
+        other => panic!("served on another provider's channel: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_provider_that_stops_after_payment_costs_at_most_the_prepayment() {
+    let w = world(ProviderConfig { fault_stop_after_payment: true, ..provider_config() });
+    let payments = w.payments(None);
+    let peer = PeerId::random();
+    let mut received = 0;
+    while w.request(&payments, peer, BATCH).await.is_ok() {
+        received += BATCH;
+    }
+    let totals = payments.totals();
+    let owed_for_received = U256::from(3 * received.saturating_sub(2 * BATCH));
+    let prepay = U256::from(3 * 4 * BATCH);
+    assert!(totals.tokens_signed <= owed_for_received + prepay, "{totals:?}");
+    w.redeem_all().await;
+    assert!(w.contract.balance(w.gate.channels().address()) <= owed_for_received + prepay);
+}
+
+#[tokio::test]
+async fn terms_on_another_contract_or_too_dear_open_no_channel() {
+    let w = world(ProviderConfig { price_per_byte: U256::from(9u64), ..provider_config() });
+    let payments = w.payments(None);
+    let peer = PeerId::random();
+    for _ in 0..3 {
+        let _ = w.request(&payments, peer, BATCH).await;
+    }
+    let err = w.request(&payments, peer, BATCH).await.expect_err("too dear");
+    assert!(err.contains("asks 9 per byte"), "{err}");
+    assert!(payments.totals().channels.is_empty());
+    assert_eq!(w.contract.balance(w.payer_key.address()), U256::from(1_000_000_000u64));
+
+    let w = world(provider_config());
+    let other = FakeChannelsContract::new(100);
+    let foreign_gate = Gate::new(Arc::new(other.wallet(PrivateKeySigner::random())), provider_config(), Metrics::new());
+    let mut terms = None;
+    for _ in 0..4 {
+        if let Admission::PaymentRequired(t) = foreign_gate.admit(peer, None, BATCH).await {
+            terms = Some(t);
+        }
+    }
+    // Same chain and address in the fake; move the contract to tell them apart.
+    let mut terms = terms.expect("asks payment");
+    terms.contract = vec![0x11; 20];
+    let payments = w.payments(None);
+    let err = payments.accept_terms(peer, &terms).await.expect_err("another contract");
+    assert!(err.to_string().contains("not on this node's channels contract"), "{err}");
+}
+
+#[tokio::test]
+async fn channels_opened_survive_a_restart_for_reclaiming() {
+    let w = world(provider_config());
+    let peer = PeerId::random();
+    {
+        let payments = w.payments(None);
+        for _ in 0..5 {
+            w.request(&payments, peer, BATCH).await.expect("served");
+        }
+    }
+    let payments = w.payments(None);
+    let totals = payments.totals();
+    assert_eq!(totals.channels.len(), 1, "the channel is remembered");
+    assert!(!payments.pays(&peer), "no vouchers on an earlier run's channel");
+    assert_eq!(payments.close_all().await.expect("closes"), 1);
+    w.contract.advance(100);
+    assert_eq!(payments.reclaim_due().await.expect("reclaims"), U256::from(50_000_000u64));
+}
