@@ -747,8 +747,10 @@ async fn payment_answer(payments: Option<&Payments>, peer: PeerId, response: Res
         return Answer::Unpaid("it charges for bandwidth and this node pays none (see --max-price)".into());
     };
     if terms.refused.is_none() && payments.pays(&peer) {
-        // Vouchers lag behind what it served; the next request carries a higher one.
-        return Answer::PaymentArranged;
+        // It wants more than our vouchers give though we pay: a failure of the request (a
+        // provider that keeps asking is dropped after a few, one that was only ahead of a
+        // voucher in flight is asked again).
+        return Answer::Response(response);
     }
     match payments.accept_terms(peer, terms).await {
         Ok(()) => Answer::PaymentArranged,

@@ -269,3 +269,59 @@ pub fn write_key_file(dir: &Path, anvil: &Anvil, i: usize) -> anyhow::Result<Pat
 pub fn anvil_address(anvil: &Anvil) -> String {
     anvil.endpoint().trim_start_matches("http://").to_owned()
 }
+
+/// Anvil with only a token and the bandwidth channels on it (no marketplace): the chain of a
+/// paid-bandwidth scenario, with the flags that put a node's wallet on it.
+pub struct ChannelsNet {
+    /// The chain.
+    pub anvil: Anvil,
+    /// The test token channels are paid in.
+    pub token: Address,
+    /// The `BandwidthChannels` contract.
+    pub channels: Address,
+    /// A provider sending from wallet 0, the deployer (it may mint test tokens).
+    pub deployer: DynProvider,
+    dir: PathBuf,
+}
+
+impl ChannelsNet {
+    /// Starts anvil (a block a second) and deploys a test token and the channels with
+    /// `close_delay` seconds; key files go under `dir`.
+    pub async fn start(dir: &Path, close_delay: u64) -> anyhow::Result<Self> {
+        let anvil = Anvil::start_with(Some(1))?;
+        let deployer = provider(&anvil.endpoint(), signer(&anvil, 0)?)?;
+        let token = TestToken::deploy(deployer.clone(), "Vellum test token".to_owned(), "VTT".to_owned()).await?;
+        let channels = contracts::BandwidthChannels::deploy(deployer.clone(), *token.address(), close_delay).await?;
+        Ok(Self { anvil, token: *token.address(), channels: *channels.address(), deployer, dir: dir.to_path_buf() })
+    }
+
+    /// Dev wallet `i`'s address.
+    pub fn address(&self, i: usize) -> anyhow::Result<Address> {
+        Ok(signer(&self.anvil, i)?.address())
+    }
+
+    /// Mints `amount` tokens to wallet `i`.
+    pub async fn fund(&self, i: usize, amount: U256) -> anyhow::Result<()> {
+        let token = TestToken::new(self.token, self.deployer.clone());
+        token.mint(self.address(i)?, amount).send().await?.get_receipt().await?;
+        Ok(())
+    }
+
+    /// `who`'s token balance.
+    pub async fn balance(&self, who: Address) -> anyhow::Result<U256> {
+        Ok(TestToken::new(self.token, self.deployer.clone()).balanceOf(who).call().await?)
+    }
+
+    /// The flags that put a node's wallet `i` on the channels: the endpoint, its key file and
+    /// the contract.
+    pub fn flags(&self, i: usize) -> anyhow::Result<Vec<String>> {
+        Ok(vec![
+            "--eth-provider".into(),
+            self.anvil.endpoint(),
+            "--eth-private-key-file".into(),
+            write_key_file(&self.dir, &self.anvil, i)?.display().to_string(),
+            "--bandwidth-channels-address".into(),
+            format!("{:#x}", self.channels),
+        ])
+    }
+}

@@ -18,6 +18,7 @@ mod encryption;
 mod lazy_repair;
 mod offchain_proofs;
 mod openapi_conformance;
+mod paid_bandwidth;
 mod protect;
 mod prover_cli;
 mod rules;
