@@ -1,8 +1,8 @@
 //! The README's main job, `vellum devnet`, run to its summary with short periods: it must exit
 //! successfully, narrate each stage of the request's life and its repair, and report a file that
 //! came back identical, repair that moved less than slot-by-slot repair would have, gas for
-//! every kind of call the scenario makes, and proofs off the chain costing honest hosts under a
-//! tenth of the gas that proofs on chain would. The contracts go up by `vellum deploy`, and every node
+//! every kind of call the scenario makes, bandwidth served for pay and paid for, and proofs off
+//! the chain costing honest hosts under a tenth of the gas that proofs on chain would. The contracts go up by `vellum deploy`, and every node
 //! and the validator start from its deployment file.
 
 use std::process::Command;
@@ -73,6 +73,14 @@ fn devnet_runs_the_whole_scenario_to_its_summary() -> anyhow::Result<()> {
     let moved = number("bytes moved by repair").unwrap_or(0);
     let per_slot = number("repairing slot by slot would move").unwrap_or(0);
     anyhow::ensure!(moved > 0 && moved < per_slot, "repair moved {moved}, slot by slot {per_slot}:\n{stdout}");
+    // Bandwidth is paid for: hosts pay the client for their slots, repairers and the reader pay
+    // hosts, and providers redeem the vouchers on chain.
+    let served_for_pay = number("bytes served for pay").unwrap_or(0);
+    let tokens_paid = number("tokens paid for bandwidth").unwrap_or(0);
+    anyhow::ensure!(served_for_pay > 0 && tokens_paid > 0, "no paid bandwidth in the summary:\n{stdout}");
+    for call in ["open (bandwidth)", "redeem (bandwidth)"] {
+        anyhow::ensure!(stdout.lines().any(|l| l.trim_start().starts_with(call)), "no gas line for {call}:\n{stdout}");
+    }
     for call in ["requestStorage", "reserveSlot", "fillSlot", "anchorPeriods", "accuseMissingProof", "settleAccusation"]
     {
         anyhow::ensure!(stdout.lines().any(|l| l.trim_start().starts_with(call)), "no gas line for {call}:\n{stdout}");

@@ -12,7 +12,9 @@
 //! summary: proofs, accusations, missed proofs and the validator's reward, gas per call kind, the bytes repair
 //! moved against what repairing slot by slot would have moved, and the proof economics computed
 //! from the chain (gas per honest proven slot-period, on and off the chain, in dollars per
-//! TiB-month; enforcement; anchoring per period).
+//! TiB-month; enforcement; anchoring per period), and the bandwidth paid for: every node charges
+//! a token a byte past a small allowance per peer and pays others the same, through channels, so
+//! hosts pay the client for their slots, repairers pay hosts, and the reader pays for the file.
 
 mod cluster;
 mod economics;
@@ -67,6 +69,53 @@ const MAX_MISSED: u64 = 3;
 
 /// Dev accounts: 0 deploys, 1 is the client, then the hosts, the spares and the validator.
 const CLIENT_WALLET: usize = 1;
+/// Bytes each node serves each peer free before it charges a token a byte.
+const BANDWIDTH_FREE: &str = "16KiB";
+
+/// The flags that make a devnet node charge for what it serves and pay for what it fetches:
+/// a token a byte past a 16 KiB allowance, no credit (a voucher before anything past the
+/// allowance), vouchers redeemed as soon as 16 KiB's worth is held.
+fn bandwidth_flags() -> Vec<String> {
+    [
+        "--bandwidth-price",
+        "1",
+        "--bandwidth-free",
+        BANDWIDTH_FREE,
+        "--bandwidth-credit",
+        "0",
+        "--bandwidth-redeem-every",
+        "16KiB",
+        "--max-price",
+        "1",
+        "--bandwidth-budget",
+        "1000000000000",
+        "--bandwidth-deposit",
+        "10000000",
+    ]
+    .map(String::from)
+    .into()
+}
+
+/// Paid bandwidth as the nodes report it (`GET /bandwidth`), summed.
+#[derive(Debug, Default, Clone, Copy)]
+struct PaidBandwidth {
+    bytes_charged: u64,
+    tokens_spent: U256,
+    tokens_redeemed: U256,
+    channels: usize,
+}
+
+impl PaidBandwidth {
+    /// Adds `node`'s account (nothing when it does not answer).
+    async fn add(&mut self, node: &DevNode) {
+        let Ok(report) = node.get_json("/bandwidth").await else { return };
+        let amount = |v: &serde_json::Value| v.as_str().and_then(|s| s.parse::<U256>().ok()).unwrap_or_default();
+        self.bytes_charged += report["serving"]["bytesCharged"].as_u64().unwrap_or(0);
+        self.tokens_redeemed += amount(&report["serving"]["tokensRedeemed"]);
+        self.tokens_spent += amount(&report["paying"]["tokensSpent"]);
+        self.channels += report["paying"]["channels"].as_array().map_or(0, Vec::len);
+    }
+}
 
 /// Runs the devnet to its summary; an error names the step that failed and where the logs are.
 pub(super) async fn run(args: DevnetArgs) -> anyhow::Result<()> {
@@ -146,14 +195,19 @@ pub(super) async fn run(args: DevnetArgs) -> anyhow::Result<()> {
 
     // The nodes and the validator.
     let endpoint = chain.anvil.endpoint();
-    let mut client = DevNode::start(&dir, "client", None, chain.market_flags(CLIENT_WALLET, &endpoint)?).await?;
+    let node_flags = |wallet: usize| -> anyhow::Result<Vec<String>> {
+        let mut flags = chain.market_flags(wallet, &endpoint)?;
+        flags.extend(bandwidth_flags());
+        Ok(flags)
+    };
+    let mut client = DevNode::start(&dir, "client", None, node_flags(CLIENT_WALLET)?).await?;
     let spr = client.spr().await?;
     let mut nodes = Vec::new();
     for i in 0..hosts + spares {
         let wallet = CLIENT_WALLET + 1 + i;
         let name = if i < hosts { format!("host{i}") } else { format!("spare{}", i - hosts) };
         watcher.name(chain.address(wallet), &name);
-        nodes.push(DevNode::start(&dir, &name, Some(&spr), chain.market_flags(wallet, &endpoint)?).await?);
+        nodes.push(DevNode::start(&dir, &name, Some(&spr), node_flags(wallet)?).await?);
     }
     let validator_log = dir.join("validator.log");
     let validator = start_validator(&chain, validator_wallet, &dir, &validator_log, &spr).await?;
@@ -193,7 +247,12 @@ pub(super) async fn run(args: DevnetArgs) -> anyhow::Result<()> {
     }
     t.say(format_args!("the validator verifies the hosts' proofs off the chain (none sent on chain)"));
 
-    // The client and M hosts go away.
+    // The client and M hosts go away (their accounts of paid bandwidth are read first).
+    let mut paid = PaidBandwidth::default();
+    paid.add(&client).await;
+    for node in &nodes[..m as usize] {
+        paid.add(node).await;
+    }
     client.stop();
     t.say("the client goes offline (its data now lives on the hosts)");
     let stopped: Vec<String> = nodes[..m as usize].iter().map(|n| n.name.clone()).collect();
@@ -217,7 +276,17 @@ pub(super) async fn run(args: DevnetArgs) -> anyhow::Result<()> {
 
     // The file, from a fresh node.
     let live = nodes[m as usize].spr().await?;
-    let reader = DevNode::start(&dir, "reader", Some(&live), vec![]).await?;
+    // The reader pays from the client's wallet (the client is gone; it uses no marketplace).
+    let mut reader_flags = vec![
+        "--eth-provider".to_owned(),
+        endpoint.clone(),
+        "--eth-private-key-file".to_owned(),
+        chain.key_file(CLIENT_WALLET)?.display().to_string(),
+        "--deployment".to_owned(),
+        deployment_file.display().to_string(),
+    ];
+    reader_flags.extend(bandwidth_flags());
+    let reader = DevNode::start(&dir, "reader", Some(&live), reader_flags).await?;
     let back = tokio::time::timeout(Duration::from_secs(120), reader.download(&protected))
         .await
         .context("the download took over two minutes")??;
@@ -247,6 +316,11 @@ pub(super) async fn run(args: DevnetArgs) -> anyhow::Result<()> {
     for spare in &nodes[hosts..] {
         moved += spare.counter("vellum_repair_bytes_fetched_total").await;
     }
+    // Providers redeem within a second or two of a voucher; give the last ones that long.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for node in nodes[m as usize..].iter().chain([&reader]) {
+        paid.add(node).await;
+    }
     let lost = tallies.lost.len() as u64;
     let per_slot = lost * u64::from(k) * slot_size;
     println!("\nSummary ({:.0} s)", t.elapsed());
@@ -275,6 +349,15 @@ pub(super) async fn run(args: DevnetArgs) -> anyhow::Result<()> {
         thousands(slot_size)
     );
     println!("  file after repair    {}", if same { "identical" } else { "DIFFERENT" });
+    println!(
+        "  bytes served for pay {} (past {BANDWIDTH_FREE} free per peer, at a token a byte: slots to hosts, \
+         repair, the reader)",
+        thousands(paid.bytes_charged)
+    );
+    println!(
+        "  tokens paid for bandwidth {} in vouchers on {} channels, {} redeemed on chain by the providers",
+        paid.tokens_spent, paid.channels, paid.tokens_redeemed
+    );
     println!("\nGas per call kind");
     print!("{}", report::gas_table(&gas));
     println!("\nProof economics (from every block's transactions, receipts and the marketplace's logs)");

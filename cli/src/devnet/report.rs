@@ -10,7 +10,7 @@ use alloy::primitives::{Address, B256, Bytes, FixedBytes};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::Log;
 use alloy::sol_types::SolCall;
-use contracts::{Marketplace, TestToken};
+use contracts::{BandwidthChannels, Marketplace, TestToken};
 
 /// One mined transaction with what its receipt says.
 #[derive(Debug, Clone)]
@@ -110,6 +110,10 @@ fn call_names() -> Vec<(FixedBytes<4>, &'static str)> {
         (Marketplace::claimEthCall::SELECTOR.into(), "claimEth"),
         (TestToken::approveCall::SELECTOR.into(), "approve (token)"),
         (TestToken::mintCall::SELECTOR.into(), "mint (token)"),
+        (BandwidthChannels::openCall::SELECTOR.into(), "open (bandwidth)"),
+        (BandwidthChannels::redeemCall::SELECTOR.into(), "redeem (bandwidth)"),
+        (BandwidthChannels::requestCloseCall::SELECTOR.into(), "requestClose (bandwidth)"),
+        (BandwidthChannels::reclaimCall::SELECTOR.into(), "reclaim (bandwidth)"),
     ]
 }
 
@@ -136,7 +140,7 @@ pub(super) fn gas_by_call(record: &ChainRecord) -> BTreeMap<&'static str, GasLin
 
 /// The gas table, one line per call kind, in the order calls happen in a request's life.
 pub(super) fn gas_table(gas: &BTreeMap<&'static str, GasLine>) -> String {
-    const ORDER: [&str; 15] = [
+    const ORDER: [&str; 19] = [
         "deploy",
         "mint (token)",
         "approve (token)",
@@ -151,13 +155,17 @@ pub(super) fn gas_table(gas: &BTreeMap<&'static str, GasLine>) -> String {
         "claimEth",
         "freeSlot",
         "withdrawFunds",
+        "open (bandwidth)",
+        "redeem (bandwidth)",
+        "requestClose (bandwidth)",
+        "reclaim (bandwidth)",
         "other",
     ];
-    let mut text = format!("  {:<20} {:>6} {:>13} {:>12}\n", "call", "calls", "gas (median)", "gas (total)");
+    let mut text = format!("  {:<24} {:>6} {:>13} {:>12}\n", "call", "calls", "gas (median)", "gas (total)");
     for name in ORDER {
         if let Some(line) = gas.get(name) {
             text.push_str(&format!(
-                "  {:<20} {:>6} {:>13} {:>12}\n",
+                "  {:<24} {:>6} {:>13} {:>12}\n",
                 name,
                 line.calls,
                 thousands(line.median()),
