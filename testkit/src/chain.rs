@@ -288,7 +288,13 @@ impl ChannelsNet {
     /// Starts anvil (a block a second) and deploys a test token and the channels with
     /// `close_delay` seconds; key files go under `dir`.
     pub async fn start(dir: &Path, close_delay: u64) -> anyhow::Result<Self> {
-        let anvil = Anvil::start_with(Some(1))?;
+        Self::start_with(dir, close_delay, Some(1)).await
+    }
+
+    /// Like [`ChannelsNet::start`], with a block every `block_time` seconds, or one per
+    /// transaction when `None` (the benchmark's: a channel opens in milliseconds).
+    pub async fn start_with(dir: &Path, close_delay: u64, block_time: Option<u64>) -> anyhow::Result<Self> {
+        let anvil = Anvil::start_with(block_time)?;
         let deployer = provider(&anvil.endpoint(), signer(&anvil, 0)?)?;
         let token = TestToken::deploy(deployer.clone(), "Vellum test token".to_owned(), "VTT".to_owned()).await?;
         let channels = contracts::BandwidthChannels::deploy(deployer.clone(), *token.address(), close_delay).await?;
