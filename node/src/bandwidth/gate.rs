@@ -11,8 +11,16 @@
 //! is ignored; any other bad voucher refuses the request. Accounts are bounded: peers without a
 //! channel are forgotten first when the table is full (a forgotten peer gets its allowance
 //! again, as a fresh peer id would), and no channel beyond [`MAX_CHANNELS`] is taken.
+//!
+//! The vouchers held are money: with a records directory ([`Gate::with_records`]) they are
+//! written to `vouchers.json` (write, fsync, rename) by the redeemer within a second of changing,
+//! and read back at start, each peer's account set to have been served exactly what its voucher
+//! pays for beyond the allowance (so a restart neither loses a voucher nor gives a peer its
+//! allowance twice).
 
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -128,6 +136,22 @@ pub struct Gate {
     terms: Terms,
     state: Mutex<GateState>,
     metrics: Arc<Metrics>,
+    /// Where the vouchers held are kept, if anywhere.
+    records: Option<PathBuf>,
+    /// Whether the vouchers changed since they were last written.
+    dirty: AtomicBool,
+}
+
+/// A voucher held, as kept on disk.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct StoredVoucher {
+    channel: B256,
+    peer: String,
+    payer: Address,
+    deposit: String,
+    held: String,
+    redeemed: String,
+    signature: String,
 }
 
 impl std::fmt::Debug for Gate {
@@ -164,7 +188,85 @@ impl Gate {
     pub fn new(channels: Arc<dyn Channels>, config: ProviderConfig, metrics: Arc<Metrics>) -> Self {
         let credit = config.price_per_byte.saturating_mul(U256::from(config.credit_bytes));
         let terms = Terms { price_per_byte: config.price_per_byte, free_bytes: config.free_bytes, credit };
-        Self { channels, config, terms, state: Mutex::default(), metrics }
+        Self { channels, config, terms, state: Mutex::default(), metrics, records: None, dirty: AtomicBool::new(false) }
+    }
+
+    /// Keeps the vouchers held in `dir/vouchers.json`, reading those kept there first.
+    pub fn with_records(mut self, dir: PathBuf) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        let file = dir.join("vouchers.json");
+        let stored: Vec<StoredVoucher> = match std::fs::read(&file) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        {
+            let mut state = self.state();
+            for v in stored {
+                let (Ok(peer), Ok(held), Ok(redeemed), Ok(deposit), Ok(signature)) = (
+                    v.peer.parse::<PeerId>(),
+                    v.held.parse::<U256>(),
+                    v.redeemed.parse::<U256>(),
+                    v.deposit.parse::<U256>(),
+                    alloy::hex::decode(&v.signature),
+                ) else {
+                    warn!(target: LOG, channel = %v.channel, "a kept voucher is unreadable; skipped");
+                    continue;
+                };
+                // Served exactly what the voucher pays for, past the allowance.
+                let paid_bytes = if self.terms.price_per_byte.is_zero() {
+                    0
+                } else {
+                    u64::try_from(held / self.terms.price_per_byte).unwrap_or(u64::MAX)
+                };
+                let ledger = Provider { served: self.terms.free_bytes.saturating_add(paid_bytes), held };
+                state.peers.insert(peer, PeerAccount { ledger, channel: Some(v.channel) });
+                let info = ChannelInfo {
+                    payer: v.payer,
+                    provider: self.channels.address(),
+                    deposit,
+                    redeemed,
+                    closes_at: 0,
+                    settled: false,
+                };
+                // Read again from the chain at the first voucher (the entry counts as old).
+                let read_at = Instant::now().checked_sub(CHANNEL_TTL).unwrap_or_else(Instant::now);
+                state.channels.insert(v.channel, ChannelAccount { peer, info, read_at, held, signature, redeemed });
+            }
+        }
+        self.records = Some(file);
+        Ok(self)
+    }
+
+    /// Writes the vouchers held if they changed (the redeemer calls it every second).
+    pub(crate) async fn persist_if_dirty(&self) {
+        let Some(file) = self.records.clone() else { return };
+        if !self.dirty.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let stored: Vec<StoredVoucher> = self
+            .state()
+            .channels
+            .iter()
+            .filter(|(_, c)| c.held > U256::ZERO)
+            .map(|(id, c)| StoredVoucher {
+                channel: *id,
+                peer: c.peer.to_string(),
+                payer: c.info.payer,
+                deposit: c.info.deposit.to_string(),
+                held: c.held.to_string(),
+                redeemed: c.redeemed.to_string(),
+                signature: alloy::hex::encode(&c.signature),
+            })
+            .collect();
+        let Ok(bytes) = serde_json::to_vec(&stored) else { return };
+        let written = tokio::task::spawn_blocking(move || super::payments::write_atomically(&file, &bytes)).await;
+        if !matches!(written, Ok(Ok(()))) {
+            self.dirty.store(true, Ordering::Release);
+            warn!(target: LOG, "could not keep the vouchers held; trying again");
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, GateState> {
@@ -346,6 +448,7 @@ impl Gate {
         entry.held = cumulative;
         entry.signature = v.signature.clone();
         drop(state);
+        self.dirty.store(true, Ordering::Release);
         self.metrics.bandwidth_vouchers_accepted.inc();
         Ok(true)
     }
@@ -385,6 +488,7 @@ impl Gate {
         if cumulative > c.redeemed {
             let paid = cumulative - c.redeemed;
             c.redeemed = cumulative;
+            self.dirty.store(true, Ordering::Release);
             state.totals.tokens_redeemed = state.totals.tokens_redeemed.saturating_add(paid);
             self.metrics.bandwidth_tokens_redeemed.inc_by(u64::try_from(paid).unwrap_or(u64::MAX));
         }

@@ -146,8 +146,9 @@ impl Payer {
 
     /// The voucher to send with a request for `bytes` more, which it counts as in flight: the
     /// cost of what was received or is in flight plus what is asked, capped at `prepay` ahead
-    /// of what was received. `None` when the one already signed covers it (or the bytes are
-    /// still free). A refusal (over budget) counts nothing.
+    /// of what was received. `None` when the one already signed comes within half the
+    /// provider's credit of it (or the bytes are still free). A refusal (over budget) counts
+    /// nothing.
     pub fn voucher_for(&mut self, bytes: u64) -> Result<Option<U256>, PayError> {
         let received_cost = Provider::owed_after(&self.terms, self.received)?;
         let in_flight = self.in_flight.checked_add(bytes).ok_or(Overflow)?;
@@ -155,7 +156,10 @@ impl Payer {
         let wanted = Provider::owed_after(&self.terms, asked)?;
         let cap = received_cost.checked_add(self.prepay).ok_or(Overflow)?;
         let target = wanted.min(cap);
-        if target <= self.signed {
+        // While what is signed stays within half the provider's credit of what is due, no new
+        // voucher is needed: one is signed (and checked) per half-credit of bytes, not per
+        // request. The last one is made exact by `settle`.
+        if target <= self.signed.saturating_add(self.terms.credit / U256::from(2u64)) {
             self.in_flight = in_flight;
             return Ok(None);
         }
@@ -289,6 +293,29 @@ mod tests {
         let total: u64 = asks.iter().sum();
         assert_eq!(provider.held, Provider::owed_after(&t, total).expect("fits"));
         assert_eq!(payer.settle(), Ok(None), "settling twice signs nothing more");
+    }
+
+    #[test]
+    fn vouchers_are_signed_once_per_half_credit_and_the_provider_never_waits() {
+        let credit_bytes = 8 * 16 * BLOCK;
+        let t = Terms { price_per_byte: U256::from(2u64), free_bytes: 0, credit: U256::from(2 * credit_bytes) };
+        let mut payer = Payer::new(t, U256::from(2u64), U256::MAX, U256::from(2 * 16 * 16 * BLOCK)).expect("price ok");
+        let mut provider = Provider::default();
+        let (mut signed, requests) = (0, 256u64);
+        for _ in 0..requests {
+            if let Some(v) = payer.voucher_for(16 * BLOCK).expect("budget") {
+                provider.hold(v);
+                signed += 1;
+            }
+            assert_eq!(provider.decide(&t, 16 * BLOCK), Ok(Decision::Serve));
+            provider.served(16 * BLOCK);
+            payer.answered(16 * BLOCK, 16 * BLOCK);
+        }
+        assert!(signed <= requests / 4 + 1, "{signed} vouchers for {requests} requests");
+        if let Some(v) = payer.settle().expect("budget") {
+            provider.hold(v);
+        }
+        assert_eq!(provider.held, Provider::owed_after(&t, requests * 16 * BLOCK).expect("fits"));
     }
 
     #[test]

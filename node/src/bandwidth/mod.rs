@@ -101,7 +101,16 @@ impl Bandwidth {
         metrics: Arc<Metrics>,
         chain: Chain,
     ) -> Result<Self, BandwidthError> {
-        let gate = provider.map(|p| Arc::new(Gate::new(Arc::clone(&channels), p, Arc::clone(&metrics))));
+        let gate = match provider {
+            Some(p) => {
+                let dir = data_dir.join("bandwidth");
+                let gate = Gate::new(Arc::clone(&channels), p, Arc::clone(&metrics))
+                    .with_records(dir.clone())
+                    .map_err(|source| BandwidthError::Records { dir, source })?;
+                Some(Arc::new(gate))
+            }
+            None => None,
+        };
         if let Some(g) = &gate {
             redeemer::spawn(Arc::clone(g));
         }

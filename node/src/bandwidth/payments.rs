@@ -472,7 +472,7 @@ impl Payments {
 
 /// Writes `bytes` to `path` through a temporary file, synced before the rename and the
 /// directory after it.
-fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp)?;

@@ -47,6 +47,7 @@ async fn run(gate: Arc<Gate>) {
             }
             turn = turn.wrapping_add(READS_PER_TICK);
         }
+        gate.persist_if_dirty().await;
         for (id, cumulative, signature) in gate.to_redeem() {
             match gate.channels().redeem(id, cumulative, signature).await {
                 Ok(()) => {

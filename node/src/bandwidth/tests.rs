@@ -274,3 +274,56 @@ async fn channels_opened_survive_a_restart_for_reclaiming() {
     w.contract.advance(100);
     assert_eq!(payments.reclaim_due().await.expect("reclaims"), U256::from(50_000_000u64));
 }
+
+#[tokio::test]
+async fn vouchers_held_survive_a_provider_restart_and_the_allowance_is_not_given_twice() {
+    let w = world(provider_config());
+    let provider_key = PrivateKeySigner::random();
+    let records = w.dir.join("provider");
+    let gate = Gate::new(Arc::new(w.contract.wallet(provider_key.clone())), provider_config(), Metrics::new())
+        .with_records(records.clone())
+        .expect("records");
+    let payments = w.payments(None);
+    let peer = PeerId::random();
+    let mut served = 0;
+    for _ in 0..6 {
+        let ticket = payments.ticket(peer, BATCH).expect("ticket");
+        match gate.admit(peer, ticket.voucher.as_ref(), BATCH).await {
+            Admission::Serve { .. } => {
+                payments.answered(peer, &ticket, BATCH, BATCH);
+                served += BATCH;
+            }
+            Admission::PaymentRequired(terms) => {
+                payments.answered(peer, &ticket, BATCH, 0);
+                payments.accept_terms(peer, &terms).await.expect("opens");
+            }
+            Admission::Withheld => panic!("withheld"),
+        }
+    }
+    gate.persist_if_dirty().await;
+    let (_, before) = gate.totals();
+    assert!(before[0].held > U256::ZERO, "a voucher is held");
+    drop(gate);
+
+    // The provider restarts: the voucher is still redeemable, and the peer's account says it
+    // was served what the voucher pays for.
+    let gate = Gate::new(Arc::new(w.contract.wallet(provider_key.clone())), provider_config(), Metrics::new())
+        .with_records(records)
+        .expect("records read back");
+    let (_, after) = gate.totals();
+    assert_eq!(after[0].held, before[0].held);
+    assert!(gate.is_paying(&peer));
+    let owed_bytes = 2 * BATCH + u64::try_from(before[0].held / U256::from(3u64)).expect("fits");
+    assert!(owed_bytes <= served + BATCH, "served {served}, accounted {owed_bytes}");
+    for (id, cumulative, sig) in gate.to_redeem_everything() {
+        gate.channels().redeem(id, cumulative, sig).await.expect("redeems after a restart");
+    }
+    assert_eq!(w.contract.balance(provider_key.address()), before[0].held);
+    // Without a new voucher, the peer gets the credit and no allowance again.
+    let mut free_again = 0;
+    while matches!(gate.admit(peer, None, BLOCK).await, Admission::Serve { .. }) {
+        free_again += BLOCK;
+        assert!(free_again <= 4 * BATCH, "the allowance was given again");
+    }
+    assert!(free_again <= BATCH, "{free_again} bytes past the voucher: at most the credit");
+}
