@@ -114,7 +114,17 @@ async fn a_downloader_pays_two_providers_to_the_unit_and_reclaims_the_rest() -> 
         "d",
         3,
         &[&a, &b],
-        &["--max-price", "5", "--bandwidth-budget", "200000000", "--bandwidth-deposit", "60000000"],
+        &[
+            "--max-price",
+            "5",
+            "--bandwidth-budget",
+            "200000000",
+            "--bandwidth-deposit",
+            "60000000",
+            "--metrics",
+            "--metrics-port",
+            "0",
+        ],
     )
     .await?;
 
@@ -158,6 +168,10 @@ async fn a_downloader_pays_two_providers_to_the_unit_and_reclaims_the_rest() -> 
         .map(|r| r["serving"]["bytesCharged"].as_u64().unwrap_or(0))
         .sum();
     anyhow::ensure!(bytes_paid == charged_total, "bytes paid {bytes_paid} = bytes charged {charged_total}");
+    let metric = d.metric("vellum_bandwidth_bytes_paid_total").await?.unwrap_or(0.0);
+    anyhow::ensure!(metric as u64 == bytes_paid, "the metric says {metric}, /bandwidth {bytes_paid}");
+    let opened = d.metric("vellum_bandwidth_channels_opened_total").await?.unwrap_or(0.0);
+    anyhow::ensure!(opened as u64 == 2, "{opened} channels opened");
 
     // After the delay the rest comes back.
     wait_until("the deposits are reclaimed", Duration::from_secs(20), || async {
