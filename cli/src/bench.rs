@@ -98,7 +98,10 @@ async fn one_run(dir: &std::path::Path, size: u64, mode: Mode, chain: Option<&Ch
         flags1.extend(chain.flags(1)?);
         flags1.extend(["--bandwidth-price", "1", "--bandwidth-free", "1MiB"].map(String::from));
         flags2.extend(chain.flags(2)?);
-        flags2.extend(["--max-price".into(), "1".into(), "--bandwidth-budget".into(), budget.to_string()]);
+        flags2.extend(
+            ["--max-price", "1", "--bandwidth-budget", &budget.to_string(), "--bandwidth-deposit", &budget.to_string()]
+                .map(String::from),
+        );
     }
     let node1 = TestNode::spawn(&exe, &dir.join("node1"), &flags1, None, NODE_START)?;
     flags2.extend(["--bootstrap-node".into(), node1.spr().await.context("node 1 has no SPR")?]);

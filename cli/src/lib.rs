@@ -266,7 +266,8 @@ pub struct NodeArgs {
     /// Paid bandwidth: tokens this node may deposit in channels in all.
     #[arg(long, env = "VELLUM_BANDWIDTH_BUDGET", value_name = "TOKENS", value_parser = parse_tokens)]
     pub bandwidth_budget: Option<alloy::primitives::U256>,
-    /// Paid bandwidth: tokens deposited in each channel [default: the whole budget left].
+    /// Paid bandwidth: tokens deposited in each channel (at most what is left of the budget; a
+    /// spent channel is followed by another) [default: a quarter of the budget].
     #[arg(long, env = "VELLUM_BANDWIDTH_DEPOSIT", value_name = "TOKENS", value_parser = parse_tokens)]
     pub bandwidth_deposit: Option<alloy::primitives::U256>,
     /// Paid bandwidth: bytes paid for ahead of what arrived, at most (the most a provider that
@@ -395,7 +396,9 @@ impl NodeArgs {
                 Some(node::bandwidth::PayerConfig {
                     max_price,
                     budget,
-                    deposit: self.bandwidth_deposit.unwrap_or(budget),
+                    deposit: self.bandwidth_deposit.unwrap_or(
+                        (budget / alloy::primitives::U256::from(4u64)).max(alloy::primitives::U256::from(1u64)),
+                    ),
                     prepay_bytes: self.bandwidth_prepay,
                     fault: self.fault_bandwidth_vouchers,
                 })

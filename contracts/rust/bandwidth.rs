@@ -49,6 +49,13 @@ pub enum VoucherError {
     },
 }
 
+/// The id the contract gives the `count`-th channel (from 0) `payer` opens to `provider`:
+/// `keccak256(abi.encode(chainid, contract, payer, provider, count))`.
+pub fn channel_id(chain_id: u64, contract: Address, payer: Address, provider: Address, count: U256) -> B256 {
+    use alloy::sol_types::SolValue;
+    alloy::primitives::keccak256((U256::from(chain_id), contract, payer, provider, count).abi_encode())
+}
+
 /// Where vouchers are valid: one channels contract on one chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VoucherDomain {

@@ -370,6 +370,7 @@ impl Fetcher {
                 let since = *stranded.get_or_insert_with(Instant::now);
                 let searched_out = searching == 0 && searches >= SEARCH_PAUSES.len();
                 if searched_out || since.elapsed() >= RECOVERY_LIMIT {
+                    self.settle_later(peers.keys().copied().collect());
                     let reason = format!(
                         "no provider could deliver the {} missing blocks ({searches} searches in {:.1?})",
                         partial.missing(),
@@ -447,7 +448,7 @@ impl Fetcher {
                 let payments = self.payments.clone();
                 let (answer, abort) = futures::future::abortable(async move {
                     let response = net.request(peer, request).await?;
-                    Ok::<_, NetError>(payment_answer(payments.as_deref(), peer, response).await)
+                    Ok::<_, NetError>(payment_answer(payments.as_ref(), peer, response).await)
                 });
                 let id = next_id;
                 next_id += 1;
@@ -541,7 +542,7 @@ impl Fetcher {
                 }
             }
         }
-        self.settle(peers.keys().copied()).await;
+        self.settle_later(peers.keys().copied().collect());
         let secs = started.elapsed().as_secs_f64();
         let cid = tokio::task::block_in_place(|| partial.finish())?;
         info!(target: LOG, manifest = %cid, bytes = manifest.dataset_size, secs, "dataset fetched");
@@ -596,28 +597,33 @@ impl Fetcher {
         (outcome, good_bytes)
     }
 
-    /// Sends each of `peers` that is paid through a channel a last voucher for exactly what
-    /// arrived from it (when what was signed does not cover it).
-    async fn settle(&self, peers: impl Iterator<Item = PeerId>) {
-        let Some(payments) = &self.payments else { return };
-        for peer in peers.filter(|p| payments.pays(p)) {
-            let voucher = match payments.settlement(peer) {
-                Ok(Some(v)) => v,
-                Ok(None) => continue,
-                Err(e) => {
-                    warn!(target: LOG, %peer, error = %e, "could not settle with a provider");
-                    continue;
-                }
-            };
-            match self.net.request(peer, Request { kind: Some(RequestKind::Pay(voucher)) }).await {
-                Ok(Response { kind: Some(ResponseKind::Status(s)) }) if s == Status::Paid as i32 => {
-                    debug!(target: LOG, %peer, "settled with provider")
-                }
-                Ok(other) => {
-                    warn!(target: LOG, %peer, answer = ?other.kind, "provider did not take the settling voucher")
-                }
-                Err(e) => warn!(target: LOG, %peer, error = %e, "could not send the settling voucher"),
+    /// Sends, from a task of its own, each of `peers` that is paid through a channel a last
+    /// voucher for exactly what arrived from it (when what was signed does not cover it and
+    /// nothing is in flight to it).
+    fn settle_later(&self, peers: Vec<PeerId>) {
+        let Some(payments) = self.payments.clone() else { return };
+        let net = self.net.clone();
+        tokio::spawn(async move { settle(&payments, &net, peers).await });
+    }
+}
+
+/// See [`Fetcher::settle_later`].
+async fn settle(payments: &Payments, net: &NetworkHandle, peers: Vec<PeerId>) {
+    for peer in peers.into_iter().filter(|p| payments.pays(p)) {
+        let voucher = match payments.settlement(peer) {
+            Ok(Some(v)) => v,
+            Ok(None) => continue,
+            Err(e) => {
+                warn!(target: LOG, %peer, error = %e, "could not settle with a provider");
+                continue;
             }
+        };
+        match net.request(peer, Request { kind: Some(RequestKind::Pay(voucher)) }).await {
+            Ok(Response { kind: Some(ResponseKind::Status(s)) }) if s == Status::Paid as i32 => {
+                debug!(target: LOG, %peer, "settled with provider")
+            }
+            Ok(other) => warn!(target: LOG, %peer, answer = ?other.kind, "provider did not take the settling voucher"),
+            Err(e) => warn!(target: LOG, %peer, error = %e, "could not send the settling voucher"),
         }
     }
 }
@@ -740,17 +746,23 @@ enum Answer {
     Unpaid(String),
 }
 
-/// Turns a "payment required" answer into a channel to the provider (or a refusal).
-async fn payment_answer(payments: Option<&Payments>, peer: PeerId, response: Response) -> Answer {
+/// Turns a "payment required" answer into a channel to the provider, or a higher voucher on
+/// the one open (or a refusal).
+async fn payment_answer(payments: Option<&Arc<Payments>>, peer: PeerId, response: Response) -> Answer {
     let Some(ResponseKind::PaymentRequired(terms)) = &response.kind else { return Answer::Response(response) };
     let Some(payments) = payments else {
         return Answer::Unpaid("it charges for bandwidth and this node pays none (see --max-price)".into());
     };
     if terms.refused.is_none() && payments.pays(&peer) {
-        // It wants more than our vouchers give though we pay: a failure of the request (a
-        // provider that keeps asking is dropped after a few, one that was only ahead of a
-        // voucher in flight is asked again).
-        return Answer::Response(response);
+        // It counts more than our vouchers cover (answers lost on the way, a restart): the
+        // next voucher carries what it asks, within what we forgive. When we signed that much
+        // already (a voucher on its way), the request failed: a provider that keeps asking is
+        // dropped after a few.
+        return match payments.sync(peer, terms) {
+            Ok(true) => Answer::PaymentArranged,
+            Ok(false) => Answer::Response(response),
+            Err(e) => Answer::Unpaid(e.to_string()),
+        };
     }
     match payments.accept_terms(peer, terms).await {
         Ok(()) => Answer::PaymentArranged,

@@ -34,6 +34,14 @@ async fn rust_signed_vouchers_redeem_on_chain_and_bad_ones_do_not() -> anyhow::R
         .ok_or_else(|| anyhow::anyhow!("no ChannelOpened"))?;
 
     let domain = VoucherDomain { chain_id: payer.get_chain_id().await?, contract: *channels.address() };
+    let predicted = contracts::bandwidth::channel_id(
+        domain.chain_id,
+        *channels.address(),
+        payer_key.address(),
+        provider_key.address(),
+        U256::ZERO,
+    );
+    anyhow::ensure!(predicted == id, "the channel id is predicted as the contract makes it");
     let amount = U256::from(400u64);
     let on_chain = channels.voucherDigest(id, amount).call().await?;
     anyhow::ensure!(on_chain == domain.digest(id, amount), "the digest is the contract's");

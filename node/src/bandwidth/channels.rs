@@ -103,14 +103,28 @@ impl Channels for ChainChannels {
             let token = self.chain.erc20(self.token);
             self.chain.send("approve", token.approve(self.contract, deposit)).await?;
             let instance = self.chain.channels(self.contract);
-            let receipt = self.chain.send("open", instance.open(provider, deposit)).await?;
-            receipt
-                .inner
-                .logs()
-                .iter()
-                .find_map(|l| l.log_decode::<BandwidthChannels::ChannelOpened>().ok())
-                .map(|e| e.inner.data.id)
-                .ok_or_else(|| ChainError::Rpc { call: "open", reason: "no ChannelOpened event in the receipt".into() })
+            // The id the contract will give the channel, should the receipt not come back.
+            let me = self.chain.address();
+            let count = self.chain.read("opened", instance.opened(me)).await?;
+            let predicted = contracts::bandwidth::channel_id(self.chain_id, self.contract, me, provider, count);
+            match self.chain.send("open", instance.open(provider, deposit)).await {
+                Ok(receipt) => receipt
+                    .inner
+                    .logs()
+                    .iter()
+                    .find_map(|l| l.log_decode::<BandwidthChannels::ChannelOpened>().ok())
+                    .map(|e| e.inner.data.id)
+                    .ok_or_else(|| ChainError::Rpc {
+                        call: "open",
+                        reason: "no ChannelOpened event in the receipt".into(),
+                    }),
+                // The outcome is unknown: the chain says whether the channel is there.
+                Err(e @ ChainError::Unreachable { .. }) => match self.channel(predicted).await {
+                    Ok(Some(c)) if c.payer == me && c.provider == provider => Ok(predicted),
+                    _ => Err(e),
+                },
+                Err(e) => Err(e),
+            }
         })
     }
 
@@ -156,6 +170,12 @@ pub struct FakeChannelsContract {
 
 #[derive(Debug, Default)]
 struct FakeState {
+    /// Channel reads answered (or failed).
+    reads: u64,
+    /// Whether reads fail as an unreachable endpoint would.
+    down: bool,
+    /// How long an open takes.
+    open_delay: std::time::Duration,
     now: u64,
     opened: u64,
     channels: HashMap<B256, ChannelInfo>,
@@ -202,6 +222,21 @@ impl FakeChannelsContract {
         self.with(|s| s.reverts)
     }
 
+    /// Channel reads so far.
+    pub fn reads(&self) -> u64 {
+        self.with(|s| s.reads)
+    }
+
+    /// Makes reads fail (as an unreachable endpoint) or answer again.
+    pub fn set_down(&self, down: bool) {
+        self.with(|s| s.down = down);
+    }
+
+    /// Makes each open take `delay` before it lands.
+    pub fn set_open_delay(&self, delay: std::time::Duration) {
+        self.with(|s| s.open_delay = delay);
+    }
+
     /// A channel as it stands.
     pub fn get(&self, id: B256) -> Option<ChannelInfo> {
         self.with(|s| s.channels.get(&id).copied())
@@ -243,12 +278,23 @@ impl Channels for FakeChannels {
     }
 
     fn channel(&self, id: B256) -> BoxFuture<'_, Result<Option<ChannelInfo>, ChainError>> {
-        Box::pin(async move { Ok(self.contract.get(id)) })
+        Box::pin(async move {
+            let down = self.contract.with(|s| {
+                s.reads += 1;
+                s.down
+            });
+            if down {
+                return Err(ChainError::Unreachable { call: "getChannel", reason: "endpoint down".into() });
+            }
+            Ok(self.contract.get(id))
+        })
     }
 
     fn open(&self, provider: Address, deposit: U256) -> BoxFuture<'_, Result<B256, ChainError>> {
         let payer = self.address();
         Box::pin(async move {
+            let delay = self.contract.with(|s| s.open_delay);
+            tokio::time::sleep(delay).await;
             self.contract.transact("open", |s| {
                 if provider == Address::ZERO || provider == payer {
                     return Err("BadProvider()".into());

@@ -6,9 +6,15 @@
 //! chain (and cached; read again when a voucher passes the cached deposit or the entry is old),
 //! must pay this provider, be open and not closing, and the voucher must pass
 //! `VoucherDomain::check` (the payer's signature, within the deposit). One channel pays for one
-//! peer only, and a peer pays through one channel: otherwise one deposit would cover two peers'
-//! ledgers. A voucher at or below the one held is stale (requests may overtake each other) and
-//! is ignored; any other bad voucher refuses the request. Accounts are bounded: peers without a
+//! peer only, otherwise one deposit would cover two peers' ledgers; a peer pays through one
+//! channel at a time, and may move to a new one (its old one closed or spent): what the old one
+//! carried counts as paid before, and the new one's vouchers add to it. A voucher at or below
+//! the one held, or on a peer's earlier channel, is stale (requests may overtake each other) and
+//! is ignored; any other bad voucher refuses the request, and a peer with
+//! [`MAX_REFUSALS`] refused vouchers is refused without a chain read (as are channel ids the
+//! chain did not know, for a while): a peer cannot make the provider read the chain at will.
+//! When the chain does not answer, what was read before is used (deposits only grow, and a
+//! close gives a day); with nothing read before, the request is answered busy. Accounts are bounded: peers without a
 //! channel are forgotten first when the table is full (a forgotten peer gets its allowance
 //! again, as a fresh peer id would), and no channel beyond [`MAX_CHANNELS`] is taken.
 //!
@@ -41,6 +47,12 @@ pub const MAX_PEERS: usize = 16_384;
 pub const MAX_CHANNELS: usize = 4_096;
 /// How long a channel read from the chain is trusted for its deposit and state.
 const CHANNEL_TTL: Duration = Duration::from_secs(30);
+/// Refused vouchers after which a peer's vouchers are refused without reading the chain.
+pub const MAX_REFUSALS: u32 = 3;
+/// Channel ids the chain did not know (or that pay others), remembered for a while.
+const MAX_UNKNOWN: usize = 4_096;
+/// How long such an id is refused without reading the chain again.
+const UNKNOWN_TTL: Duration = Duration::from_secs(60);
 
 /// What a provider does with peers that are past their allowance and credit and do not pay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -78,9 +90,11 @@ pub enum Admission {
         paying: bool,
     },
     /// Refuse it with these terms (and why, when a voucher was refused).
-    PaymentRequired(PaymentTerms),
+    PaymentRequired(Box<PaymentTerms>),
     /// Refuse it: the provider stopped serving this peer (fault injection).
     Withheld,
+    /// Answer busy: the chain could not be read to check its voucher.
+    Busy,
 }
 
 /// A channel a peer pays through, with the highest voucher held on it.
@@ -93,18 +107,30 @@ pub(crate) struct ChannelAccount {
     pub(crate) signature: Vec<u8>,
     /// What this provider has redeemed on it (as far as it knows).
     pub(crate) redeemed: U256,
+    /// What the peer's earlier channels carried when this one was bound.
+    paid_before: U256,
+    /// Redeem attempts that failed in a row.
+    failures: u32,
 }
 
 #[derive(Debug, Default)]
 struct PeerAccount {
+    /// Served and paid in all (its `held` is `paid_before` plus the current channel's voucher).
     ledger: Provider,
+    /// The channel it pays through now.
     channel: Option<B256>,
+    /// What its earlier channels carried.
+    paid_before: U256,
+    /// Vouchers of its refused.
+    refusals: u32,
 }
 
 #[derive(Debug, Default)]
 struct GateState {
     peers: HashMap<PeerId, PeerAccount>,
     channels: HashMap<B256, ChannelAccount>,
+    /// Channel ids refused for being unknown or another provider's, and when.
+    unknown: HashMap<B256, Instant>,
     totals: ServedTotals,
 }
 
@@ -147,6 +173,9 @@ pub struct Gate {
 struct StoredVoucher {
     channel: B256,
     peer: String,
+    /// What the peer's earlier channels carried when this one was bound.
+    #[serde(default)]
+    paid_before: String,
     payer: Address,
     deposit: String,
     held: String,
@@ -173,10 +202,10 @@ enum Refusal {
     Closing(B256),
     #[error("channel {0} pays for another peer")]
     TakenByOtherPeer(B256),
-    #[error("this peer pays through channel {0}")]
-    OtherChannel(B256),
     #[error("too many channels")]
     TooManyChannels,
+    #[error("too many refused vouchers from this peer")]
+    Distrusted,
     #[error("the chain could not be read: {0}")]
     ChainAway(String),
     #[error(transparent)]
@@ -215,14 +244,21 @@ impl Gate {
                     warn!(target: LOG, channel = %v.channel, "a kept voucher is unreadable; skipped");
                     continue;
                 };
-                // Served exactly what the voucher pays for, past the allowance.
-                let paid_bytes = if self.terms.price_per_byte.is_zero() {
-                    0
-                } else {
-                    u64::try_from(held / self.terms.price_per_byte).unwrap_or(u64::MAX)
-                };
-                let ledger = Provider { served: self.terms.free_bytes.saturating_add(paid_bytes), held };
-                state.peers.insert(peer, PeerAccount { ledger, channel: Some(v.channel) });
+                let paid_before = v.paid_before.parse::<U256>().unwrap_or_default();
+                let total = paid_before.saturating_add(held);
+                let account = state.peers.entry(peer).or_default();
+                // The peer's channel is the one that carries the most in all; it was served
+                // exactly what that pays for, past the allowance.
+                if total >= account.ledger.held {
+                    let paid_bytes = if self.terms.price_per_byte.is_zero() {
+                        0
+                    } else {
+                        u64::try_from(total / self.terms.price_per_byte).unwrap_or(u64::MAX)
+                    };
+                    account.ledger = Provider { served: self.terms.free_bytes.saturating_add(paid_bytes), held: total };
+                    account.channel = Some(v.channel);
+                    account.paid_before = paid_before;
+                }
                 let info = ChannelInfo {
                     payer: v.payer,
                     provider: self.channels.address(),
@@ -233,7 +269,10 @@ impl Gate {
                 };
                 // Read again from the chain at the first voucher (the entry counts as old).
                 let read_at = Instant::now().checked_sub(CHANNEL_TTL).unwrap_or_else(Instant::now);
-                state.channels.insert(v.channel, ChannelAccount { peer, info, read_at, held, signature, redeemed });
+                state.channels.insert(
+                    v.channel,
+                    ChannelAccount { peer, info, read_at, held, signature, redeemed, paid_before, failures: 0 },
+                );
             }
         }
         self.records = Some(file);
@@ -254,6 +293,7 @@ impl Gate {
             .map(|(id, c)| StoredVoucher {
                 channel: *id,
                 peer: c.peer.to_string(),
+                paid_before: c.paid_before.to_string(),
                 payer: c.info.payer,
                 deposit: c.info.deposit.to_string(),
                 held: c.held.to_string(),
@@ -283,16 +323,25 @@ impl Gate {
         &self.channels
     }
 
-    /// Whether `peer` pays through a channel (its requests go first).
+    /// Whether `peer` pays through a channel and its vouchers cover all it was served (its
+    /// requests go first; a peer living on credit does not).
     pub fn is_paying(&self, peer: &PeerId) -> bool {
-        self.state().peers.get(peer).is_some_and(|a| a.channel.is_some())
+        self.state().peers.get(peer).is_some_and(|a| {
+            a.channel.is_some() && a.ledger.unpaid(&Terms { credit: U256::ZERO, ..self.terms }) == Ok(U256::ZERO)
+        })
+    }
+
+    /// Whether `peer`'s vouchers are refused without a look (too many were bad): its requests
+    /// are answered without reading the disk.
+    pub fn distrusts(&self, peer: &PeerId) -> bool {
+        self.state().peers.get(peer).is_some_and(|a| a.refusals >= MAX_REFUSALS)
     }
 
     /// Takes a voucher sent on its own (after a transfer, to settle the exact amount).
     pub async fn pay(&self, peer: PeerId, voucher: &WireVoucher) -> Result<(), PaymentTerms> {
         match self.take_voucher(peer, voucher).await {
-            Ok(_) => Ok(()),
-            Err(refusal) => Err(self.payment_terms(U256::ZERO, U256::ZERO, Some(refusal.to_string()))),
+            Ok(_) | Err(Refusal::ChainAway(_)) => Ok(()),
+            Err(refusal) => Err(self.payment_terms(U256::ZERO, (U256::ZERO, None), Some(refusal.to_string()))),
         }
     }
 
@@ -303,14 +352,15 @@ impl Gate {
         if let Some(v) = voucher {
             match self.take_voucher(peer, v).await {
                 Ok(accepted) => paid_now = accepted,
+                Err(Refusal::ChainAway(_)) => return Admission::Busy,
                 Err(refusal) => {
                     self.state().totals.requests_refused += 1;
                     self.metrics.bandwidth_requests_refused.inc();
-                    return Admission::PaymentRequired(self.payment_terms(
+                    return Admission::PaymentRequired(Box::new(self.payment_terms(
                         U256::ZERO,
-                        U256::ZERO,
+                        (U256::ZERO, None),
                         Some(refusal.to_string()),
-                    ));
+                    )));
                 }
             }
         }
@@ -334,11 +384,15 @@ impl Gate {
                 Ok(Decision::PayFirst { needed, held }) => (needed, held),
                 _ => (U256::MAX, account.ledger.held),
             };
+            // What is lacking beyond all it holds, and the voucher held on the peer's channel.
+            let bound = account.channel;
+            let needed = needed.saturating_sub(held);
+            let on_channel = bound.and_then(|c| state.channels.get(&c)).map_or(U256::ZERO, |c| c.held);
             state.totals.requests_refused += 1;
             drop(state);
             self.metrics.bandwidth_requests_refused.inc();
             debug!(target: LOG, %peer, %needed, %held, "payment required");
-            return Admission::PaymentRequired(self.payment_terms(needed, held, None));
+            return Admission::PaymentRequired(Box::new(self.payment_terms(needed, (on_channel, bound), None)));
         }
         let before = account.ledger.served;
         account.ledger.served(bytes);
@@ -352,7 +406,7 @@ impl Gate {
     }
 
     /// The terms as sent to a peer.
-    fn payment_terms(&self, needed: U256, held: U256, reason: Option<String>) -> PaymentTerms {
+    fn payment_terms(&self, needed: U256, held: (U256, Option<B256>), reason: Option<String>) -> PaymentTerms {
         let domain = self.channels.domain();
         PaymentTerms::new(&self.terms, domain, self.channels.address(), needed, held, reason)
     }
@@ -365,8 +419,17 @@ impl Gate {
         match &result {
             Ok(true) => state.totals.vouchers_accepted += 1,
             Ok(false) => state.totals.vouchers_stale += 1,
+            Err(Refusal::ChainAway(e)) => {
+                drop(state);
+                debug!(target: LOG, %peer, error = %e, "voucher not checked: the chain does not answer");
+            }
             Err(e) => {
                 state.totals.vouchers_refused += 1;
+                if !state.peers.contains_key(&peer) && state.peers.len() >= MAX_PEERS {
+                    evict_one_free_peer(&mut state.peers);
+                }
+                let account = state.peers.entry(peer).or_default();
+                account.refusals = account.refusals.saturating_add(1);
                 drop(state);
                 self.metrics.bandwidth_vouchers_refused.inc();
                 warn!(target: LOG, %peer, reason = %e, "voucher refused");
@@ -377,19 +440,29 @@ impl Gate {
 
     async fn check_voucher(&self, peer: PeerId, v: &WireVoucher) -> Result<bool, Refusal> {
         let (channel, cumulative) = v.parts().ok_or(Refusal::Malformed)?;
-        // Bindings first: a channel pays for one peer, a peer pays through one channel.
+        // What can be refused without the chain.
         let cached = {
-            let state = self.state();
-            if let Some(bound) = state.peers.get(&peer).and_then(|a| a.channel)
-                && bound != channel
-            {
-                return Err(Refusal::OtherChannel(bound));
+            let mut state = self.state();
+            if state.peers.get(&peer).is_some_and(|a| a.refusals >= MAX_REFUSALS) {
+                return Err(Refusal::Distrusted);
+            }
+            match state.unknown.get(&channel) {
+                Some(at) if at.elapsed() < UNKNOWN_TTL => return Err(Refusal::UnknownChannel(channel)),
+                Some(_) => {
+                    state.unknown.remove(&channel);
+                }
+                None => {}
             }
             match state.channels.get(&channel) {
                 Some(c) if c.peer != peer => return Err(Refusal::TakenByOtherPeer(channel)),
-                Some(c) if c.read_at.elapsed() < CHANNEL_TTL && cumulative <= c.info.deposit => Some(c.info),
-                _ => {
-                    if state.channels.len() >= MAX_CHANNELS && !state.channels.contains_key(&channel) {
+                // An earlier channel of this peer's: its vouchers add nothing now.
+                Some(_) if state.peers.get(&peer).is_some_and(|a| a.channel.is_some_and(|b| b != channel)) => {
+                    return Ok(false);
+                }
+                Some(c) if c.read_at.elapsed() < CHANNEL_TTL && cumulative <= c.info.deposit => Some((c.info, true)),
+                Some(c) => Some((c.info, false)),
+                None => {
+                    if state.channels.len() >= MAX_CHANNELS {
                         return Err(Refusal::TooManyChannels);
                     }
                     None
@@ -397,15 +470,22 @@ impl Gate {
             }
         };
         let info = match cached {
-            Some(info) => info,
-            None => self
-                .channels
-                .channel(channel)
-                .await
-                .map_err(|e| Refusal::ChainAway(e.to_string()))?
-                .ok_or(Refusal::UnknownChannel(channel))?,
+            Some((info, true)) => info,
+            _ => match self.channels.channel(channel).await {
+                Ok(Some(info)) => info,
+                Ok(None) => {
+                    self.remember_unknown(channel);
+                    return Err(Refusal::UnknownChannel(channel));
+                }
+                // Deposits only grow and a close gives a day: what was read before will do.
+                Err(e) => match cached {
+                    Some((info, _)) => info,
+                    None => return Err(Refusal::ChainAway(e.to_string())),
+                },
+            },
         };
         if info.provider != self.channels.address() {
+            self.remember_unknown(channel);
             return Err(Refusal::NotOurs(channel));
         }
         if info.settled || info.closes_at != 0 {
@@ -418,23 +498,35 @@ impl Gate {
             Err(VoucherError::NotIncreasing { .. }) => return Ok(false),
             Err(e) => return Err(Refusal::Voucher(e)),
         }
-        // Bindings again: another request may have bound them while the chain was read.
+        // Again, under the same lock as the change: another request may have bound them while
+        // the chain was read.
         if let Some(c) = state.channels.get(&channel)
             && c.peer != peer
         {
             return Err(Refusal::TakenByOtherPeer(channel));
         }
+        if !state.channels.contains_key(&channel) && state.channels.len() >= MAX_CHANNELS {
+            return Err(Refusal::TooManyChannels);
+        }
+        if !state.peers.contains_key(&peer) && state.peers.len() >= MAX_PEERS {
+            evict_one_free_peer(&mut state.peers);
+        }
         let account = state.peers.entry(peer).or_default();
-        if let Some(bound) = account.channel
-            && bound != channel
-        {
-            return Err(Refusal::OtherChannel(bound));
+        match account.channel {
+            Some(bound) if bound == channel => {}
+            Some(bound) => {
+                // A new channel: what the last one carried is paid.
+                info!(target: LOG, %peer, old = %bound, new = %channel, "peer pays through a new channel");
+                account.paid_before = account.ledger.held;
+                account.channel = Some(channel);
+            }
+            None => {
+                info!(target: LOG, %peer, %channel, deposit = %info.deposit, "peer pays through a channel");
+                account.channel = Some(channel);
+            }
         }
-        if account.channel.is_none() {
-            info!(target: LOG, %peer, %channel, deposit = %info.deposit, "peer pays through a channel");
-        }
-        account.channel = Some(channel);
-        account.ledger.hold(cumulative);
+        let paid_before = account.paid_before;
+        account.ledger.hold(paid_before.saturating_add(cumulative));
         let entry = state.channels.entry(channel).or_insert_with(|| ChannelAccount {
             peer,
             info,
@@ -442,6 +534,8 @@ impl Gate {
             held: U256::ZERO,
             signature: Vec::new(),
             redeemed: info.redeemed,
+            paid_before,
+            failures: 0,
         });
         entry.info = info;
         entry.read_at = Instant::now();
@@ -453,6 +547,18 @@ impl Gate {
         Ok(true)
     }
 
+    /// Remembers a channel id to refuse without the chain for a while.
+    fn remember_unknown(&self, channel: B256) {
+        let mut state = self.state();
+        if state.unknown.len() >= MAX_UNKNOWN {
+            state.unknown.retain(|_, at| at.elapsed() < UNKNOWN_TTL);
+            if state.unknown.len() >= MAX_UNKNOWN {
+                state.unknown.clear();
+            }
+        }
+        state.unknown.insert(channel, Instant::now());
+    }
+
     /// Channels whose held voucher is worth redeeming now: those with at least the redeem
     /// threshold unredeemed, and those whose payer asked to close with anything unredeemed.
     pub(crate) fn to_redeem(&self) -> Vec<(B256, U256, Vec<u8>)> {
@@ -460,7 +566,9 @@ impl Gate {
         self.state()
             .channels
             .iter()
-            .filter(|(_, c)| c.held > c.redeemed && (c.info.closes_at != 0 || c.held - c.redeemed >= threshold))
+            .filter(|(_, c)| {
+                !c.info.settled && c.held > c.redeemed && (c.info.closes_at != 0 || c.held - c.redeemed >= threshold)
+            })
             .map(|(id, c)| (*id, c.held, c.signature.clone()))
             .collect()
     }
@@ -478,13 +586,19 @@ impl Gate {
 
     /// Channels with something unredeemed (to watch for a close request).
     pub(crate) fn unredeemed(&self) -> Vec<B256> {
-        self.state().channels.iter().filter(|(_, c)| c.held > c.redeemed).map(|(id, _)| *id).collect()
+        self.state()
+            .channels
+            .iter()
+            .filter(|(_, c)| !c.info.settled && c.held > c.redeemed)
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     /// Records a redemption of `cumulative` on `channel`.
     pub(crate) fn redeemed(&self, channel: B256, cumulative: U256) {
         let mut state = self.state();
         let Some(c) = state.channels.get_mut(&channel) else { return };
+        c.failures = 0;
         if cumulative > c.redeemed {
             let paid = cumulative - c.redeemed;
             c.redeemed = cumulative;
@@ -495,14 +609,32 @@ impl Gate {
     }
 
     /// Records a channel's state read from the chain (a close request makes it redeem at once).
+    /// A channel that is settled, or closing with nothing left to redeem, is forgotten (its
+    /// peer keeps its account).
     pub(crate) fn refreshed(&self, channel: B256, info: ChannelInfo) {
         let mut state = self.state();
-        if let Some(c) = state.channels.get_mut(&channel) {
-            c.info = info;
-            c.read_at = Instant::now();
-            if info.redeemed > c.redeemed {
-                c.redeemed = info.redeemed;
-            }
+        let Some(c) = state.channels.get_mut(&channel) else { return };
+        c.info = info;
+        c.read_at = Instant::now();
+        if info.redeemed > c.redeemed {
+            c.redeemed = info.redeemed;
+        }
+        if info.settled || (info.closes_at != 0 && c.held <= c.redeemed) {
+            state.channels.remove(&channel);
+            self.dirty.store(true, Ordering::Release);
+        }
+    }
+
+    /// Records a failed redemption; after a few in a row on a closing channel (its delay
+    /// passed, most likely), the channel is forgotten.
+    pub(crate) fn redeem_failed(&self, channel: B256) {
+        let mut state = self.state();
+        let Some(c) = state.channels.get_mut(&channel) else { return };
+        c.failures = c.failures.saturating_add(1);
+        if c.failures >= 3 && c.info.closes_at != 0 {
+            warn!(target: LOG, %channel, unredeemed = %(c.held - c.redeemed.min(c.held)), "giving up on a closed channel's voucher");
+            state.channels.remove(&channel);
+            self.dirty.store(true, Ordering::Release);
         }
     }
 

@@ -11,7 +11,9 @@
 //!   signed. With each request it signs for what it has received or asked for plus this
 //!   request, never more than `prepay` ahead of what it received, and never beyond its budget.
 //!   So a provider that takes a voucher and stops serving costs it at most `prepay`; once the
-//!   transfers are over, [`Payer::settle`] signs for exactly what arrived.
+//!   transfers are over, [`Payer::settle`] signs for exactly what arrived. A provider that
+//!   counts more than arrived (answers lost on the way, a restart of the payer) is believed up
+//!   to `prepay` more in all ([`Payer::sync`]), so a lying provider takes at most twice that.
 //!
 //! Amounts are token base units (`U256`), computed with checked arithmetic.
 
@@ -113,26 +115,43 @@ pub enum PayError {
         /// The budget.
         budget: U256,
     },
+    /// The provider says it is owed more than the payer counts by more than it forgives.
+    #[error("the provider asks for {needed} where {counted} is counted, beyond the {limit} forgiven at most")]
+    Overclaimed {
+        /// What the provider asked.
+        needed: U256,
+        /// What the payer counts.
+        counted: U256,
+        /// The most forgiven.
+        limit: U256,
+    },
     /// An amount overflowed.
     #[error(transparent)]
     Overflow(#[from] Overflow),
 }
 
-/// A downloading node's account with one provider.
+/// A downloading node's account with one provider (across the channels it pays it through:
+/// amounts are totals, a channel's vouchers are these less what earlier channels carried).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payer {
     /// The provider's terms, as it announced them and the payer accepted them.
     pub terms: Terms,
-    /// The most the payer will ever sign for on this channel.
+    /// The most the payer will ever sign for in all.
     pub budget: U256,
-    /// The most the payer signs ahead of the bytes it has received.
+    /// The most the payer signs ahead of the bytes it has received; also the most it accepts
+    /// to pay for bytes the provider says it sent and that never arrived.
     pub prepay: U256,
     /// Bytes received from the provider (checked blocks only).
     pub received: u64,
     /// Bytes asked for whose answers have not come back.
     pub in_flight: u64,
-    /// The highest voucher signed.
+    /// The highest total signed.
     pub signed: U256,
+    /// Tokens accepted beyond the payer's own count, on the provider's word that it sent
+    /// bytes that never arrived (answers lost, a restart of the payer): at most `prepay`.
+    pub forgiven: U256,
+    /// The least the next voucher must carry (the provider asked for it).
+    pub floor: U256,
 }
 
 impl Payer {
@@ -141,25 +160,40 @@ impl Payer {
         if terms.price_per_byte > max_price {
             return Err(PayError::TooDear { asked: terms.price_per_byte, max: max_price });
         }
-        Ok(Payer { terms, budget, prepay, received: 0, in_flight: 0, signed: U256::ZERO })
+        Ok(Payer {
+            terms,
+            budget,
+            prepay,
+            received: 0,
+            in_flight: 0,
+            signed: U256::ZERO,
+            forgiven: U256::ZERO,
+            floor: U256::ZERO,
+        })
+    }
+
+    /// What is owed for `bytes` by the payer's count, with what it forgave.
+    fn owed(&self, bytes: u64) -> Result<U256, Overflow> {
+        Provider::owed_after(&self.terms, bytes)?.checked_add(self.forgiven).ok_or(Overflow)
     }
 
     /// The voucher to send with a request for `bytes` more, which it counts as in flight: the
     /// cost of what was received or is in flight plus what is asked, capped at `prepay` ahead
-    /// of what was received. `None` when the one already signed comes within half the
-    /// provider's credit of it (or the bytes are still free). A refusal (over budget) counts
-    /// nothing.
+    /// of what was received (and at least what the provider last asked). `None` when the one
+    /// already signed comes within half the provider's credit of it (or the bytes are still
+    /// free). A refusal (over budget) counts nothing.
     pub fn voucher_for(&mut self, bytes: u64) -> Result<Option<U256>, PayError> {
-        let received_cost = Provider::owed_after(&self.terms, self.received)?;
+        let received_cost = self.owed(self.received)?;
         let in_flight = self.in_flight.checked_add(bytes).ok_or(Overflow)?;
         let asked = self.received.checked_add(in_flight).ok_or(Overflow)?;
-        let wanted = Provider::owed_after(&self.terms, asked)?;
+        let wanted = self.owed(asked)?;
         let cap = received_cost.checked_add(self.prepay).ok_or(Overflow)?;
-        let target = wanted.min(cap);
+        let target = wanted.min(cap).max(self.floor);
         // While what is signed stays within half the provider's credit of what is due, no new
         // voucher is needed: one is signed (and checked) per half-credit of bytes, not per
         // request. The last one is made exact by `settle`.
-        if target <= self.signed.saturating_add(self.terms.credit / U256::from(2u64)) {
+        let slack = self.terms.credit / U256::from(2u64);
+        if target <= self.signed || (self.signed >= self.floor && target <= self.signed.saturating_add(slack)) {
             self.in_flight = in_flight;
             return Ok(None);
         }
@@ -182,14 +216,43 @@ impl Payer {
         self.received = self.received.saturating_add(bytes);
     }
 
-    /// The final voucher once nothing is in flight: the exact cost of what arrived, if it is
-    /// more than what was signed (never more than the budget). `None` when what was signed
-    /// already covers it.
+    /// Takes the provider's word that it is owed `needed` (in all) before it serves more. When
+    /// that is more than the payer's own count (bytes lost on the way, or counted before a
+    /// restart), the difference is forgiven, up to `prepay` in all; the next voucher carries at
+    /// least `needed`. `Ok(false)` when the payer signed that much already (its voucher is on
+    /// the way).
+    pub fn sync(&mut self, needed: U256) -> Result<bool, PayError> {
+        if needed <= self.signed {
+            return Ok(false);
+        }
+        if needed > self.budget {
+            return Err(PayError::OverBudget { needed, budget: self.budget });
+        }
+        let due = self.owed(self.received.checked_add(self.in_flight).ok_or(Overflow)?)?;
+        if needed > due {
+            let forgiven = self.forgiven.checked_add(needed - due).ok_or(Overflow)?;
+            if forgiven > self.prepay {
+                return Err(PayError::Overclaimed { needed, counted: due, limit: self.prepay });
+            }
+            self.forgiven = forgiven;
+        }
+        // Never more than `prepay` ahead of what arrived (and was forgiven).
+        let floor = needed.min(self.owed(self.received)?.checked_add(self.prepay).ok_or(Overflow)?);
+        if floor <= self.floor.max(self.signed) {
+            return Ok(false);
+        }
+        self.floor = floor;
+        Ok(true)
+    }
+
+    /// The final voucher once nothing is in flight: the exact cost of what arrived (with what
+    /// was forgiven), if it is more than what was signed (never more than the budget). `None`
+    /// when what was signed already covers it.
     pub fn settle(&mut self) -> Result<Option<U256>, PayError> {
         if self.in_flight > 0 {
             return Ok(None);
         }
-        let owed = Provider::owed_after(&self.terms, self.received)?;
+        let owed = self.owed(self.received)?.max(self.floor);
         if owed <= self.signed {
             return Ok(None);
         }
@@ -200,10 +263,10 @@ impl Payer {
         Ok(Some(owed))
     }
 
-    /// What the payer has signed for beyond the bytes it received (its exposure if the
-    /// provider stops now).
+    /// What the payer has signed for beyond the bytes it received and what it forgave (its
+    /// exposure if the provider stops now).
     pub fn ahead(&self) -> Result<U256, Overflow> {
-        Ok(self.signed.saturating_sub(Provider::owed_after(&self.terms, self.received)?))
+        Ok(self.signed.saturating_sub(self.owed(self.received)?))
     }
 }
 
@@ -319,6 +382,41 @@ mod tests {
     }
 
     #[test]
+    fn a_provider_counting_bytes_that_never_arrived_is_believed_up_to_the_prepayment() {
+        let t = Terms { price_per_byte: U256::from(2u64), free_bytes: 4 * BLOCK, credit: U256::from(2 * 16 * BLOCK) };
+        let prepay = U256::from(2 * 32 * BLOCK);
+        let mut payer = Payer::new(t, U256::from(2u64), U256::MAX, prepay).expect("price ok");
+        let mut provider = Provider::default();
+        // The provider served 40 batches to this peer before the payer restarted (its count
+        // is gone), 38 of them paid through the old channel. On the new channel the provider
+        // asks for what is owed beyond what the old one carried.
+        provider.served(40 * 16 * BLOCK);
+        let paid_before = Provider::owed_after(&t, 38 * 16 * BLOCK).expect("fits");
+        provider.hold(paid_before);
+        let Ok(Decision::PayFirst { needed, .. }) = provider.decide(&t, 16 * BLOCK) else { panic!("pay first") };
+        assert_eq!(payer.sync(needed - paid_before), Ok(true));
+        let v = payer.voucher_for(16 * BLOCK).expect("budget").expect("a voucher");
+        assert!(v >= needed - paid_before);
+        provider.hold(paid_before + v);
+        // From then on the two agree: no more asking.
+        for _ in 0..20 {
+            assert_eq!(provider.decide(&t, 16 * BLOCK), Ok(Decision::Serve));
+            provider.served(16 * BLOCK);
+            payer.answered(16 * BLOCK, 16 * BLOCK);
+            if let Some(v) = payer.voucher_for(16 * BLOCK).expect("budget") {
+                provider.hold(paid_before + v);
+            }
+        }
+        assert!(payer.forgiven <= prepay);
+        // A provider claiming far more than arrived is refused.
+        let mut other = Payer::new(t, U256::from(2u64), U256::MAX, prepay).expect("price ok");
+        let claim = Provider::owed_after(&t, 1000 * 16 * BLOCK).expect("fits");
+        assert!(matches!(other.sync(claim), Err(PayError::Overclaimed { .. })));
+        assert_eq!(other.forgiven, U256::ZERO);
+        assert_eq!(other.sync(U256::ZERO), Ok(false), "nothing asked beyond what was signed");
+    }
+
+    #[test]
     fn a_lost_answer_is_settled_at_what_arrived() {
         let t = Terms { price_per_byte: U256::from(2u64), free_bytes: 0, credit: U256::ZERO };
         let mut payer = Payer::new(t, U256::from(2u64), U256::MAX, U256::MAX).expect("price ok");
@@ -374,8 +472,13 @@ mod tests {
             let mut payer = Payer::new(t, U256::from(price), U256::from(budget), U256::from(prepay)).expect("price ok");
             for (i, ask) in asks.iter().enumerate() {
                 let _ = payer.voucher_for(*ask);
+                if i % 7 == 3 {
+                    // A provider's claim, honest or not.
+                    let _ = payer.sync(U256::from(*ask) * U256::from(price) * U256::from(i as u64));
+                }
                 prop_assert!(payer.signed <= U256::from(budget));
                 prop_assert!(payer.ahead().expect("fits") <= U256::from(prepay));
+                prop_assert!(payer.forgiven <= U256::from(prepay));
                 payer.answered(*ask, if delivered[i] { *ask } else { 0 });
             }
         }

@@ -130,7 +130,11 @@ mod decimal {
 }
 
 struct Account {
+    /// The channel's place in the list.
     channel: usize,
+    /// The ledger's total signed when the channel was opened: the channel's vouchers carry the
+    /// total less this.
+    base: U256,
     ledger: Payer,
     first: Option<WireVoucher>,
 }
@@ -138,10 +142,14 @@ struct Account {
 #[derive(Default)]
 struct PayState {
     accounts: HashMap<PeerId, Account>,
+    /// Ledgers of providers whose channel closed or was spent: a new channel carries on from
+    /// them (the allowance stays used, what was paid stays paid).
+    retired: HashMap<PeerId, Payer>,
     /// Every channel opened (this run's and earlier runs').
     channels: Vec<PaidChannel>,
     /// Bytes received from providers that have not asked for payment.
     unpaid: HashMap<PeerId, u64>,
+    /// Tokens deposited and not taken back.
     deposited: U256,
     bytes_paid: u64,
 }
@@ -160,6 +168,7 @@ pub struct Payments {
     channels: Arc<dyn Channels>,
     config: PayerConfig,
     state: Mutex<PayState>,
+    /// One channel opens (or closes) at a time.
     opening: tokio::sync::Mutex<()>,
     file: PathBuf,
     metrics: Arc<Metrics>,
@@ -180,7 +189,7 @@ pub struct PaidTotals {
     /// Tokens signed over in vouchers (this run's channels).
     #[serde(serialize_with = "super::as_decimal")]
     pub tokens_signed: U256,
-    /// Tokens deposited in channels in all.
+    /// Tokens deposited in channels and not taken back.
     #[serde(serialize_with = "super::as_decimal")]
     pub tokens_deposited: U256,
     /// The channels.
@@ -202,8 +211,8 @@ impl Payments {
             Ok(bytes) => {
                 let known: Vec<PaidChannel> = serde_json::from_slice(&bytes)
                     .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-                for c in &known {
-                    state.deposited = state.deposited.saturating_add(if c.reclaimed { U256::ZERO } else { c.deposit });
+                for c in known.iter().filter(|c| !c.reclaimed) {
+                    state.deposited = state.deposited.saturating_add(c.deposit);
                 }
                 state.channels = known;
             }
@@ -225,18 +234,30 @@ impl Payments {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The voucher (if any) to send with a request for `bytes` from `peer`.
+    /// The voucher (if any) to send with a request for `bytes` from `peer`. When the channel's
+    /// deposit is spent, the channel is retired (its ledger kept) and the request goes without
+    /// a voucher: the provider's "payment required" then opens a new one.
     pub fn ticket(&self, peer: PeerId, bytes: u64) -> Result<Ticket, PaymentError> {
         let mut state = self.state();
-        let PayState { accounts, channels, .. } = &mut *state;
+        let PayState { accounts, channels, retired, .. } = &mut *state;
         let Some(account) = accounts.get_mut(&peer) else { return Ok(Ticket::default()) };
         if self.config.fault == Some(VoucherFault::NoPay) {
             return Ok(Ticket::default());
         }
         let counted_on = Some(account.channel);
-        let Some(cumulative) = account.ledger.voucher_for(bytes)? else {
-            return Ok(Ticket { voucher: None, counted_on });
+        let total = match account.ledger.voucher_for(bytes) {
+            Ok(Some(total)) => total,
+            Ok(None) => return Ok(Ticket { voucher: None, counted_on }),
+            Err(PayError::OverBudget { .. }) => {
+                info!(target: LOG, %peer, "the channel's deposit is spent; the next payment opens another");
+                if let Some(spent) = accounts.remove(&peer) {
+                    retired.insert(peer, spent.ledger);
+                }
+                return Ok(Ticket::default());
+            }
+            Err(e) => return Err(e.into()),
         };
+        let cumulative = total.saturating_sub(account.base);
         let channel = &mut channels[account.channel];
         channel.signed = cumulative;
         let voucher = self.voucher(channel, cumulative)?;
@@ -273,28 +294,38 @@ impl Payments {
     /// Records the answer to a request for `asked` bytes of which `received` arrived checked.
     pub fn answered(&self, peer: PeerId, ticket: &Ticket, asked: u64, received: u64) {
         let mut state = self.state();
-        match state.accounts.get_mut(&peer) {
+        let PayState { accounts, retired, unpaid, bytes_paid, .. } = &mut *state;
+        let ledger = match accounts.get_mut(&peer) {
             Some(account) => {
-                let free_left = account.ledger.terms.free_bytes.saturating_sub(account.ledger.received);
                 if ticket.counted_on == Some(account.channel) {
+                    let free_left = account.ledger.terms.free_bytes.saturating_sub(account.ledger.received);
                     account.ledger.answered(asked, received);
-                } else {
-                    account.ledger.received(received);
+                    let paid = received.saturating_sub(free_left);
+                    *bytes_paid = bytes_paid.saturating_add(paid);
+                    self.metrics.bandwidth_bytes_paid.inc_by(paid);
+                    return;
                 }
-                let paid = received.saturating_sub(free_left);
-                state.bytes_paid = state.bytes_paid.saturating_add(paid);
-                self.metrics.bandwidth_bytes_paid.inc_by(paid);
+                &mut account.ledger
             }
-            None => {
-                if !state.unpaid.contains_key(&peer)
-                    && state.unpaid.len() >= MAX_UNPAID_PEERS
-                    && let Some(p) = state.unpaid.keys().next().copied()
-                {
-                    state.unpaid.remove(&p);
+            None => match retired.get_mut(&peer) {
+                Some(ledger) => ledger,
+                None => {
+                    if !unpaid.contains_key(&peer)
+                        && unpaid.len() >= MAX_UNPAID_PEERS
+                        && let Some(p) = unpaid.keys().next().copied()
+                    {
+                        unpaid.remove(&p);
+                    }
+                    *unpaid.entry(peer).or_default() += received;
+                    return;
                 }
-                *state.unpaid.entry(peer).or_default() += received;
-            }
-        }
+            },
+        };
+        let free_left = ledger.terms.free_bytes.saturating_sub(ledger.received);
+        ledger.received(received);
+        let paid = received.saturating_sub(free_left);
+        *bytes_paid = bytes_paid.saturating_add(paid);
+        self.metrics.bandwidth_bytes_paid.inc_by(paid);
     }
 
     /// Whether `peer` is paid through a channel already.
@@ -302,8 +333,30 @@ impl Payments {
         self.state().accounts.contains_key(peer)
     }
 
-    /// Takes a provider's terms: checks them and opens a channel to it, unless one is open.
-    pub async fn accept_terms(&self, peer: PeerId, terms: &PaymentTerms) -> Result<(), PaymentError> {
+    /// Takes the provider's word, in a "payment required" answer while it is paid through a
+    /// channel, that it is owed more than was signed (see [`Payer::sync`]). `Ok(true)` when the
+    /// next voucher carries more; `Ok(false)` when nothing changes (it was signed already).
+    pub fn sync(&self, peer: PeerId, terms: &PaymentTerms) -> Result<bool, PaymentError> {
+        let more = super::wire::amount(&terms.needed).ok_or(PaymentError::Malformed)?;
+        let held = super::wire::amount(&terms.held).ok_or(PaymentError::Malformed)?;
+        let mut state = self.state();
+        let PayState { accounts, channels, .. } = &mut *state;
+        let Some(account) = accounts.get_mut(&peer) else { return Ok(false) };
+        // What the provider holds in all, in our totals: what the channel it knows of carries
+        // (it has not seen our new channel yet: what the earlier ones carried).
+        let ours = channels.get(account.channel).map(|c| c.id);
+        let holds = if terms.bound_channel().is_some() && terms.bound_channel() == ours {
+            account.base.saturating_add(held)
+        } else {
+            account.base
+        };
+        Ok(account.ledger.sync(holds.saturating_add(more))?)
+    }
+
+    /// Takes a provider's terms: checks them and opens a channel to it, unless one is open. The
+    /// channel is opened and recorded by a task of its own, which goes on if the caller is
+    /// dropped (a stalled request is aborted): a deposit made is never forgotten.
+    pub async fn accept_terms(self: &Arc<Self>, peer: PeerId, terms: &PaymentTerms) -> Result<(), PaymentError> {
         if let Some(reason) = &terms.refused {
             return Err(PaymentError::Refused(reason.clone()));
         }
@@ -315,12 +368,18 @@ impl Payments {
                 chain_id: offered.domain.chain_id,
             });
         }
+        // The price is checked before any deposit.
+        Payer::new(offered.terms, self.config.max_price, U256::ZERO, U256::ZERO)?;
+        let this = Arc::clone(self);
+        let task = tokio::spawn(async move { this.open_channel(peer, offered).await });
+        task.await.map_err(|e| PaymentError::Refused(format!("opening a channel failed: {e}")))?
+    }
+
+    async fn open_channel(&self, peer: PeerId, offered: super::wire::OfferedTerms) -> Result<(), PaymentError> {
         let _turn = self.opening.lock().await;
         if self.pays(&peer) {
             return Ok(());
         }
-        // Checks the price before any deposit.
-        let mut ledger = Payer::new(offered.terms, self.config.max_price, U256::ZERO, U256::ZERO)?;
         let deposit = {
             let state = self.state();
             let left = self.config.budget.saturating_sub(state.deposited);
@@ -332,8 +391,6 @@ impl Payments {
         info!(target: LOG, %peer, provider = %offered.provider, price = %offered.terms.price_per_byte, %deposit, "opening a bandwidth channel");
         let id = self.channels.open(offered.provider, deposit).await?;
         self.metrics.bandwidth_channels_opened.inc();
-        ledger.budget = deposit;
-        ledger.prepay = offered.terms.price_per_byte.saturating_mul(U256::from(self.config.prepay_bytes));
         let record = PaidChannel {
             id,
             provider: offered.provider,
@@ -345,15 +402,38 @@ impl Payments {
         };
         let snapshot = {
             let mut state = self.state();
-            ledger.received = state.unpaid.remove(&peer).unwrap_or(0);
-            // What it served beyond its allowance before it asked is paid for too.
-            let charged = ledger.received.saturating_sub(ledger.terms.free_bytes);
-            state.bytes_paid = state.bytes_paid.saturating_add(charged);
-            self.metrics.bandwidth_bytes_paid.inc_by(charged);
+            let prepay = offered.terms.price_per_byte.saturating_mul(U256::from(self.config.prepay_bytes));
+            let mut ledger = match state.retired.remove(&peer) {
+                // Carry on from the last channel's ledger: the allowance stays used.
+                Some(old) if old.terms == offered.terms => old,
+                Some(old) => {
+                    let mut fresh = Payer::new(offered.terms, self.config.max_price, U256::ZERO, prepay)?;
+                    fresh.received = old.received;
+                    fresh
+                }
+                None => {
+                    let mut fresh = Payer::new(offered.terms, self.config.max_price, U256::ZERO, prepay)?;
+                    let received = state.unpaid.remove(&peer).unwrap_or(0);
+                    // What it served beyond its allowance before it asked is paid for too.
+                    let charged = received.saturating_sub(fresh.terms.free_bytes);
+                    state.bytes_paid = state.bytes_paid.saturating_add(charged);
+                    self.metrics.bandwidth_bytes_paid.inc_by(charged);
+                    // It asks for payment, so its allowance is spent (by this run's count or an
+                    // earlier run's): counting it so costs nothing and keeps the two in step.
+                    fresh.received = received.max(fresh.terms.free_bytes);
+                    fresh
+                }
+            };
+            let base = ledger.signed;
+            ledger.budget = base.saturating_add(deposit);
+            ledger.prepay = prepay;
+            // A floor or in-flight count from the last channel does not carry over.
+            ledger.floor = base;
+            ledger.in_flight = 0;
             state.deposited = state.deposited.saturating_add(deposit);
             state.channels.push(record);
             let channel = state.channels.len() - 1;
-            state.accounts.insert(peer, Account { channel, ledger, first: None });
+            state.accounts.insert(peer, Account { channel, base, ledger, first: None });
             state.channels.clone()
         };
         self.persist(&snapshot).await;
@@ -369,7 +449,8 @@ impl Payments {
         let mut state = self.state();
         let PayState { accounts, channels, .. } = &mut *state;
         let Some(account) = accounts.get_mut(&peer) else { return Ok(None) };
-        let Some(cumulative) = account.ledger.settle()? else { return Ok(None) };
+        let Some(total) = account.ledger.settle()? else { return Ok(None) };
+        let cumulative = total.saturating_sub(account.base);
         let channel = &mut channels[account.channel];
         channel.signed = cumulative;
         Ok(Some(self.voucher(channel, cumulative)?))
@@ -380,41 +461,67 @@ impl Payments {
         self.state().accounts.keys().copied().collect()
     }
 
-    /// Asks to close every channel not yet closing; no more vouchers are signed on them, and
-    /// their providers may redeem until the close delay passes. Returns how many were asked.
+    /// Asks to close every channel not yet closing; no more vouchers are signed on them (their
+    /// ledgers are kept for the next channel), and their providers may redeem until the close
+    /// delay passes. A channel that fails is logged and left for the next call; one that the
+    /// chain shows closing or settled already is recorded so. Returns how many were asked.
     pub async fn close_all(&self) -> Result<usize, PaymentError> {
         let _turn = self.opening.lock().await;
         let open: Vec<B256> = {
             let state = self.state();
             state.channels.iter().filter(|c| c.closes_at == 0 && !c.reclaimed).map(|c| c.id).collect()
         };
-        let mut asked = 0;
+        let (mut asked, mut failed) = (0, None);
         for id in open {
-            self.channels.request_close(id).await?;
-            let closes_at = self.channels.channel(id).await?.map_or(0, |c| c.closes_at);
-            let mut state = self.state();
-            if let Some(c) = state.channels.iter_mut().find(|c| c.id == id) {
-                c.closes_at = closes_at.max(1);
+            let outcome = async {
+                let now = self.channels.channel(id).await?;
+                if let Some(c) = now
+                    && (c.closes_at != 0 || c.settled)
+                {
+                    return Ok::<_, PaymentError>((c.closes_at.max(1), c.settled));
+                }
+                self.channels.request_close(id).await?;
+                let closes_at = self.channels.channel(id).await?.map_or(1, |c| c.closes_at.max(1));
+                Ok((closes_at, false))
             }
-            // No voucher more on a closing channel: the provider would refuse it.
-            let peers: Vec<PeerId> = state
-                .accounts
-                .iter()
-                .filter(|(_, a)| state.channels.get(a.channel).is_some_and(|c| c.id == id))
-                .map(|(p, _)| *p)
-                .collect();
-            for p in peers {
-                state.accounts.remove(&p);
+            .await;
+            match outcome {
+                Ok((closes_at, settled)) => {
+                    self.retire_channel(id, closes_at, settled);
+                    asked += 1;
+                }
+                Err(e) => {
+                    warn!(target: LOG, channel = %id, error = %e, "could not close a bandwidth channel");
+                    failed = Some(e);
+                }
             }
-            asked += 1;
+            let snapshot = self.state().channels.clone();
+            self.persist(&snapshot).await;
         }
-        let snapshot = self.state().channels.clone();
-        self.persist(&snapshot).await;
-        Ok(asked)
+        match (asked, failed) {
+            (0, Some(e)) => Err(e),
+            _ => Ok(asked),
+        }
+    }
+
+    /// Records a channel as closing (or settled), and keeps its provider's ledger for the next.
+    fn retire_channel(&self, id: B256, closes_at: u64, settled: bool) {
+        let mut state = self.state();
+        let Some(index) = state.channels.iter().position(|c| c.id == id) else { return };
+        state.channels[index].closes_at = closes_at;
+        if settled {
+            state.channels[index].reclaimed = true;
+        }
+        let peers: Vec<PeerId> = state.accounts.iter().filter(|(_, a)| a.channel == index).map(|(p, _)| *p).collect();
+        for p in peers {
+            if let Some(a) = state.accounts.remove(&p) {
+                state.retired.insert(p, a.ledger);
+            }
+        }
     }
 
     /// Takes back the unspent deposit of every closing channel whose delay has passed; returns
-    /// the tokens taken back.
+    /// the tokens taken back. A channel that fails is logged and left for the next call.
     pub async fn reclaim_due(&self) -> Result<U256, PaymentError> {
         let _turn = self.opening.lock().await;
         let now = self.channels.now().await?;
@@ -429,18 +536,31 @@ impl Payments {
         };
         let mut back = U256::ZERO;
         for id in due {
-            let before = self.channels.channel(id).await?;
-            self.channels.reclaim(id).await?;
-            if let Some(c) = before {
-                back = back.saturating_add(c.deposit.saturating_sub(c.redeemed));
+            let outcome = async {
+                let before = self.channels.channel(id).await?;
+                if before.is_some_and(|c| c.settled) {
+                    return Ok::<_, PaymentError>(U256::ZERO);
+                }
+                self.channels.reclaim(id).await?;
+                Ok(before.map_or(U256::ZERO, |c| c.deposit.saturating_sub(c.redeemed)))
             }
-            let mut state = self.state();
-            if let Some(c) = state.channels.iter_mut().find(|c| c.id == id) {
-                c.reclaimed = true;
+            .await;
+            match outcome {
+                Ok(rest) => {
+                    back = back.saturating_add(rest);
+                    let mut state = self.state();
+                    if let Some(c) = state.channels.iter_mut().find(|c| c.id == id) {
+                        c.reclaimed = true;
+                        let deposit = c.deposit;
+                        // What was not spent may be deposited again.
+                        state.deposited = state.deposited.saturating_sub(rest.min(deposit));
+                    }
+                }
+                Err(e) => warn!(target: LOG, channel = %id, error = %e, "could not reclaim a bandwidth deposit"),
             }
+            let snapshot = self.state().channels.clone();
+            self.persist(&snapshot).await;
         }
-        let snapshot = self.state().channels.clone();
-        self.persist(&snapshot).await;
         Ok(back)
     }
 

@@ -56,6 +56,7 @@ async fn run(gate: Arc<Gate>) {
                 }
                 Err(e) => {
                     warn!(target: LOG, channel = %id, %cumulative, error = %e, "could not redeem a voucher");
+                    gate.redeem_failed(id);
                     // What the chain holds now decides whether to try again.
                     if let Ok(Some(info)) = gate.channels().channel(id).await {
                         gate.refreshed(id, info);

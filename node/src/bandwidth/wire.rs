@@ -49,16 +49,18 @@ pub struct OfferedTerms {
 }
 
 impl PaymentTerms {
-    /// The terms of a provider whose wallet is `provider`, with what the request lacked.
+    /// The terms of a provider whose wallet is `provider`, with what the request lacked:
+    /// `needed` more than it holds from the peer in all, and the voucher `held` on `channel`.
     pub fn new(
         terms: &Terms,
         domain: VoucherDomain,
         provider: Address,
         needed: U256,
-        held: U256,
+        (held, channel): (U256, Option<B256>),
         refused: Option<String>,
     ) -> Self {
         Self {
+            channel: channel.map(|c| c.to_vec()).unwrap_or_default(),
             price_per_byte: amount_bytes(terms.price_per_byte),
             free_bytes: terms.free_bytes,
             credit: amount_bytes(terms.credit),
@@ -69,6 +71,11 @@ impl PaymentTerms {
             held: amount_bytes(held),
             refused,
         }
+    }
+
+    /// The channel the provider has the peer paying through, if any (and well formed).
+    pub fn bound_channel(&self) -> Option<B256> {
+        B256::try_from(self.channel.as_slice()).ok()
     }
 
     /// The terms, if well formed.

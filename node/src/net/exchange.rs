@@ -82,16 +82,19 @@ pub struct PaymentTerms {
     /// The provider's wallet, which channels must pay (20 bytes).
     #[prost(bytes = "vec", tag = "6")]
     pub provider: Vec<u8>,
-    /// The smallest voucher that lets the request through (big-endian; empty when a voucher
-    /// was refused).
+    /// How much more than the provider holds from this peer in all lets the request through
+    /// (big-endian; empty when a voucher was refused).
     #[prost(bytes = "vec", tag = "7")]
     pub needed: Vec<u8>,
-    /// The highest voucher the provider holds from this peer (big-endian).
+    /// The highest voucher the provider holds on `channel` (big-endian).
     #[prost(bytes = "vec", tag = "8")]
     pub held: Vec<u8>,
     /// Why the request's voucher was refused, if it was.
     #[prost(string, optional, tag = "9")]
     pub refused: Option<String>,
+    /// The channel the provider has this peer paying through (empty: none yet).
+    #[prost(bytes = "vec", tag = "10")]
+    pub channel: Vec<u8>,
 }
 
 /// Blocks `start .. start + count` of the content tree `tree_cid`.

@@ -69,11 +69,10 @@ impl BlockServer {
         self
     }
 
+    /// Whether a request goes first: its peer's vouchers cover all it was served (a voucher
+    /// it carries is not checked yet, so it does not count).
     fn paying(&self, req: &InboundRequest) -> bool {
-        let Some(gate) = &self.gate else { return false };
-        let carries = matches!(&req.request.kind, Some(RequestKind::Blocks(b)) if b.voucher.is_some())
-            || matches!(&req.request.kind, Some(RequestKind::Pay(_)));
-        carries || gate.is_paying(&req.peer)
+        self.gate.as_ref().is_some_and(|gate| gate.is_paying(&req.peer))
     }
 
     pub(crate) fn spawn(self, mut requests: mpsc::Receiver<InboundRequest>, net: NetworkHandle) {
@@ -81,48 +80,15 @@ impl BlockServer {
         tokio::spawn(async move {
             let mut waiting = Waiting::default();
             loop {
-                // Everything that came in goes into the two-level queue before the next pick.
-                loop {
-                    match requests.try_recv() {
-                        Ok(req) => {
-                            let paying = self.paying(&req);
-                            if let Some(turned_away) = waiting.push(req, paying) {
-                                let _ = net
-                                    .commands
-                                    .send(Command::Respond {
-                                        channel: turned_away.channel,
-                                        response: Response::status(Status::Busy),
-                                    })
-                                    .await;
-                            }
-                        }
-                        Err(mpsc::error::TryRecvError::Empty) => break,
-                        Err(mpsc::error::TryRecvError::Disconnected) => return,
-                    }
-                }
                 if waiting.is_empty() {
-                    match requests.recv().await {
-                        Some(req) => {
-                            let paying = self.paying(&req);
-                            waiting.push(req, paying);
-                            continue;
-                        }
-                        None => return,
-                    }
+                    let Some(req) = requests.recv().await else { return };
+                    self.enqueue(&mut waiting, req, &net).await;
                 }
                 let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { return };
-                // Requests that came in while we waited for the permit may go first.
+                // Everything that came in meanwhile joins the queue before the pick, so that
+                // paying peers' requests go first.
                 while let Ok(req) = requests.try_recv() {
-                    let paying = self.paying(&req);
-                    if let Some(turned_away) = waiting.push(req, paying) {
-                        let _ = net
-                            .commands
-                            .send(Command::Respond {
-                                channel: turned_away.channel,
-                                response: Response::status(Status::Busy),
-                            })
-                            .await;
-                    }
+                    self.enqueue(&mut waiting, req, &net).await;
                 }
                 let Some(req) = waiting.pop() else { continue };
                 let server = self.clone();
@@ -139,6 +105,15 @@ impl BlockServer {
         });
     }
 
+    /// Queues a request; one turned away from a full queue is answered busy.
+    async fn enqueue(&self, waiting: &mut Waiting, req: InboundRequest, net: &NetworkHandle) {
+        let paying = self.paying(&req);
+        if let Some(turned_away) = waiting.push(req, paying) {
+            let busy = Command::Respond { channel: turned_away.channel, response: Response::status(Status::Busy) };
+            let _ = net.commands.send(busy).await;
+        }
+    }
+
     async fn answer(&self, peer: PeerId, request: Request) -> Option<Response> {
         let voucher = match &request.kind {
             Some(RequestKind::Pay(v)) => {
@@ -148,7 +123,21 @@ impl BlockServer {
                     Err(terms) => Response { kind: Some(ResponseKind::PaymentRequired(terms)) },
                 });
             }
-            Some(RequestKind::Blocks(b)) => b.voucher.clone(),
+            Some(RequestKind::Blocks(b)) => {
+                // A peer whose vouchers are refused on sight costs no disk read.
+                if let Some(gate) = &self.gate
+                    && b.voucher.is_some()
+                    && gate.distrusts(&peer)
+                {
+                    return Some(match gate.admit(peer, b.voucher.as_ref(), 0).await {
+                        Admission::PaymentRequired(terms) => {
+                            Response { kind: Some(ResponseKind::PaymentRequired(*terms)) }
+                        }
+                        _ => Response::status(Status::BadRequest),
+                    });
+                }
+                b.voucher.clone()
+            }
             _ => None,
         };
         let store = Arc::clone(&self.store);
@@ -162,9 +151,10 @@ impl BlockServer {
                         match gate.admit(peer, voucher.as_ref(), bytes).await {
                             Admission::Serve { .. } => {}
                             Admission::PaymentRequired(terms) => {
-                                return Some(Response { kind: Some(ResponseKind::PaymentRequired(terms)) });
+                                return Some(Response { kind: Some(ResponseKind::PaymentRequired(*terms)) });
                             }
                             Admission::Withheld => return None,
+                            Admission::Busy => return Some(Response::status(Status::Busy)),
                         }
                     }
                     self.metrics.blocks_served.inc_by(b.blocks.len() as u64);
