@@ -78,6 +78,8 @@ fn devnet_runs_the_whole_scenario_to_its_summary() -> anyhow::Result<()> {
     let served_for_pay = number("bytes served for pay").unwrap_or(0);
     let tokens_paid = number("tokens paid for bandwidth").unwrap_or(0);
     anyhow::ensure!(served_for_pay > 0 && tokens_paid > 0, "no paid bandwidth in the summary:\n{stdout}");
+    // At a token a byte, what payers signed is what providers charged: not the allowances too.
+    anyhow::ensure!(tokens_paid == served_for_pay, "paid {tokens_paid} tokens for {served_for_pay} bytes:\n{stdout}");
     for call in ["open (bandwidth)", "redeem (bandwidth)"] {
         anyhow::ensure!(stdout.lines().any(|l| l.trim_start().starts_with(call)), "no gas line for {call}:\n{stdout}");
     }

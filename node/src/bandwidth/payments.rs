@@ -371,11 +371,17 @@ impl Payments {
         // The price is checked before any deposit.
         Payer::new(offered.terms, self.config.max_price, U256::ZERO, U256::ZERO)?;
         let this = Arc::clone(self);
-        let task = tokio::spawn(async move { this.open_channel(peer, offered).await });
+        let bound_before = terms.bound_channel().is_some();
+        let task = tokio::spawn(async move { this.open_channel(peer, offered, bound_before).await });
         task.await.map_err(|e| PaymentError::Refused(format!("opening a channel failed: {e}")))?
     }
 
-    async fn open_channel(&self, peer: PeerId, offered: super::wire::OfferedTerms) -> Result<(), PaymentError> {
+    async fn open_channel(
+        &self,
+        peer: PeerId,
+        offered: super::wire::OfferedTerms,
+        bound_before: bool,
+    ) -> Result<(), PaymentError> {
         let _turn = self.opening.lock().await;
         if self.pays(&peer) {
             return Ok(());
@@ -418,9 +424,11 @@ impl Payments {
                     let charged = received.saturating_sub(fresh.terms.free_bytes);
                     state.bytes_paid = state.bytes_paid.saturating_add(charged);
                     self.metrics.bandwidth_bytes_paid.inc_by(charged);
-                    // It asks for payment, so its allowance is spent (by this run's count or an
-                    // earlier run's): counting it so costs nothing and keeps the two in step.
-                    fresh.received = received.max(fresh.terms.free_bytes);
+                    // A provider that has this peer paying through a channel already (an
+                    // earlier run's) has spent its allowance on it: counting it so costs
+                    // nothing and keeps the two in step. A first "payment required" may come
+                    // before the allowance is used (a request larger than what is left of it).
+                    fresh.received = if bound_before { received.max(fresh.terms.free_bytes) } else { received };
                     fresh
                 }
             };

@@ -533,3 +533,26 @@ async fn closing_goes_on_past_a_channel_that_fails() {
     assert_eq!(payments.close_all().await.expect("closes the rest"), 2);
     assert!(payments.totals().channels.iter().all(|c| c.closes_at != 0));
 }
+
+/// Found by the devnet (tokens paid above bytes charged): a provider whose allowance is smaller
+/// than a request refuses before serving any of it, and the downloader must not count the
+/// allowance as spent.
+#[tokio::test]
+async fn an_allowance_smaller_than_a_request_is_not_paid_for() {
+    let config = ProviderConfig { free_bytes: BLOCK / 4, credit_bytes: 0, ..provider_config() };
+    let w = world(config);
+    let payments = w.payments(None);
+    let peer = PeerId::random();
+    let mut total = 0;
+    for _ in 0..5 {
+        w.request(&payments, peer, BLOCK).await.expect("served");
+        total += BLOCK;
+    }
+    if let Some(v) = payments.settlement(peer).expect("budget") {
+        w.gate.pay(peer, &v).await.expect("taken");
+    }
+    w.redeem_all().await;
+    let owed = U256::from(3 * (total - BLOCK / 4));
+    assert_eq!(w.contract.balance(w.gate.channels().address()), owed);
+    assert_eq!(payments.totals().tokens_signed, owed);
+}
