@@ -38,6 +38,7 @@ use tracing::{debug, info, warn};
 use super::channels::{ChannelInfo, Channels};
 use super::ledger::{Decision, Provider, Terms};
 use super::wire::{PaymentTerms, WireVoucher};
+use crate::market::records::RecordDir;
 use crate::metrics::Metrics;
 
 const LOG: &str = "vellum::bandwidth::gate";
@@ -45,6 +46,8 @@ const LOG: &str = "vellum::bandwidth::gate";
 pub const MAX_PEERS: usize = 16_384;
 /// Channels taken at once.
 pub const MAX_CHANNELS: usize = 4_096;
+/// The record (`<name>.json` in the bandwidth directory) of the vouchers held.
+const VOUCHERS_RECORD: &str = "vouchers";
 /// How long a channel read from the chain is trusted for its deposit and state.
 const CHANNEL_TTL: Duration = Duration::from_secs(30);
 /// Refused vouchers after which a peer's vouchers are refused without reading the chain.
@@ -84,11 +87,8 @@ pub struct ProviderConfig {
 /// Whether a request goes ahead.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Admission {
-    /// Serve it; `paying` when the peer pays through a channel (it goes first).
-    Serve {
-        /// The peer pays.
-        paying: bool,
-    },
+    /// Serve it.
+    Serve,
     /// Refuse it with these terms (and why, when a voucher was refused).
     PaymentRequired(Box<PaymentTerms>),
     /// Refuse it: the provider stopped serving this peer (fault injection).
@@ -163,7 +163,7 @@ pub struct Gate {
     state: Mutex<GateState>,
     metrics: Arc<Metrics>,
     /// Where the vouchers held are kept, if anywhere.
-    records: Option<PathBuf>,
+    records: Option<RecordDir>,
     /// Whether the vouchers changed since they were last written.
     dirty: AtomicBool,
 }
@@ -222,8 +222,8 @@ impl Gate {
 
     /// Keeps the vouchers held in `dir/vouchers.json`, reading those kept there first.
     pub fn with_records(mut self, dir: PathBuf) -> std::io::Result<Self> {
-        std::fs::create_dir_all(&dir)?;
-        let file = dir.join("vouchers.json");
+        let records = RecordDir::open(&dir)?;
+        let file = dir.join(format!("{VOUCHERS_RECORD}.json"));
         let stored: Vec<StoredVoucher> = match std::fs::read(&file) {
             Ok(bytes) => {
                 serde_json::from_slice(&bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?
@@ -275,13 +275,13 @@ impl Gate {
                 );
             }
         }
-        self.records = Some(file);
+        self.records = Some(records);
         Ok(self)
     }
 
     /// Writes the vouchers held if they changed (the redeemer calls it every second).
     pub(crate) async fn persist_if_dirty(&self) {
-        let Some(file) = self.records.clone() else { return };
+        let Some(records) = self.records.clone() else { return };
         if !self.dirty.swap(false, Ordering::AcqRel) {
             return;
         }
@@ -301,8 +301,7 @@ impl Gate {
                 signature: alloy::hex::encode(&c.signature),
             })
             .collect();
-        let Ok(bytes) = serde_json::to_vec(&stored) else { return };
-        let written = tokio::task::spawn_blocking(move || super::payments::write_atomically(&file, &bytes)).await;
+        let written = tokio::task::spawn_blocking(move || records.save(VOUCHERS_RECORD, &stored)).await;
         if !matches!(written, Ok(Ok(()))) {
             self.dirty.store(true, Ordering::Release);
             warn!(target: LOG, "could not keep the vouchers held; trying again");
@@ -369,7 +368,6 @@ impl Gate {
             evict_one_free_peer(&mut state.peers);
         }
         let account = state.peers.entry(peer).or_default();
-        let paying = account.channel.is_some();
         if self.config.fault_stop_after_payment && (paid_now || account.ledger.held > U256::ZERO) {
             warn!(target: LOG, %peer, "FAULT INJECTION: taking the payment and serving nothing");
             return Admission::Withheld;
@@ -402,7 +400,7 @@ impl Gate {
         state.totals.bytes_charged = state.totals.bytes_charged.saturating_add(charged);
         drop(state);
         self.metrics.bandwidth_bytes_charged.inc_by(charged);
-        Admission::Serve { paying }
+        Admission::Serve
     }
 
     /// The terms as sent to a peer.

@@ -22,9 +22,12 @@ use tracing::{info, warn};
 use super::channels::Channels;
 use super::ledger::{PayError, Payer};
 use super::wire::{PaymentTerms, WireVoucher};
+use crate::market::records::RecordDir;
 use crate::metrics::Metrics;
 
 const LOG: &str = "vellum::bandwidth::payments";
+/// The record (`<name>.json` in the bandwidth directory) of the channels opened.
+const CHANNELS_RECORD: &str = "channels";
 /// Providers remembered before they ask for payment (bytes they served count toward their
 /// allowance).
 const MAX_UNPAID_PEERS: usize = 16_384;
@@ -170,7 +173,7 @@ pub struct Payments {
     state: Mutex<PayState>,
     /// One channel opens (or closes) at a time.
     opening: tokio::sync::Mutex<()>,
-    file: PathBuf,
+    records: RecordDir,
     metrics: Arc<Metrics>,
 }
 
@@ -204,8 +207,8 @@ impl Payments {
         dir: PathBuf,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<Self> {
-        std::fs::create_dir_all(&dir)?;
-        let file = dir.join("channels.json");
+        let records = RecordDir::open(&dir)?;
+        let file = dir.join(format!("{CHANNELS_RECORD}.json"));
         let mut state = PayState::default();
         match std::fs::read(&file) {
             Ok(bytes) => {
@@ -222,7 +225,7 @@ impl Payments {
         if let Some(fault) = config.fault {
             warn!(target: LOG, ?fault, "FAULT INJECTION: this node pays providers wrongly");
         }
-        Ok(Self { channels, config, state: Mutex::new(state), opening: tokio::sync::Mutex::new(()), file, metrics })
+        Ok(Self { channels, config, state: Mutex::new(state), opening: tokio::sync::Mutex::new(()), records, metrics })
     }
 
     /// The channels contract paid through.
@@ -464,11 +467,6 @@ impl Payments {
         Ok(Some(self.voucher(channel, cumulative)?))
     }
 
-    /// Peers paid through a channel.
-    pub fn paid_peers(&self) -> Vec<PeerId> {
-        self.state().accounts.keys().copied().collect()
-    }
-
     /// Asks to close every channel not yet closing; no more vouchers are signed on them (their
     /// ledgers are kept for the next channel), and their providers may redeem until the close
     /// delay passes. A channel that fails is logged and left for the next call; one that the
@@ -587,28 +585,13 @@ impl Payments {
     /// Writes the channel list atomically (write, fsync, rename); a failure is logged (the
     /// chain still holds every channel, by its `ChannelOpened` event).
     async fn persist(&self, channels: &[PaidChannel]) {
-        let file = self.file.clone();
-        let Ok(bytes) = serde_json::to_vec_pretty(channels) else { return };
-        let result = tokio::task::spawn_blocking(move || write_atomically(&file, &bytes)).await;
+        let records = self.records.clone();
+        let channels = channels.to_vec();
+        let result = tokio::task::spawn_blocking(move || records.save(CHANNELS_RECORD, &channels)).await;
         match result {
             Ok(Ok(())) => {}
             Ok(Err(e)) => warn!(target: LOG, error = %e, "could not record the bandwidth channels"),
             Err(e) => warn!(target: LOG, error = %e, "could not record the bandwidth channels"),
         }
     }
-}
-
-/// Writes `bytes` to `path` through a temporary file, synced before the rename and the
-/// directory after it.
-pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }

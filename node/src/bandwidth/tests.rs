@@ -79,7 +79,7 @@ async fn request_from(gate: &Gate, payments: &Arc<Payments>, peer: PeerId, bytes
     for _ in 0..3 {
         let ticket = payments.ticket(peer, bytes).map_err(|e| e.to_string())?;
         match gate.admit(peer, ticket.voucher.as_ref(), bytes).await {
-            Admission::Serve { .. } => {
+            Admission::Serve => {
                 payments.answered(peer, &ticket, bytes, bytes);
                 return Ok(());
             }
@@ -302,7 +302,7 @@ async fn vouchers_held_survive_a_provider_restart_and_the_allowance_is_not_given
     for _ in 0..6 {
         let ticket = payments.ticket(peer, BATCH).expect("ticket");
         match gate.admit(peer, ticket.voucher.as_ref(), BATCH).await {
-            Admission::Serve { .. } => {
+            Admission::Serve => {
                 payments.answered(peer, &ticket, BATCH, BATCH);
                 served += BATCH;
             }
@@ -334,7 +334,7 @@ async fn vouchers_held_survive_a_provider_restart_and_the_allowance_is_not_given
     assert_eq!(w.contract.balance(provider_key.address()), before[0].held);
     // Without a new voucher, the peer gets the credit and no allowance again.
     let mut free_again = 0;
-    while matches!(gate.admit(peer, None, BLOCK).await, Admission::Serve { .. }) {
+    while matches!(gate.admit(peer, None, BLOCK).await, Admission::Serve) {
         free_again += BLOCK;
         assert!(free_again <= 4 * BATCH, "the allowance was given again");
     }
@@ -423,7 +423,7 @@ async fn answers_lost_on_the_way_do_not_lock_a_paying_downloader_out() {
     while lost < 3 {
         let ticket = payments.ticket(peer, BATCH).expect("ticket");
         match w.gate.admit(peer, ticket.voucher.as_ref(), BATCH).await {
-            Admission::Serve { .. } => {
+            Admission::Serve => {
                 payments.answered(peer, &ticket, BATCH, 0);
                 lost += 1;
             }
@@ -513,7 +513,7 @@ async fn a_dust_payment_buys_no_priority() {
     w.request(&payments, peer, BATCH).await.expect("paid");
     assert!(w.gate.is_paying(&peer), "paid up");
     // Served on credit (no voucher): no longer first.
-    assert!(matches!(w.gate.admit(peer, None, BLOCK).await, Admission::Serve { .. }));
+    assert!(matches!(w.gate.admit(peer, None, BLOCK).await, Admission::Serve));
     assert!(!w.gate.is_paying(&peer));
 }
 

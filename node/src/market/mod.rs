@@ -24,7 +24,7 @@ mod host;
 mod outbox;
 mod proving;
 mod purchasing;
-mod records;
+pub(crate) mod records;
 mod sale;
 mod selling;
 mod slot_work;

@@ -14,13 +14,13 @@ const LOG: &str = "vellum::market";
 
 /// A directory of JSON records keyed by a file-safe name.
 #[derive(Debug, Clone)]
-pub(super) struct RecordDir {
+pub(crate) struct RecordDir {
     dir: PathBuf,
 }
 
 impl RecordDir {
     /// Opens (creating) `dir`, and removes temporary files a crash left behind.
-    pub(super) fn open(dir: &Path) -> std::io::Result<Self> {
+    pub(crate) fn open(dir: &Path) -> std::io::Result<Self> {
         fs::create_dir_all(dir)?;
         for entry in fs::read_dir(dir)? {
             let path = entry?.path();
@@ -36,7 +36,7 @@ impl RecordDir {
     }
 
     /// Writes a record durably.
-    pub(super) fn save<T: Serialize>(&self, key: &str, value: &T) -> std::io::Result<()> {
+    pub(crate) fn save<T: Serialize>(&self, key: &str, value: &T) -> std::io::Result<()> {
         let bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
         let tmp = self.dir.join(format!("{key}.tmp"));
         let mut f = fs::File::create(&tmp)?;

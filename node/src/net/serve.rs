@@ -149,7 +149,7 @@ impl BlockServer {
                     if let Some(gate) = &self.gate {
                         let bytes = b.blocks.iter().map(|d| d.data.len() as u64).sum();
                         match gate.admit(peer, voucher.as_ref(), bytes).await {
-                            Admission::Serve { .. } => {}
+                            Admission::Serve => {}
                             Admission::PaymentRequired(terms) => {
                                 return Some(Response { kind: Some(ResponseKind::PaymentRequired(*terms)) });
                             }
