@@ -449,6 +449,29 @@ mod tests {
         assert!(p_loss(&Params::reference(10, 10, 5)).expect("valid") > 1e-9);
     }
 
+    /// No change of rates gives the reference's l0 = 5 row: wherever 28+14 is the smallest code
+    /// for expansion 1.5 (it meets 1e-9), 12+12 meets it too, so expansion 2 cannot need 13+13.
+    /// Swept over MTTF (a year, 10^4 h), MTTR (12 to 72 h) and MTBP (12 h to a week).
+    #[test]
+    fn no_rates_give_both_28_14_and_13_13() {
+        for mttf in [8760.0, 1e4] {
+            for mttr in [12.0, 24.0, 48.0, 72.0] {
+                for mtbp in [12.0, 24.0, 48.0, 96.0, 168.0] {
+                    let with = |k, m| {
+                        let mut p = Params::reference(k, m, 5);
+                        (p.mttf_hours, p.mttr_hours, p.mtbp_hours) = (mttf, mttr, mtbp);
+                        p_loss(&p).expect("valid")
+                    };
+                    let (wide, narrow) = (with(28, 14), with(12, 12));
+                    assert!(
+                        wide > 1e-9 || narrow <= 1e-9,
+                        "MTTF {mttf} MTTR {mttr} MTBP {mtbp}: 28+14 {wide:.3e}, 12+12 {narrow:.3e}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn truncation_bound_is_negligible() {
         let s = solve(&Params::reference(28, 14, 5)).expect("valid");
