@@ -67,7 +67,7 @@ async fn rest_surface_and_cli() -> anyhow::Result<()> {
     let resp = b.http.post(format!("{}/data/{cid}/network", b.process.api)).send().await?;
     assert_eq!(resp.status(), 200);
     let mut has = false;
-    for _ in 0..100 {
+    for _ in 0..600 {
         let e: serde_json::Value = b.get(&format!("/data/{cid}/exists")).await?.json().await?;
         if e["has"] == true {
             has = true;

@@ -132,13 +132,23 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
 
     // Missed proofs settled and paid; the validator earned a reward for each of them, and
     // every accusation it made was settled (its bonds came back).
-    let marks = count_events::<Marketplace::ProofMissed>(net).await?;
+    // (a late settlement may land between reading the marks and the balance: read until the
+    // marks are the same on both sides of the balance)
+    let mut read = 0;
+    let (marks, balance) = loop {
+        let marks = count_events::<Marketplace::ProofMissed>(net).await?;
+        let balance = net.balance(net.address(8)).await?;
+        if count_events::<Marketplace::ProofMissed>(net).await?.len() == marks.len() || read == 5 {
+            break (marks, balance);
+        }
+        read += 1;
+    };
     anyhow::ensure!(marks.len() >= 6, "two hosts, three missed proofs each: {}", marks.len());
     let accused = count_events::<Marketplace::ProofAccused>(net).await?;
     anyhow::ensure!(accused.len() >= marks.len(), "{} accusations, {} missed proofs", accused.len(), marks.len());
     let slot_size = SHAPE.slot_cells() * SHAPE.cell_size as u64;
     let reward = U256::from(slot_size * 10) * U256::from(10u64) / U256::from(100u64) / U256::from(2u64);
-    let earned = net.balance(net.address(8)).await? - budget;
+    let earned = balance - budget;
     anyhow::ensure!(earned == reward * U256::from(marks.len()), "validator earned {earned}");
 
     // Bytes repair moved: K slots to regenerate, one lost slot handed to the second spare.

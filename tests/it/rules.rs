@@ -96,6 +96,10 @@ async fn the_rule_matches_the_contract_views() -> anyhow::Result<()> {
         nonce: B256::repeat_byte(3),
     };
     let client_market = Marketplace::new(d.marketplace, client_p.clone());
+    // Start a period afresh, so that the request, the anchor and the fills below all fall in one
+    // period however slow the machine (the wall clock would otherwise cross into the next).
+    let now: u64 = client_market.currentPeriod().call().await?.saturating_to();
+    mine(&deployer, Some((now + 1) * PERIOD + 1)).await?;
     let id = client_market.requestStorage(request.clone()).call().await?;
     anyhow::ensure!(client_market.requestStorage(request).send().await?.get_receipt().await?.status());
     let host_market = Marketplace::new(d.marketplace, host_p.clone());
