@@ -9,6 +9,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use rustix::process::{Pid, Signal};
 use vellum_testkit::{TestNode, file_contains, test_bytes};
 
 /// Big enough that the downloader is still fetching when its first bytes reach the client.
@@ -23,11 +24,15 @@ enum Departure {
     Silent,
 }
 
-/// Sends `signal` (`STOP`, `CONT`) to a node's process.
-fn signal(node: &TestNode, signal: &str) -> anyhow::Result<()> {
-    let status =
-        std::process::Command::new("kill").arg(format!("-{signal}")).arg(node.process.pid().to_string()).status()?;
-    anyhow::ensure!(status.success(), "kill -{signal} failed");
+/// Sends `signal` (`Signal::STOP`, `Signal::CONT`) to a node's process, with a system call: a
+/// `kill` child would take milliseconds to start on a loaded machine, long enough for a loopback
+/// fetch to end before the freeze.
+fn signal(node: &TestNode, signal: Signal) -> anyhow::Result<()> {
+    let pid = i32::try_from(node.process.pid())
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| anyhow::anyhow!("no process id {}", node.process.pid()))?;
+    rustix::process::kill_process(pid, signal)?;
     Ok(())
 }
 
@@ -49,12 +54,12 @@ async fn stream_until_provider_leaves(
     let mut body = client.get(&format!("/data/{cid}/network/stream")).await?.error_for_status()?;
     assert_eq!(body.content_length(), Some(SIZE as u64));
     let first = body.chunk().await?.ok_or_else(|| anyhow::anyhow!("empty body"))?;
-    signal(client, "STOP")?;
+    signal(client, Signal::STOP)?;
     match how {
         Departure::Killed => provider.kill(),
-        Departure::Silent => signal(provider, "STOP")?,
+        Departure::Silent => signal(provider, Signal::STOP)?,
     }
-    signal(client, "CONT")?;
+    signal(client, Signal::CONT)?;
     Ok((body, first.to_vec()))
 }
 
