@@ -8,8 +8,9 @@
 
 use std::time::{Duration, Instant};
 
+use alloy::network::EthereumWallet;
 use alloy::primitives::{B256, Bytes, U256};
-use alloy::providers::Provider;
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
 use circuits::Fr;
@@ -58,6 +59,21 @@ async fn marks(net: &MarketNet) -> anyhow::Result<Vec<(B256, u64, alloy::primiti
         out.push((slot_id, period, validator));
     }
     Ok(out)
+}
+
+/// Wallet `i`, reading its nonce afresh for each transaction. alloy's default caches the nonce
+/// and takes the next one even for a send refused at its gas estimate (a proof that a new period
+/// made stale), so the wallet's later transactions waited behind the gap for good and the
+/// scenario hung until its timeout.
+fn wallet_reading_nonces(net: &MarketNet, i: usize) -> anyhow::Result<DynProvider> {
+    Ok(ProviderBuilder::new()
+        .disable_recommended_fillers()
+        .with_gas_estimation()
+        .with_simple_nonce_management()
+        .fetch_chain_id()
+        .wallet(EthereumWallet::from(net.signer(i)?))
+        .connect_http(net.anvil.endpoint().parse()?)
+        .erased())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -119,7 +135,7 @@ async fn scenario(net: &MarketNet) -> anyhow::Result<()> {
     // The host fills both slots (once a validator has anchored the period), with collateral.
     let collateral = U256::from(slot_size * 10);
     net.fund(2, collateral * U256::from(2)).await?;
-    let host = Marketplace::new(net.deployment.marketplace, net.wallet(2));
+    let host = Marketplace::new(net.deployment.marketplace, wallet_reading_nonces(net, 2)?);
     contracts::TestToken::new(net.deployment.token, net.wallet(2))
         .approve(net.deployment.marketplace, collateral * U256::from(2))
         .send()
